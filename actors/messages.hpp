@@ -1,0 +1,209 @@
+#pragma once
+/// The atoms and plain data types that travel between the chat actors.
+///
+/// Every type here may cross node boundaries once conversations live on
+/// other nodes, so each has a free `inspect()` and is registered with
+/// `chat::register_message_types()` (actors/type_registry.hpp).
+/// Atom text is at most 10 characters (CAF 0.17 limit).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace chat {
+
+// -- atoms --------------------------------------------------------------------
+
+// session <-> conversation
+using send_atom = caf::atom_constant<caf::atom("c_send")>;
+using subscribe_atom = caf::atom_constant<caf::atom("c_sub")>;
+using unsubscribe_atom = caf::atom_constant<caf::atom("c_unsub")>;
+using cancel_atom = caf::atom_constant<caf::atom("c_cancel")>;
+using event_atom = caf::atom_constant<caf::atom("c_event")>;
+using delete_conv_atom = caf::atom_constant<caf::atom("c_delete")>;
+
+// directory
+using lookup_atom = caf::atom_constant<caf::atom("d_lookup")>;
+using create_atom = caf::atom_constant<caf::atom("d_create")>;
+
+// AI invoker
+using generate_atom = caf::atom_constant<caf::atom("ai_gen")>;
+using ai_cancel_atom = caf::atom_constant<caf::atom("ai_cancel")>;
+using ai_chunk_atom = caf::atom_constant<caf::atom("ai_chunk")>;
+using ai_done_atom = caf::atom_constant<caf::atom("ai_done")>;
+
+// persistence
+using append_user_atom = caf::atom_constant<caf::atom("db_user")>;
+using append_reply_atom = caf::atom_constant<caf::atom("db_reply")>;
+using load_conv_atom = caf::atom_constant<caf::atom("db_load")>;
+using history_atom = caf::atom_constant<caf::atom("db_hist")>;
+using list_conv_atom = caf::atom_constant<caf::atom("db_list")>;
+using remove_conv_atom = caf::atom_constant<caf::atom("db_remove")>;
+using db_ping_atom = caf::atom_constant<caf::atom("db_ping")>;
+
+// timers and internal signals
+using idle_check_atom = caf::atom_constant<caf::atom("idle_chk")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+
+// -- data types ---------------------------------------------------------------
+
+/// Milliseconds since the Unix epoch (UTC).
+using timestamp_ms = int64_t;
+
+/// One turn of a conversation as sent to a provider as context.
+struct chat_turn {
+  std::string role; // "user" or "assistant"
+  std::string content;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, chat_turn& x) {
+  return f(caf::meta::type_name("chat_turn"), x.role, x.content);
+}
+
+/// What the conversation asks the AI invoker to generate.
+struct generation_request {
+  std::string stream_id; ///< the assistant message id; names the stream
+  std::string model;     ///< model name as configured in CHAT_MODELS
+  std::string provider;  ///< "openai" or "anthropic"
+  std::vector<chat_turn> messages; ///< context, oldest first
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, generation_request& x) {
+  return f(caf::meta::type_name("generation_request"), x.stream_id, x.model,
+           x.provider, x.messages);
+}
+
+/// How a generation ended. Sent once per stream with `ai_done_atom`.
+struct generation_outcome {
+  /// "stop", "length", "cancelled" or "error".
+  std::string finish_reason;
+  /// Token counts as the provider reported them; -1 when not reported.
+  int64_t prompt_tokens = -1;
+  int64_t completion_tokens = -1;
+  /// For `error`: a description fit for people (never a key or a URL with
+  /// credentials).
+  std::string error_message;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, generation_outcome& x) {
+  return f(caf::meta::type_name("generation_outcome"), x.finish_reason,
+           x.prompt_tokens, x.completion_tokens, x.error_message);
+}
+
+/// A message as stored in the database.
+struct stored_message {
+  std::string id;
+  std::string conversation_id;
+  int64_t seq = 0;
+  std::string role; // "user" or "assistant"
+  std::string content;
+  std::string user_id;
+  std::string client_msg_id; // user messages only
+  std::string reply_to;      // assistant messages only
+  std::string model;         // assistant messages only
+  std::string finish_reason; // assistant messages only
+  int64_t prompt_tokens = -1;
+  int64_t completion_tokens = -1;
+  timestamp_ms created_at = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stored_message& x) {
+  return f(caf::meta::type_name("stored_message"), x.id, x.conversation_id,
+           x.seq, x.role, x.content, x.user_id, x.client_msg_id, x.reply_to,
+           x.model, x.finish_reason, x.prompt_tokens, x.completion_tokens,
+           x.created_at);
+}
+
+/// A user message to make durable. When `create_conversation` is set, the
+/// conversation row is inserted in the same transaction (first message of a
+/// new conversation), with `title` taken from the message.
+struct user_message_write {
+  stored_message message;
+  bool create_conversation = false;
+  std::string title;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, user_message_write& x) {
+  return f(caf::meta::type_name("user_message_write"), x.message,
+           x.create_conversation, x.title);
+}
+
+/// The answer to a user message write, after commit. `duplicate` means the
+/// user had already used this clientMsgId: the fields then describe the
+/// original message (possibly in another conversation) and nothing was written.
+struct append_result {
+  bool duplicate = false;
+  std::string conversation_id;
+  std::string message_id;
+  int64_t seq = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, append_result& x) {
+  return f(caf::meta::type_name("append_result"), x.duplicate,
+           x.conversation_id, x.message_id, x.seq);
+}
+
+/// What a conversation actor loads when it starts.
+struct conversation_snapshot {
+  bool found = false;
+  std::string owner;    ///< user id
+  int64_t last_seq = 0; ///< highest stored seq, 0 when empty
+  /// The most recent messages, oldest first, as context for the provider.
+  std::vector<stored_message> recent;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conversation_snapshot& x) {
+  return f(caf::meta::type_name("conversation_snapshot"), x.found, x.owner,
+           x.last_seq, x.recent);
+}
+
+/// One conversation in a user's list.
+struct conversation_summary {
+  std::string id;
+  std::string title;
+  timestamp_ms created_at = 0;
+  timestamp_ms updated_at = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conversation_summary& x) {
+  return f(caf::meta::type_name("conversation_summary"), x.id, x.title,
+           x.created_at, x.updated_at);
+}
+
+/// A page of a user's conversations, newest first. `next_before` is the
+/// opaque cursor of the next page; empty on the last page.
+struct conversation_page {
+  std::vector<conversation_summary> conversations;
+  std::string next_before;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conversation_page& x) {
+  return f(caf::meta::type_name("conversation_page"), x.conversations,
+           x.next_before);
+}
+
+/// A page of finished messages in seq order. `found` is false when the
+/// conversation does not exist or belongs to another user.
+struct message_page {
+  bool found = false;
+  std::vector<stored_message> messages;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, message_page& x) {
+  return f(caf::meta::type_name("message_page"), x.found, x.messages);
+}
+
+} // namespace chat

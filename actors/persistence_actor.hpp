@@ -1,0 +1,51 @@
+#pragma once
+/// The interface of the persistence actor: the only way the rest of the
+/// service reaches PostgreSQL. Implemented in persistence/ (libpqxx), or by a
+/// stand-in in actor tests.
+///
+/// Messages (all answered only after the work is done; writes after COMMIT):
+///
+///   (append_user_atom, user_message_write) -> append_result
+///       Store a user message (and its conversation when new). Writes from
+///       many conversations are group-committed in one transaction. A
+///       clientMsgId the user already used yields `duplicate` and the
+///       original message's ids; nothing is written then.
+///   (append_reply_atom, stored_message) -> bool
+///       Store a finished assistant message; bumps the conversation's
+///       updated_at. `true` once committed.
+///   (load_conv_atom, conversation_id) -> conversation_snapshot
+///       Owner, last seq and recent context of a conversation.
+///   (history_atom, user_id, conversation_id, after_seq, limit) -> message_page
+///       Finished messages with seq > after_seq, in seq order; not found
+///       (or another user's) yields `found == false`.
+///   (list_conv_atom, user_id, before_cursor, limit) -> conversation_page
+///       The user's conversations, newest `updated_at` first.
+///   (remove_conv_atom, user_id, conversation_id) -> bool
+///       Delete a conversation with its messages; false if not the user's.
+///   (db_ping_atom) -> bool
+///       Whether the database answers (readiness).
+///
+/// Failures of the database itself answer with a `caf::error`.
+
+#include <cstdint>
+#include <string>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/messages.hpp"
+
+namespace chat {
+
+using persistence_actor = caf::typed_actor<
+  caf::replies_to<append_user_atom, user_message_write>::with<append_result>,
+  caf::replies_to<append_reply_atom, stored_message>::with<bool>,
+  caf::replies_to<load_conv_atom, std::string>::with<conversation_snapshot>,
+  caf::replies_to<history_atom, std::string, std::string, int64_t,
+                  int32_t>::with<message_page>,
+  caf::replies_to<list_conv_atom, std::string, std::string,
+                  int32_t>::with<conversation_page>,
+  caf::replies_to<remove_conv_atom, std::string, std::string>::with<bool>,
+  caf::replies_to<db_ping_atom>::with<bool>>;
+
+} // namespace chat
