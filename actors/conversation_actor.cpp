@@ -1,0 +1,649 @@
+#include "actors/conversation_actor.hpp"
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "common/ids.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "protocol/codec.hpp"
+
+// Life of a conversation actor:
+//
+//   spawn --(load from db)--> serving --(idle, nothing to do)--> stop
+//                                |
+//        user message: queue -> write (one in flight) -> ack -> reply queue
+//        reply: generate -> chunks -> done from AI -> store -> `done` event
+//
+// Seqs: each user message reserves its own seq and the next one for its reply,
+// so replies queued behind a reply in progress keep consecutive seqs even
+// though they are generated later. Writes are serialized per conversation, so
+// a duplicate clientMsgId found by the database can give its seqs back.
+
+namespace chat {
+
+namespace {
+
+using namespace std::chrono_literals;
+using protocol::error_code;
+
+using retry_store_atom = caf::atom_constant<caf::atom("c_retry")>;
+
+constexpr auto store_timeout = 60s;
+constexpr auto ai_timeout = 30s;
+
+/// A send waiting for its turn to be written.
+struct pending_send {
+  std::string user_id;
+  std::string client_msg_id;
+  std::string content;
+  std::string model;
+  std::string provider;
+  caf::actor session;
+  caf::response_promise promise;
+};
+
+/// An acknowledged user message whose reply has not started yet.
+struct queued_reply {
+  std::string user_message_id;
+  int64_t seq; // the reply's
+  std::string model;
+  std::string provider;
+};
+
+/// The reply being generated.
+struct reply_state {
+  std::string id;
+  int64_t seq = 0;
+  std::string reply_to;
+  std::string model;
+  std::vector<std::string> deltas; // kept to replay chunks to new subscribers
+  caf::actor invoker;              // set once the AI pool answered
+  bool cancel_requested = false;
+  bool finishing = false; // done received, storing
+  stored_message final_message;
+};
+
+struct subscriber {
+  caf::actor handle;
+  bool replaying = false;
+  uint64_t replay_token = 0; // identifies the current replay of this subscriber
+};
+
+struct conversation_state {
+  std::string id;
+  std::string owner;
+  conversation_config cfg;
+  bool loaded = false;
+  bool found = true;
+  bool load_failed = false;
+  bool is_new = false; // no row yet: written with the first message
+  int64_t next_seq = 1;
+  std::deque<stored_message> context; // recent finished messages, seq order
+  std::deque<pending_send> sends;
+  bool write_in_flight = false;
+  std::deque<queued_reply> replies;
+  std::optional<reply_state> reply;
+  std::map<caf::actor_addr, subscriber> subs;
+  uint64_t next_replay_token = 1;
+  bool idle_check_armed = false;
+  caf::actor_clock::time_point last_activity;
+
+  static inline const char* name = "conversation";
+};
+
+using conversation = caf::stateful_actor<conversation_state>;
+
+std::string make_title(const std::string& content) {
+  // The first line, cut at ~60 bytes on a UTF-8 boundary.
+  auto end = content.find('\n');
+  std::string title = content.substr(0, end);
+  if (title.size() > 60) {
+    size_t cut = 60;
+    while (cut > 0 && (static_cast<unsigned char>(title[cut]) & 0xC0) == 0x80)
+      --cut;
+    title = title.substr(0, cut) + "…";
+  }
+  return title;
+}
+
+bool owned_by(conversation* self, const std::string& user) {
+  auto& st = self->state;
+  return st.found && !st.load_failed && st.owner == user;
+}
+
+caf::error not_found_error() {
+  return make_chat_error(error_code::not_found, "conversation not found");
+}
+
+caf::error access_error(conversation* self) {
+  if (self->state.load_failed)
+    return make_chat_error(error_code::unavailable,
+                           "conversation temporarily unavailable");
+  return not_found_error();
+}
+
+void touch(conversation* self) {
+  self->state.last_activity = self->clock().now();
+}
+
+bool is_idle(conversation* self) {
+  auto& st = self->state;
+  return st.subs.empty() && st.sends.empty() && !st.write_in_flight
+         && st.replies.empty() && !st.reply;
+}
+
+/// Stops the actor once it has been idle for `idle_timeout`. The check is
+/// armed only while idle, so a busy conversation runs no timers.
+void arm_idle_check(conversation* self) {
+  auto& st = self->state;
+  if (st.idle_check_armed || !is_idle(self))
+    return;
+  st.idle_check_armed = true;
+  auto delay = st.found && !st.load_failed ? st.cfg.idle_timeout
+                                           : std::chrono::milliseconds{2000};
+  self->delayed_send(self, delay, idle_check_atom::value);
+}
+
+void remember(conversation* self, const stored_message& m) {
+  auto& st = self->state;
+  st.context.push_back(m);
+  // Keep more than the provider needs: subscribers' replays fill the gap
+  // between their last database page and now from here.
+  while (st.context.size() > st.cfg.context_messages + 50)
+    st.context.pop_front();
+}
+
+/// Sends one encoded frame to every live subscriber but `except`. The same
+/// message object goes to all of them: the bytes are encoded once and shared.
+void broadcast(conversation* self, std::string frame,
+               const caf::actor& except = {}) {
+  auto& st = self->state;
+  auto msg = caf::make_message(event_atom::value, st.id, std::move(frame));
+  for (auto& kv : st.subs)
+    if (!kv.second.replaying && kv.second.handle != except)
+      self->send(kv.second.handle, msg);
+}
+
+void send_event(conversation* self, const caf::actor& to, std::string frame) {
+  self->send(to, event_atom::value, self->state.id, std::move(frame));
+}
+
+subscriber& attach(conversation* self, const caf::actor& session) {
+  auto& st = self->state;
+  auto [it, added] = st.subs.emplace(session.address(), subscriber{session});
+  if (added)
+    self->monitor(session);
+  return it->second;
+}
+
+std::vector<chat_turn> context_for(conversation* self, int64_t reply_seq) {
+  auto& st = self->state;
+  std::vector<chat_turn> turns;
+  for (auto& m : st.context)
+    if (m.seq < reply_seq && !m.content.empty())
+      turns.push_back(chat_turn{m.role, m.content});
+  if (turns.size() > st.cfg.context_messages)
+    turns.erase(turns.begin(), turns.end() - st.cfg.context_messages);
+  return turns;
+}
+
+// -- replies ------------------------------------------------------------------
+
+void maybe_start_reply(conversation* self);
+
+void store_reply(conversation* self) {
+  auto& st = self->state;
+  auto msg = st.reply->final_message;
+  self->request(st.cfg.store, store_timeout, append_reply_atom::value, msg)
+    .then(
+      [=](bool) {
+        auto& st = self->state;
+        if (!st.reply || st.reply->id != msg.id)
+          return;
+        auto& r = *st.reply;
+        remember(self, msg);
+        protocol::done_frame d;
+        d.conversation_id = st.id;
+        d.message_id = r.id;
+        d.reply_to = r.reply_to;
+        d.seq = r.seq;
+        d.chunks = static_cast<int64_t>(r.deltas.size());
+        d.finish_reason = msg.finish_reason;
+        d.prompt_tokens = msg.prompt_tokens;
+        d.completion_tokens = msg.completion_tokens;
+        broadcast(self, protocol::encode(d));
+        auto& m = metrics::global();
+        m.replies_active--;
+        m.replies_finished++;
+        log::info("reply_finished",
+                  {{"user", st.owner},
+                   {"conversationId", st.id},
+                   {"messageId", r.id},
+                   {"seq", r.seq},
+                   {"chunks", static_cast<int64_t>(r.deltas.size())},
+                   {"finishReason", msg.finish_reason}});
+        st.reply.reset();
+        touch(self);
+        maybe_start_reply(self);
+        arm_idle_check(self);
+      },
+      [=](caf::error& err) {
+        // The database is down or slow: keep the reply (and its subscribers'
+        // view of it) and try again; the seq must not be left as a gap.
+        log::error("reply_store_failed", {{"conversationId", self->state.id},
+                                          {"messageId", msg.id},
+                                          {"error", to_string(err)}});
+        self->delayed_send(self, 1s, retry_store_atom::value, msg.id);
+      });
+}
+
+void finish_reply(conversation* self, generation_outcome outcome) {
+  auto& st = self->state;
+  auto& r = *st.reply;
+  r.finishing = true;
+  if (outcome.finish_reason == "error") {
+    protocol::error_frame e;
+    e.code = error_code::provider_error;
+    e.message = "the AI provider failed"
+                + (outcome.error_message.empty()
+                     ? std::string{}
+                     : ": " + outcome.error_message);
+    e.conversation_id = st.id;
+    broadcast(self, protocol::encode(e));
+    metrics::global().replies_failed++;
+    log::warn("reply_failed", {{"user", st.owner},
+                               {"conversationId", st.id},
+                               {"messageId", r.id},
+                               {"error", outcome.error_message}});
+  }
+  auto& m = r.final_message;
+  m.id = r.id;
+  m.conversation_id = st.id;
+  m.seq = r.seq;
+  m.role = "assistant";
+  for (auto& d : r.deltas)
+    m.content += d;
+  m.user_id = st.owner;
+  m.reply_to = r.reply_to;
+  m.model = r.model;
+  m.finish_reason = outcome.finish_reason;
+  m.prompt_tokens = outcome.prompt_tokens;
+  m.completion_tokens = outcome.completion_tokens;
+  m.created_at = now_ms();
+  store_reply(self);
+}
+
+void maybe_start_reply(conversation* self) {
+  auto& st = self->state;
+  if (st.reply || st.replies.empty())
+    return;
+  auto q = std::move(st.replies.front());
+  st.replies.pop_front();
+  reply_state r;
+  r.id = new_uuid();
+  r.seq = q.seq;
+  r.reply_to = q.user_message_id;
+  r.model = q.model;
+  st.reply = std::move(r);
+  generation_request req{st.reply->id, q.model, q.provider,
+                         context_for(self, q.seq)};
+  auto id = st.reply->id;
+  auto& m = metrics::global();
+  m.replies_started++;
+  m.replies_active++;
+  log::info("reply_started", {{"user", st.owner},
+                              {"conversationId", st.id},
+                              {"messageId", id},
+                              {"seq", q.seq},
+                              {"model", q.model}});
+  self
+    ->request(st.cfg.ai, ai_timeout, generate_atom::value, std::move(req),
+              caf::actor{self})
+    .then(
+      [=](caf::actor invoker) {
+        auto& st = self->state;
+        if (!st.reply || st.reply->id != id)
+          return;
+        st.reply->invoker = invoker;
+        if (st.reply->cancel_requested)
+          self->send(invoker, ai_cancel_atom::value, id);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        if (!st.reply || st.reply->id != id || st.reply->finishing)
+          return;
+        generation_outcome o;
+        o.finish_reason = "error";
+        o.error_message = "AI service unavailable";
+        log::error("ai_pool_failed", {{"error", to_string(err)}});
+        finish_reply(self, std::move(o));
+      });
+}
+
+// -- user messages ------------------------------------------------------------
+
+void pump_writes(conversation* self);
+
+void on_user_written(conversation* self, const stored_message& msg,
+                     append_result& res) {
+  auto& st = self->state;
+  auto p = std::move(st.sends.front());
+  st.sends.pop_front();
+  st.write_in_flight = false;
+  if (res.duplicate) {
+    st.next_seq -= 2; // nothing after it was reserved: writes are serialized
+    p.promise.deliver(std::move(res));
+  } else {
+    st.is_new = false;
+    remember(self, msg);
+    metrics::global().messages_acked++;
+    log::info("message_acked", {{"user", st.owner},
+                                {"conversationId", st.id},
+                                {"messageId", msg.id},
+                                {"seq", msg.seq}});
+    attach(self, p.session);
+    // The other connections see the message; the sender gets the ack. Both
+    // go out before any chunk of the reply, in this order.
+    broadcast(self, protocol::encode_message_event(msg), p.session);
+    p.promise.deliver(std::move(res));
+    st.replies.push_back(
+      queued_reply{msg.id, msg.seq + 1, std::move(p.model), std::move(p.provider)});
+    maybe_start_reply(self);
+  }
+  pump_writes(self);
+}
+
+void pump_writes(conversation* self) {
+  auto& st = self->state;
+  if (st.write_in_flight || st.sends.empty())
+    return;
+  auto& p = st.sends.front();
+  st.write_in_flight = true;
+  user_message_write w;
+  auto& m = w.message;
+  m.id = new_uuid();
+  m.conversation_id = st.id;
+  m.seq = st.next_seq;
+  m.role = "user";
+  m.content = p.content;
+  m.user_id = p.user_id;
+  m.client_msg_id = p.client_msg_id;
+  m.created_at = now_ms();
+  w.create_conversation = st.is_new;
+  if (st.is_new)
+    w.title = make_title(p.content);
+  st.next_seq += 2; // this message and the reply to it
+  self->request(st.cfg.store, store_timeout, append_user_atom::value, w)
+    .then(
+      [=](append_result& res) { on_user_written(self, m, res); },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        auto p = std::move(st.sends.front());
+        st.sends.pop_front();
+        st.write_in_flight = false;
+        st.next_seq -= 2;
+        log::error("message_store_failed",
+                   {{"conversationId", st.id}, {"error", to_string(err)}});
+        p.promise.deliver(make_chat_error(
+          error_code::unavailable, "the message could not be stored, please retry"));
+        pump_writes(self);
+        arm_idle_check(self);
+      });
+}
+
+// -- subscribers ----------------------------------------------------------------
+
+/// Ends a replay: what was committed after the last database page is in
+/// `context`; then the chunks so far of the reply in progress. From here on
+/// the subscriber gets live events.
+void finish_replay(conversation* self, const caf::actor& session,
+                   int64_t last_seq) {
+  auto& st = self->state;
+  auto it = st.subs.find(session.address());
+  if (it == st.subs.end())
+    return;
+  for (auto& m : st.context)
+    if (m.seq > last_seq) {
+      send_event(self, session, protocol::encode_message_event(m));
+      last_seq = m.seq;
+    }
+  if (st.reply && st.reply->seq > last_seq) {
+    auto& r = *st.reply;
+    for (size_t i = 0; i < r.deltas.size(); ++i) {
+      protocol::chunk_frame c{st.id, r.id, r.reply_to, r.seq,
+                              static_cast<int64_t>(i), r.deltas[i]};
+      send_event(self, session, protocol::encode(c));
+    }
+  }
+  it->second.replaying = false;
+}
+
+void replay_page(conversation* self, caf::actor session, int64_t after_seq,
+                 uint64_t token) {
+  auto& st = self->state;
+  if (st.is_new) { // nothing stored yet
+    finish_replay(self, session, after_seq);
+    return;
+  }
+  auto page = st.cfg.replay_page;
+  self
+    ->request(st.cfg.store, store_timeout, history_atom::value, st.owner,
+              st.id, after_seq, page)
+    .then(
+      [=](message_page& p) {
+        auto& st = self->state;
+        auto it = st.subs.find(session.address());
+        if (it == st.subs.end() || it->second.replay_token != token)
+          return; // unsubscribed or subscribed again meanwhile
+        auto last = after_seq;
+        for (auto& m : p.messages) {
+          send_event(self, session, protocol::encode_message_event(m));
+          last = m.seq;
+        }
+        if (static_cast<int32_t>(p.messages.size()) == page)
+          replay_page(self, session, last, token);
+        else
+          finish_replay(self, session, last);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        auto it = st.subs.find(session.address());
+        if (it == st.subs.end() || it->second.replay_token != token)
+          return;
+        log::error("replay_failed",
+                   {{"conversationId", st.id}, {"error", to_string(err)}});
+        protocol::error_frame e;
+        e.code = error_code::unavailable;
+        e.message = "history temporarily unavailable; subscribe again";
+        e.conversation_id = st.id;
+        send_event(self, session, protocol::encode(e));
+        st.subs.erase(it);
+        self->demonitor(session);
+        arm_idle_check(self);
+      });
+}
+
+// -- behavior -------------------------------------------------------------------
+
+caf::behavior serving(conversation* self) {
+  self->set_down_handler([=](caf::down_msg& dm) {
+    self->state.subs.erase(dm.source);
+    arm_idle_check(self);
+  });
+  return {
+    [=](send_atom, const std::string& user, std::string& client_msg_id,
+        std::string& content, std::string& model, std::string& provider,
+        caf::actor& session) -> caf::result<append_result> {
+      auto& st = self->state;
+      if (!owned_by(self, user))
+        return access_error(self);
+      touch(self);
+      auto rp = self->make_response_promise<append_result>();
+      st.sends.push_back(pending_send{user, std::move(client_msg_id),
+                                      std::move(content), std::move(model),
+                                      std::move(provider), std::move(session),
+                                      rp});
+      pump_writes(self);
+      return rp;
+    },
+    [=](subscribe_atom, const std::string& user, int64_t after_seq,
+        caf::actor& session) -> caf::result<bool> {
+      auto& st = self->state;
+      if (!owned_by(self, user))
+        return access_error(self);
+      touch(self);
+      auto& sub = attach(self, session);
+      sub.replaying = true;
+      sub.replay_token = st.next_replay_token++;
+      // The answer goes out first, then the replay, then live events.
+      replay_page(self, session, after_seq, sub.replay_token);
+      return true;
+    },
+    [=](unsubscribe_atom, const caf::actor& session) {
+      auto& st = self->state;
+      if (st.subs.erase(session.address()) > 0)
+        self->demonitor(session);
+      arm_idle_check(self);
+    },
+    [=](cancel_atom, const std::string& user,
+        const std::string& message_id) -> caf::result<bool> {
+      auto& st = self->state;
+      if (!owned_by(self, user))
+        return access_error(self);
+      touch(self);
+      if (st.reply && st.reply->id == message_id) {
+        auto& r = *st.reply;
+        if (!r.finishing && !r.cancel_requested) {
+          r.cancel_requested = true;
+          if (r.invoker)
+            self->send(r.invoker, ai_cancel_atom::value, r.id);
+          log::info("reply_cancel_requested",
+                    {{"conversationId", st.id}, {"messageId", r.id}});
+        }
+        return true;
+      }
+      for (auto& m : st.context)
+        if (m.id == message_id)
+          return true; // already ended: nothing to do
+      return make_chat_error(error_code::not_found, "no such reply");
+    },
+    [=](delete_conv_atom, const std::string& user) -> caf::result<bool> {
+      auto& st = self->state;
+      if (!owned_by(self, user))
+        return access_error(self);
+      if (st.reply && st.reply->invoker)
+        self->send(st.reply->invoker, ai_cancel_atom::value, st.reply->id);
+      if (st.reply)
+        metrics::global().replies_active--;
+      auto rp = self->make_response_promise<bool>();
+      self
+        ->request(st.cfg.store, store_timeout, remove_conv_atom::value, user,
+                  st.id)
+        .then(
+          [=](bool removed) mutable {
+            rp.deliver(removed);
+            self->quit();
+          },
+          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](ai_chunk_atom, const std::string& stream_id, std::string& delta) {
+      auto& st = self->state;
+      if (!st.reply || st.reply->id != stream_id || st.reply->finishing
+          || delta.empty())
+        return;
+      auto& r = *st.reply;
+      protocol::chunk_frame c{st.id, r.id, r.reply_to, r.seq,
+                              static_cast<int64_t>(r.deltas.size()), delta};
+      r.deltas.push_back(std::move(delta));
+      metrics::global().chunks_sent++;
+      broadcast(self, protocol::encode(c));
+    },
+    [=](ai_done_atom, const std::string& stream_id,
+        generation_outcome& outcome) {
+      auto& st = self->state;
+      if (!st.reply || st.reply->id != stream_id || st.reply->finishing)
+        return;
+      touch(self);
+      finish_reply(self, std::move(outcome));
+    },
+    [=](retry_store_atom, const std::string& message_id) {
+      auto& st = self->state;
+      if (st.reply && st.reply->id == message_id && st.reply->finishing)
+        store_reply(self);
+    },
+    [=](idle_check_atom) {
+      auto& st = self->state;
+      st.idle_check_armed = false;
+      if (!is_idle(self))
+        return;
+      auto deadline = st.last_activity + st.cfg.idle_timeout;
+      if (!st.found || st.load_failed || self->clock().now() >= deadline) {
+        self->quit();
+        return;
+      }
+      arm_idle_check(self);
+    },
+  };
+}
+
+caf::behavior conversation_impl(conversation* self, std::string id,
+                                conversation_config cfg, bool is_new,
+                                std::string owner) {
+  auto& st = self->state;
+  st.id = std::move(id);
+  st.cfg = std::move(cfg);
+  st.is_new = is_new;
+  st.owner = std::move(owner);
+  touch(self);
+  metrics::global().conversations_live++;
+  self->attach_functor([] { metrics::global().conversations_live--; });
+  if (!is_new) {
+    // `await` holds back every other message until the snapshot is here, so
+    // nothing is answered before we know the owner and the last seq.
+    self->request(st.cfg.store, store_timeout, load_conv_atom::value, st.id)
+      .await(
+        [=](conversation_snapshot& snap) {
+          auto& st = self->state;
+          st.found = snap.found;
+          st.owner = std::move(snap.owner);
+          st.next_seq = snap.last_seq + 1;
+          for (auto& m : snap.recent)
+            st.context.push_back(std::move(m));
+          arm_idle_check(self);
+        },
+        [=](caf::error& err) {
+          log::error("conversation_load_failed", {{"conversationId", self->state.id},
+                                                  {"error", to_string(err)}});
+          self->state.load_failed = true;
+          arm_idle_check(self);
+        });
+  } else {
+    arm_idle_check(self);
+  }
+  return serving(self);
+}
+
+} // namespace
+
+caf::actor spawn_conversation(caf::actor_system& sys, std::string id,
+                              const conversation_config& cfg) {
+  return sys.spawn(conversation_impl, std::move(id), cfg, false, std::string{});
+}
+
+caf::actor spawn_new_conversation(caf::actor_system& sys, std::string id,
+                                  std::string owner,
+                                  const conversation_config& cfg) {
+  return sys.spawn(conversation_impl, std::move(id), cfg, true,
+                   std::move(owner));
+}
+
+} // namespace chat

@@ -1,0 +1,236 @@
+#include "actors/session_actor.hpp"
+
+#include <functional>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/sec.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "common/log.hpp"
+#include "protocol/codec.hpp"
+
+namespace chat {
+
+namespace {
+
+using namespace std::chrono_literals;
+using protocol::error_code;
+
+// A send is answered after its commit; allow for a slow database.
+constexpr auto conversation_timeout = 60s;
+constexpr auto directory_timeout = 10s;
+
+struct session_state {
+  std::string user;
+  client_link_ptr link;
+  session_config cfg;
+  /// Conversations this connection is subscribed to (or has sent to).
+  std::unordered_map<std::string, caf::actor> conversations;
+
+  static inline const char* name = "session";
+};
+
+using session = caf::stateful_actor<session_state>;
+
+void write(session* self, std::string frame) {
+  if (auto link = self->state.link.lock())
+    link->send(shared_frame{std::move(frame)});
+}
+
+void write_error(session* self, protocol::error_frame e,
+                 const std::string& client_msg_id = {},
+                 const std::string& conversation_id = {}) {
+  e.client_msg_id = client_msg_id;
+  e.conversation_id = conversation_id;
+  write(self, protocol::encode(e));
+}
+
+bool receiver_down(const caf::error& err) {
+  return err == caf::sec::request_receiver_down;
+}
+
+/// Calls `fn` with the actor of conversation `id`, from the cache or the
+/// directory; on a directory error, calls `fail`.
+void with_conversation(session* self, const std::string& id,
+                       std::function<void(caf::actor)> fn,
+                       std::function<void(const caf::error&)> fail) {
+  auto& st = self->state;
+  if (auto i = st.conversations.find(id); i != st.conversations.end()) {
+    fn(i->second);
+    return;
+  }
+  self->request(st.cfg.directory, directory_timeout, lookup_atom::value, id)
+    .then([=](caf::actor conv) { fn(std::move(conv)); },
+          [=](caf::error& err) { fail(err); });
+}
+
+// A conversation actor may stop (idle) just after the directory handed it
+// out; requests to it then fail with `request_receiver_down`. The caller
+// forgets the handle and tries once more through the directory.
+void forget(session* self, const std::string& id) {
+  self->state.conversations.erase(id);
+}
+
+void subscribe_to(session* self, const std::string& id, int64_t after_seq,
+                  bool report_errors, int attempt = 0) {
+  auto fail = [=](const caf::error& err) {
+    if (report_errors)
+      write_error(self, to_error_frame(err), {}, id);
+  };
+  with_conversation(
+    self, id,
+    [=](caf::actor conv) {
+      self
+        ->request(conv, conversation_timeout, subscribe_atom::value,
+                  self->state.user, after_seq, caf::actor{self})
+        .then(
+          [=](bool) { self->state.conversations.emplace(id, conv); },
+          [=](caf::error& err) {
+            forget(self, id);
+            if (receiver_down(err) && attempt == 0)
+              subscribe_to(self, id, after_seq, report_errors, 1);
+            else
+              fail(err);
+          });
+    },
+    fail);
+}
+
+void send_to(session* self, caf::actor conv, std::string conv_id,
+             protocol::send_frame f, const model_info& model, int attempt = 0) {
+  auto& st = self->state;
+  self
+    ->request(conv, conversation_timeout, send_atom::value, st.user,
+              f.client_msg_id, f.content, model.name, model.provider,
+              caf::actor{self})
+    .then(
+      [=](append_result& res) {
+        auto& st = self->state;
+        protocol::ack_frame ack{f.client_msg_id, res.conversation_id,
+                                res.message_id, res.seq};
+        write(self, protocol::encode(ack));
+        if (res.conversation_id == conv_id) {
+          st.conversations.emplace(conv_id, conv);
+        } else if (st.conversations.count(res.conversation_id) == 0) {
+          // A repeated clientMsgId of a message in another conversation: the
+          // connection gets that message's reply as `subscribe` would.
+          subscribe_to(self, res.conversation_id, res.seq + 1, false);
+        }
+        if (res.duplicate)
+          log::info("message_duplicate",
+                    {{"user", st.user},
+                     {"conversationId", res.conversation_id},
+                     {"messageId", res.message_id}});
+      },
+      [=](caf::error& err) {
+        forget(self, conv_id);
+        if (receiver_down(err) && attempt == 0) {
+          with_conversation(
+            self, conv_id,
+            [=](caf::actor c) { send_to(self, c, conv_id, f, model, 1); },
+            [=](const caf::error& e) {
+              write_error(self, to_error_frame(e), f.client_msg_id, conv_id);
+            });
+          return;
+        }
+        write_error(self, to_error_frame(err), f.client_msg_id,
+                    f.conversation_id);
+      });
+}
+
+caf::behavior session_impl(session* self, std::string user,
+                           client_link_ptr link, session_config cfg) {
+  auto& st = self->state;
+  st.user = std::move(user);
+  st.link = std::move(link);
+  st.cfg = std::move(cfg);
+  // No clean-up on exit: conversations monitor their subscribers.
+  return {
+    [=](protocol::send_frame& f) {
+      auto& st = self->state;
+      log::info("message_received",
+                {{"user", st.user}, {"clientMsgId", f.client_msg_id}});
+      auto model = st.cfg.models->find(f.model);
+      if (model == nullptr) {
+        protocol::error_frame e{error_code::bad_request, "unknown model", {}, {}};
+        write_error(self, e, f.client_msg_id, f.conversation_id);
+        return;
+      }
+      if (!st.cfg.limiter->allow(st.user)) {
+        protocol::error_frame e{error_code::rate_limited,
+                                "too many messages, slow down", {}, {}};
+        write_error(self, e, f.client_msg_id, f.conversation_id);
+        return;
+      }
+      auto m = *model;
+      if (f.conversation_id.empty()) {
+        self
+          ->request(st.cfg.directory, directory_timeout, create_atom::value,
+                    st.user)
+          .then(
+            [=](std::string& id, caf::actor& conv) {
+              send_to(self, conv, id, f, m);
+            },
+            [=](caf::error& err) {
+              write_error(self, to_error_frame(err), f.client_msg_id);
+            });
+        return;
+      }
+      auto id = f.conversation_id;
+      with_conversation(
+        self, id, [=](caf::actor conv) { send_to(self, conv, id, f, m); },
+        [=](const caf::error& err) {
+          write_error(self, to_error_frame(err), f.client_msg_id, id);
+        });
+    },
+    [=](protocol::subscribe_frame& f) {
+      subscribe_to(self, f.conversation_id, f.after_seq, true);
+    },
+    [=](protocol::unsubscribe_frame& f) {
+      auto& st = self->state;
+      auto i = st.conversations.find(f.conversation_id);
+      if (i == st.conversations.end())
+        return; // not subscribed: nothing to do
+      self->send(i->second, unsubscribe_atom::value, caf::actor{self});
+      st.conversations.erase(i);
+    },
+    [=](protocol::cancel_frame& f) {
+      auto id = f.conversation_id;
+      auto fail = [=](const caf::error& err) {
+        write_error(self, to_error_frame(err), {}, id);
+      };
+      with_conversation(
+        self, id,
+        [=](caf::actor conv) {
+          self
+            ->request(conv, conversation_timeout, cancel_atom::value,
+                      self->state.user, f.message_id)
+            .then([](bool) {},
+                  [=](caf::error& err) {
+                    forget(self, id);
+                    fail(err);
+                  });
+        },
+        fail);
+    },
+    [=](event_atom, const std::string&, const std::string&) {
+      // Hand the bytes to the socket without copying them: they stay inside
+      // the message the conversation sent to all its subscribers.
+      if (auto link = self->state.link.lock())
+        link->send(shared_frame{
+          self->current_mailbox_element()->move_content_to_message(), 2});
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_session(caf::actor_system& sys, std::string user_id,
+                         client_link_ptr link, const session_config& cfg) {
+  return sys.spawn(session_impl, std::move(user_id), std::move(link), cfg);
+}
+
+} // namespace chat

@@ -1,0 +1,64 @@
+#pragma once
+/// One actor per WebSocket connection. The gateway decodes frames on its I/O
+/// thread and sends the typed frames here; the session finds conversations
+/// through the directory, talks to them, and writes what comes back to its
+/// connection through a `client_link` (never blocking).
+///
+/// Messages from the gateway:
+///   protocol::send_frame | subscribe_frame | unsubscribe_frame | cancel_frame
+/// Messages from conversations:
+///   (event_atom, conversation_id, std::string frame)   an encoded frame
+/// The gateway stops the actor with an exit message when the socket closes.
+
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include "actors/client_link.hpp"
+#include "actors/directory_actor.hpp"
+#include "actors/models.hpp"
+#include "actors/rate_limiter.hpp"
+#include "protocol/frames.hpp"
+
+namespace chat {
+
+struct session_config {
+  directory_actor directory;
+  std::shared_ptr<const model_catalog> models;
+  std::shared_ptr<rate_limiter> limiter;
+};
+
+caf::actor spawn_session(caf::actor_system& sys, std::string user_id,
+                         client_link_ptr link, const session_config& cfg);
+
+} // namespace chat
+
+namespace chat::protocol {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, send_frame& x) {
+  return f(caf::meta::type_name("send_frame"), x.client_msg_id,
+           x.conversation_id, x.content, x.model);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, subscribe_frame& x) {
+  return f(caf::meta::type_name("subscribe_frame"), x.conversation_id,
+           x.after_seq);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, unsubscribe_frame& x) {
+  return f(caf::meta::type_name("unsubscribe_frame"), x.conversation_id);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cancel_frame& x) {
+  return f(caf::meta::type_name("cancel_frame"), x.conversation_id,
+           x.message_id);
+}
+
+} // namespace chat::protocol

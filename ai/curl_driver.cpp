@@ -1,0 +1,281 @@
+#include "ai/curl_driver.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <curl/curl.h>
+
+namespace chat::ai {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+constexpr size_t max_error_body = 4096;
+constexpr std::chrono::milliseconds max_poll_wait{1000};
+
+// curl_global_init is not guaranteed thread-safe: run it once, up front.
+void init_curl_once() {
+  static std::once_flag flag;
+  std::call_once(flag, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+} // namespace
+
+/// One transfer; owned by the driver's thread once started.
+struct transfer {
+  curl_driver::transfer_id id = 0;
+  http_request req;
+  std::unique_ptr<transfer_handler> handler;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  clock_type::time_point started;
+  clock_type::time_point last_byte;
+  long status = 0;
+  bool got_body = false;
+  std::string error_body;
+
+  ~transfer() {
+    if (easy != nullptr)
+      curl_easy_cleanup(easy);
+    if (headers != nullptr)
+      curl_slist_free_all(headers);
+  }
+
+  clock_type::time_point deadline() const {
+    return got_body ? last_byte + req.stall_timeout
+                    : started + req.first_byte_timeout;
+  }
+};
+
+struct curl_driver::impl {
+  CURLM* multi = curl_multi_init();
+  std::thread thread;
+
+  ~impl() {
+    curl_multi_cleanup(multi);
+  }
+
+  // Shared with other threads, guarded by mtx.
+  std::mutex mtx;
+  std::vector<std::unique_ptr<transfer>> to_start;
+  std::vector<transfer_id> to_cancel;
+  bool stopping = false;
+  transfer_id next_id = 1;
+
+  // The driver's thread only.
+  std::unordered_map<transfer_id, std::unique_ptr<transfer>> active;
+
+  static size_t on_write(char* ptr, size_t size, size_t nmemb, void* user) {
+    auto n = size * nmemb;
+    auto& t = *static_cast<transfer*>(user);
+    t.got_body = true;
+    t.last_byte = clock_type::now();
+    if (t.status == 0)
+      curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &t.status);
+    if (t.status >= 400) {
+      // Keep the start of an error body for a message; skip the rest.
+      auto keep = std::min(n, max_error_body - std::min(max_error_body,
+                                                        t.error_body.size()));
+      t.error_body.append(ptr, keep);
+      return n;
+    }
+    // Returning less than n makes curl abort the transfer.
+    return t.handler->on_body(std::string_view{ptr, n}) ? n : 0;
+  }
+
+  void add(std::unique_ptr<transfer> t) {
+    auto* easy = curl_easy_init();
+    t->easy = easy;
+    for (auto& h : t->req.headers)
+      t->headers = curl_slist_append(t->headers, h.c_str());
+    curl_easy_setopt(easy, CURLOPT_URL, t->req.url.c_str());
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+    if (!t->req.body.empty()) {
+      // POSTFIELDS does not copy: the transfer owns the body until it ends.
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->req.body.data());
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(t->req.body.size()));
+    }
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &impl::on_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
+    // No signals from a worker thread (they would hit a random thread).
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(t->req.connect_timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    t->started = clock_type::now();
+    t->last_byte = t->started;
+    auto id = t->id;
+    if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
+      transfer_result r;
+      r.kind = transfer_result::connect_failed;
+      r.detail = "curl_multi_add_handle failed";
+      t->handler->on_done(r);
+      return;
+    }
+    active.emplace(id, std::move(t));
+  }
+
+  // Removes the transfer (closing its connection if the response is not
+  // complete) and tells its handler.
+  void finish(transfer_id id, transfer_result r) {
+    auto i = active.find(id);
+    if (i == active.end())
+      return;
+    auto t = std::move(i->second);
+    active.erase(i);
+    curl_multi_remove_handle(multi, t->easy);
+    if (t->status == 0)
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+    r.http_status = t->status;
+    r.got_body = t->got_body;
+    r.error_body = std::move(t->error_body);
+    t->handler->on_done(r);
+  }
+
+  void on_curl_done(CURL* easy, CURLcode code) {
+    transfer* t = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
+    transfer_result r;
+    if (code == CURLE_OK) {
+      r.kind = transfer_result::completed;
+    } else {
+      long status = 0;
+      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+      r.kind = status == 0 ? transfer_result::connect_failed
+                           : transfer_result::cut;
+      // curl_easy_strerror is generic text: no URL, no header values.
+      r.detail = curl_easy_strerror(code);
+    }
+    finish(t->id, std::move(r));
+  }
+
+  void check_timeouts(clock_type::time_point now) {
+    std::vector<transfer_id> expired;
+    for (auto& [id, t] : active)
+      if (t->deadline() <= now)
+        expired.push_back(id);
+    for (auto id : expired) {
+      transfer_result r;
+      r.kind = transfer_result::timed_out;
+      r.detail = active[id]->got_body ? "stalled" : "no first byte";
+      finish(id, std::move(r));
+    }
+  }
+
+  std::chrono::milliseconds poll_wait(clock_type::time_point now) const {
+    auto wait = max_poll_wait;
+    for (auto& [id, t] : active) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    t->deadline() - now)
+                  + std::chrono::milliseconds{1};
+      wait = std::min(wait, left);
+    }
+    return std::max(wait, std::chrono::milliseconds{0});
+  }
+
+  void run() {
+    for (;;) {
+      std::vector<std::unique_ptr<transfer>> starts;
+      std::vector<transfer_id> cancels;
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        if (stopping)
+          break;
+        starts.swap(to_start);
+        cancels.swap(to_cancel);
+      }
+      for (auto& t : starts)
+        add(std::move(t));
+      for (auto id : cancels) {
+        transfer_result r;
+        r.kind = transfer_result::cancelled;
+        finish(id, std::move(r));
+      }
+      int running = 0;
+      curl_multi_perform(multi, &running);
+      int left = 0;
+      while (auto* msg = curl_multi_info_read(multi, &left))
+        if (msg->msg == CURLMSG_DONE)
+          on_curl_done(msg->easy_handle, msg->data.result);
+      auto now = clock_type::now();
+      check_timeouts(now);
+      // Also returns early when curl's own timers are due, or on wakeup.
+      curl_multi_poll(multi, nullptr, 0,
+                      static_cast<int>(poll_wait(now).count()), nullptr);
+    }
+    // Stopping: nobody will read results any more, but every handler still
+    // gets its one on_done.
+    std::vector<transfer_id> ids;
+    for (auto& [id, t] : active)
+      ids.push_back(id);
+    for (auto id : ids) {
+      transfer_result r;
+      r.kind = transfer_result::stopped;
+      finish(id, std::move(r));
+    }
+    std::vector<std::unique_ptr<transfer>> starts;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      starts.swap(to_start);
+    }
+    for (auto& t : starts) {
+      transfer_result r;
+      r.kind = transfer_result::stopped;
+      t->handler->on_done(r);
+    }
+  }
+};
+
+curl_driver::curl_driver() {
+  init_curl_once();
+  impl_ = std::make_shared<impl>();
+  // The thread co-owns impl: see the destructor.
+  impl_->thread = std::thread{[self = impl_] { self->run(); }};
+}
+
+curl_driver::~curl_driver() {
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->stopping = true;
+  }
+  curl_multi_wakeup(impl_->multi);
+  // A handler's callback may drop the last reference to the driver's owner
+  // (an actor's last handle), so that this destructor runs on the driver's
+  // own thread, which cannot join itself. It then ends after that callback
+  // returns and frees impl on its way out.
+  if (impl_->thread.get_id() == std::this_thread::get_id())
+    impl_->thread.detach();
+  else
+    impl_->thread.join();
+}
+
+curl_driver::transfer_id curl_driver::start(http_request req,
+                                            std::unique_ptr<transfer_handler> h) {
+  auto t = std::make_unique<transfer>();
+  t->req = std::move(req);
+  t->handler = std::move(h);
+  transfer_id id;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    id = impl_->next_id++;
+    t->id = id;
+    impl_->to_start.push_back(std::move(t));
+  }
+  curl_multi_wakeup(impl_->multi);
+  return id;
+}
+
+void curl_driver::cancel(transfer_id id) {
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->to_cancel.push_back(id);
+  }
+  curl_multi_wakeup(impl_->multi);
+}
+
+} // namespace chat::ai

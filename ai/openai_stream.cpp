@@ -1,0 +1,107 @@
+#include "ai/openai_stream.hpp"
+
+#include <rapidjson/document.h>
+
+namespace chat::ai {
+
+namespace {
+
+// Cuts at a UTF-8 character boundary so that the result stays valid text.
+std::string shorten(std::string_view text, size_t max_len) {
+  if (text.size() <= max_len)
+    return std::string{text};
+  size_t n = max_len;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80)
+    --n;
+  return std::string{text.substr(0, n)} + "...";
+}
+
+std::string error_text(const rapidjson::Value& err, size_t max_len) {
+  if (err.IsString())
+    return shorten({err.GetString(), err.GetStringLength()}, max_len);
+  if (err.IsObject()) {
+    auto msg = err.FindMember("message");
+    if (msg != err.MemberEnd() && msg->value.IsString())
+      return shorten({msg->value.GetString(), msg->value.GetStringLength()},
+                     max_len);
+  }
+  return {};
+}
+
+} // namespace
+
+std::string openai_stream::feed(std::string_view bytes) {
+  std::string delta;
+  events_.clear();
+  parser_.feed(bytes, events_);
+  for (auto& ev : events_)
+    on_event(ev, delta);
+  return delta;
+}
+
+void openai_stream::on_event(const sse_event& ev, std::string& delta) {
+  if (done_ || failed())
+    return;
+  if (ev.data == "[DONE]") {
+    done_ = true;
+    return;
+  }
+  rapidjson::Document doc;
+  doc.Parse(ev.data.data(), ev.data.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    error_ = ev.event == "error" ? "provider error" : "provider sent invalid data";
+    return;
+  }
+  if (auto err = doc.FindMember("error");
+      err != doc.MemberEnd() && !err->value.IsNull()) {
+    auto text = error_text(err->value, 160);
+    error_ = text.empty() ? "provider error" : "provider error: " + text;
+    return;
+  }
+  if (auto choices = doc.FindMember("choices");
+      choices != doc.MemberEnd() && choices->value.IsArray()) {
+    for (auto& choice : choices->value.GetArray()) {
+      if (!choice.IsObject())
+        continue;
+      // We ask for one choice (n = 1); ignore any other index.
+      auto index = choice.FindMember("index");
+      if (index != choice.MemberEnd() && index->value.IsInt()
+          && index->value.GetInt() != 0)
+        continue;
+      auto d = choice.FindMember("delta");
+      if (d != choice.MemberEnd() && d->value.IsObject()) {
+        auto content = d->value.FindMember("content");
+        if (content != d->value.MemberEnd() && content->value.IsString())
+          delta.append(content->value.GetString(),
+                       content->value.GetStringLength());
+      }
+      auto fr = choice.FindMember("finish_reason");
+      if (fr != choice.MemberEnd() && fr->value.IsString())
+        finish_reason_.assign(fr->value.GetString(),
+                              fr->value.GetStringLength());
+    }
+  }
+  if (auto usage = doc.FindMember("usage");
+      usage != doc.MemberEnd() && usage->value.IsObject()) {
+    auto& u = usage->value;
+    if (auto p = u.FindMember("prompt_tokens");
+        p != u.MemberEnd() && p->value.IsInt64())
+      prompt_tokens_ = p->value.GetInt64();
+    if (auto c = u.FindMember("completion_tokens");
+        c != u.MemberEnd() && c->value.IsInt64())
+      completion_tokens_ = c->value.GetInt64();
+  }
+}
+
+std::string openai_error_message(std::string_view body, size_t max_len) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject())
+    return {};
+  auto err = doc.FindMember("error");
+  if (err == doc.MemberEnd())
+    return {};
+  return error_text(err->value, max_len);
+}
+
+} // namespace chat::ai

@@ -1,0 +1,32 @@
+#pragma once
+/// Process-wide counters, served by GET /metrics in Prometheus text format.
+/// Plain atomics: incremented on hot paths without locks.
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace chat::metrics {
+
+struct counters {
+  std::atomic<int64_t> connections_opened{0};
+  std::atomic<int64_t> connections_open{0};
+  std::atomic<int64_t> connections_closed_slow{0}; ///< closed for backpressure
+  std::atomic<int64_t> frames_received{0};
+  std::atomic<int64_t> frames_rejected{0};
+  std::atomic<int64_t> messages_acked{0};
+  std::atomic<int64_t> replies_started{0};
+  std::atomic<int64_t> replies_active{0};
+  std::atomic<int64_t> replies_finished{0};
+  std::atomic<int64_t> replies_failed{0};
+  std::atomic<int64_t> chunks_sent{0};
+  std::atomic<int64_t> conversations_live{0};
+  std::atomic<int64_t> http_requests{0};
+};
+
+counters& global();
+
+/// The counters in Prometheus text exposition format.
+std::string render_prometheus();
+
+} // namespace chat::metrics

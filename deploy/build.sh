@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Configures and builds every program into build/bin (OPERATIONS.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+generator=()
+command -v ninja >/dev/null && [ ! -f build/Makefile ] && generator=(-G Ninja)
+cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"

@@ -1,0 +1,283 @@
+// chatd: the chat service. See OPERATIONS.md for commands and settings.
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+
+#include "actors/directory_actor.hpp"
+#include "actors/type_registry.hpp"
+#include "ai/invoker_pool.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "gateway/jwt.hpp"
+#include "gateway/server.hpp"
+#include "gateway/settings.hpp"
+#include "persistence/store.hpp"
+
+namespace {
+
+using namespace chat;
+using gateway::settings;
+
+constexpr const char* version = "chatd 0.1.0";
+
+/// Exit 2 with one line naming the bad setting (OPERATIONS.md).
+[[noreturn]] void bad_setting(const std::string& what) {
+  std::fprintf(stderr, "chatd: %s\n", what.c_str());
+  std::exit(2);
+}
+
+int64_t int_setting(const settings& s, const char* env, int64_t min, int64_t max) {
+  auto& v = s.get(env);
+  try {
+    size_t pos = 0;
+    auto x = std::stoll(v, &pos);
+    if (pos != v.size() || x < min || x > max)
+      throw std::out_of_range{env};
+    return x;
+  } catch (const std::exception&) {
+    bad_setting(std::string{env} + " must be a whole number in " + std::to_string(min)
+                + ".." + std::to_string(max) + " (got '" + v + "')");
+  }
+}
+
+const std::string& required(const settings& s, const char* env) {
+  if (!s.has(env))
+    bad_setting(std::string{env} + " is required");
+  return s.get(env);
+}
+
+std::string jwt_secret(const settings& s) {
+  auto& secret = required(s, "CHAT_JWT_SECRET");
+  if (secret.size() < 32)
+    bad_setting("CHAT_JWT_SECRET must be at least 32 bytes");
+  return secret;
+}
+
+int64_t unix_now() {
+  using namespace std::chrono;
+  return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+int cmd_token(const settings& s, const std::vector<std::string>& rest) {
+  std::string user;
+  int64_t ttl = 3600;
+  for (size_t i = 1; i < rest.size(); ++i) {
+    if (rest[i] == "--user" && i + 1 < rest.size())
+      user = rest[++i];
+    else if (rest[i].rfind("--user=", 0) == 0)
+      user = rest[i].substr(7);
+    else if (rest[i] == "--ttl" && i + 1 < rest.size())
+      ttl = std::atoll(rest[++i].c_str());
+    else if (rest[i].rfind("--ttl=", 0) == 0)
+      ttl = std::atoll(rest[i].c_str() + 6);
+    else
+      bad_setting("token: unknown argument '" + rest[i] + "'");
+  }
+  if (user.empty() || user.size() > 128)
+    bad_setting("token: --user U is required (1..128 characters)");
+  if (ttl <= 0)
+    bad_setting("token: --ttl must be a positive number of seconds");
+  std::cout << auth::make_token(user, jwt_secret(s), unix_now(), ttl) << std::endl;
+  return 0;
+}
+
+int cmd_migrate(const settings& s) {
+  auto& url = required(s, "DATABASE_URL");
+  try {
+    auto n = persistence::migrate(url);
+    log::info("migrations_applied", {{"count", n}});
+    return 0;
+  } catch (const std::exception& e) {
+    log::error("migration_failed", {{"error", e.what()}});
+    return 1;
+  }
+}
+
+std::pair<std::string, uint16_t> split_host_port(const std::string& hp) {
+  auto colon = hp.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    bad_setting("CHAT_LISTEN must be HOST:PORT (got '" + hp + "')");
+  auto host = hp.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  try {
+    auto port = std::stoul(hp.substr(colon + 1));
+    if (port > 65535)
+      throw std::out_of_range{"port"};
+    return {host, static_cast<uint16_t>(port)};
+  } catch (const std::exception&) {
+    bad_setting("CHAT_LISTEN must be HOST:PORT (got '" + hp + "')");
+  }
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0)
+    return "chatd";
+  return buf;
+}
+
+int cmd_serve(const settings& s) {
+  // Validate everything before starting anything.
+  auto& db_url = required(s, "DATABASE_URL");
+  auto secret = jwt_secret(s);
+  auto models = std::make_shared<model_catalog>();
+  std::string err;
+  if (!model_catalog::parse(s.get("CHAT_MODELS"), *models, err))
+    bad_setting(err);
+  auto [host, port] = split_host_port(s.get("CHAT_LISTEN"));
+  auto cores = std::max(1u, std::thread::hardware_concurrency());
+  auto threads = s.has("CHAT_THREADS") ? int_setting(s, "CHAT_THREADS", 1, 256)
+                                       : static_cast<int64_t>(cores);
+  auto sends_per_min = int_setting(s, "CHAT_USER_SENDS_PER_MIN", 0, 1000000);
+  auto drain_timeout = std::chrono::seconds{int_setting(s, "CHAT_DRAIN_TIMEOUT", 0, 3600)};
+  log::set_node(s.has("CHAT_NODE_ID") ? s.get("CHAT_NODE_ID") : host_name());
+
+  gateway::gateway_config gw;
+  gw.listen_host = host;
+  gw.listen_port = port;
+  gw.jwt_secret = secret;
+  gw.idle_timeout = std::chrono::seconds{int_setting(s, "CHAT_IDLE_TIMEOUT", 1, 86400)};
+  gw.max_frame_bytes = int_setting(s, "CHAT_MAX_FRAME_BYTES", 1024, 64 << 20);
+  gw.max_content_bytes = int_setting(s, "CHAT_MAX_CONTENT_BYTES", 1, 64 << 20);
+  gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
+
+  try {
+    persistence::migrate(db_url);
+  } catch (const std::exception& e) {
+    log::error("startup_failed", {{"error", e.what()}});
+    return 1;
+  }
+
+  // CAF: the `sharing` scheduler measured 5x lower message latency than
+  // work stealing on this hardware (TOOLCHAIN.md §2).
+  caf::actor_system_config cfg;
+  register_message_types(cfg);
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  // Idle conversations would keep the system alive for minutes at exit.
+  sys.await_actors_before_shutdown(false);
+
+  persistence_actor store;
+  try {
+    persistence::store_config sc;
+    sc.database_url = db_url;
+    store = persistence::spawn_store(sys, sc);
+  } catch (const std::exception& e) {
+    log::error("startup_failed", {{"error", e.what()}});
+    return 1;
+  }
+  ai::pool_config pc;
+  pc.openai = {s.get("OPENAI_BASE_URL"), s.get("OPENAI_API_KEY")};
+  pc.anthropic = {s.get("ANTHROPIC_BASE_URL"), s.get("ANTHROPIC_API_KEY")};
+  pc.invokers = std::max<size_t>(1, static_cast<size_t>(threads));
+  auto ai_pool = ai::spawn_invoker_pool(sys, pc);
+
+  conversation_config cc;
+  cc.store = store;
+  cc.ai = ai_pool;
+  auto directory = spawn_directory(sys, cc);
+
+  gateway::gateway_services services;
+  services.system = &sys;
+  services.directory = directory;
+  services.store = store;
+  services.session.directory = directory;
+  services.session.models = models;
+  services.session.limiter = std::make_shared<rate_limiter>(static_cast<int>(sends_per_min));
+
+  boost::asio::io_context ioc{static_cast<int>(threads)};
+  gateway::server srv{ioc, gw, services};
+  uint16_t bound = 0;
+  try {
+    bound = srv.start();
+  } catch (const std::exception& e) {
+    log::error("startup_failed", {{"error", e.what()}});
+    return 1;
+  }
+  log::info("listening", {{"address", host + ":" + std::to_string(bound)},
+                          {"threads", threads},
+                          {"defaultModel", models->models.front().name}});
+
+  // Graceful drain: stop accepting, /readyz 503, let replies finish (up to
+  // the drain timeout), close sockets with 1001, exit 0.
+  boost::asio::signal_set signals{ioc, SIGTERM, SIGINT};
+  boost::asio::steady_timer drain_timer{ioc};
+  auto drain_started = std::chrono::steady_clock::now();
+  std::function<void()> poll_drain = [&] {
+    auto active = metrics::global().replies_active.load();
+    if (active > 0 && std::chrono::steady_clock::now() - drain_started < drain_timeout) {
+      drain_timer.expires_after(std::chrono::milliseconds{50});
+      drain_timer.async_wait([&](boost::system::error_code) { poll_drain(); });
+      return;
+    }
+    log::info("drain_done", {{"repliesUnfinished", active}});
+    srv.close_all(1001);
+    // Give close frames a moment to go out, then stop the I/O threads.
+    drain_timer.expires_after(std::chrono::milliseconds{300});
+    drain_timer.async_wait([&](boost::system::error_code) { ioc.stop(); });
+  };
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec)
+      return;
+    log::info("drain_started", {{"signal", sig},
+                                {"repliesActive", metrics::global().replies_active.load()}});
+    drain_started = std::chrono::steady_clock::now();
+    srv.begin_drain();
+    poll_drain();
+  });
+
+  std::vector<std::thread> io_threads;
+  for (int64_t i = 1; i < threads; ++i)
+    io_threads.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (auto& t : io_threads)
+    t.join();
+
+  caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ai_pool, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  log::info("stopped");
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args{argv + 1, argv + argc};
+  std::vector<std::string> rest;
+  auto s = settings::load(args, rest);
+  log::level lvl;
+  if (!log::parse_level(s.get("CHAT_LOG_LEVEL"), lvl))
+    bad_setting("CHAT_LOG_LEVEL must be debug, info, warn or error");
+  log::set_level(lvl);
+  std::signal(SIGPIPE, SIG_IGN);
+  if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h" || rest[0] == "help")) {
+    std::cout << gateway::usage();
+    return 0;
+  }
+  if (!rest.empty() && rest[0] == "--version") {
+    std::cout << version << std::endl;
+    return 0;
+  }
+  if (!rest.empty() && rest[0] == "migrate" && rest.size() == 1)
+    return cmd_migrate(s);
+  if (!rest.empty() && rest[0] == "token")
+    return cmd_token(s, rest);
+  if (!rest.empty())
+    bad_setting("unknown argument '" + rest[0] + "' (see chatd --help)");
+  return cmd_serve(s);
+}

@@ -1,0 +1,34 @@
+#pragma once
+/// The REST API (PROTOCOL.md "REST") as plain request -> reply functions:
+/// no Beast here. Answers come through a callback, from whichever thread the
+/// actor reply arrives on; the caller posts them back to its connection.
+
+#include <functional>
+#include <string>
+
+#include "gateway/http_util.hpp"
+#include "gateway/server.hpp"
+
+namespace chat::gateway {
+
+struct http_reply {
+  unsigned status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+using reply_fn = std::function<void(http_reply)>;
+
+/// A JSON error body {"error":{"code","message"}} with its status.
+http_reply rest_error(unsigned status, const char* code, std::string message);
+
+/// Handles an authenticated request under /api/v1/ (not the WebSocket).
+/// `method` is "GET", "DELETE", ...
+void handle_rest(const gateway_services& services, const std::string& method,
+                 const target& t, const std::string& user, reply_fn reply);
+
+/// GET /readyz: 200 when the database answers and we are not draining.
+void handle_readyz(const gateway_services& services, bool draining,
+                   reply_fn reply);
+
+} // namespace chat::gateway

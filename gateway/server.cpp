@@ -1,0 +1,224 @@
+#include "gateway/server.hpp"
+
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "gateway/http_util.hpp"
+#include "gateway/jwt.hpp"
+#include "gateway/rest.hpp"
+#include "gateway/server_impl.hpp"
+#include "gateway/websocket_session.hpp"
+
+namespace chat::gateway {
+
+namespace {
+
+int64_t unix_now() {
+  using namespace std::chrono;
+  return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+/// One HTTP connection: reads requests (keep-alive), answers REST, health and
+/// metrics, and hands WebSocket upgrades over to a websocket_session.
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+  http_session(net::ip::tcp::socket&& socket, std::shared_ptr<server::impl> srv)
+    : stream_(std::move(socket)), server_(std::move(srv)) {
+  }
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&http_session::do_read,
+                                            shared_from_this()));
+  }
+
+private:
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(server_->cfg.max_body_bytes);
+    stream_.expires_after(std::chrono::seconds{30});
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&http_session::on_read,
+                                               shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec) {
+      stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+      return;
+    }
+    metrics::global().http_requests++;
+    auto req = parser_->release();
+    auto t = parse_target(std::string_view{req.target().data(), req.target().size()});
+    if (websocket::is_upgrade(req)) {
+      if (t.path != "/api/v1/chat/ws")
+        return write(req, rest_error(404, "not_found", "no such endpoint"));
+      upgrade(std::move(req), t);
+      return;
+    }
+    route(req, t);
+  }
+
+  void upgrade(http::request<http::string_body> req, const target& t) {
+    if (server_->draining)
+      return write(req, rest_error(503, "unavailable", "server shutting down"));
+    auto auth = authenticate(req, t);
+    if (auto err = std::get_if<auth::token_error>(&auth)) {
+      log::info("upgrade_refused", {{"reason", auth::to_string(*err)}});
+      return write(req, rest_error(401, "unauthorized", "missing or invalid token"));
+    }
+    auto& tok = std::get<auth::verified_token>(auth);
+    stream_.expires_never();
+    std::make_shared<websocket_session>(std::move(stream_), server_,
+                                        tok.user_id, tok.expires_at)
+      ->run(std::move(req));
+  }
+
+  std::variant<auth::verified_token, auth::token_error>
+  authenticate(const http::request<http::string_body>& req, const target& t) {
+    auto h = req[http::field::authorization];
+    auto token = find_token(std::string_view{h.data(), h.size()}, t);
+    return auth::verify_token(token, server_->cfg.jwt_secret, unix_now());
+  }
+
+  void route(const http::request<http::string_body>& req, const target& t) {
+    auto method = std::string{req.method_string()};
+    if (t.path == "/healthz")
+      return write(req, {200, R"({"status":"ok"})"});
+    if (t.path == "/metrics")
+      return write(req, {200, metrics::render_prometheus(),
+                         "text/plain; version=0.0.4"});
+    if (t.path == "/readyz")
+      return handle_readyz(server_->services, server_->draining, replier(req));
+    if (t.path.rfind("/api/v1/", 0) == 0) {
+      auto auth = authenticate(req, t);
+      if (std::holds_alternative<auth::token_error>(auth))
+        return write(req, rest_error(401, "unauthorized", "missing or invalid token"));
+      auto& user = std::get<auth::verified_token>(auth).user_id;
+      return handle_rest(server_->services, method, t, user, replier(req));
+    }
+    write(req, rest_error(404, "not_found", "no such endpoint"));
+  }
+
+  /// A callback that may run on any thread (an actor's): it posts the reply
+  /// back onto this connection's strand.
+  reply_fn replier(const http::request<http::string_body>& req) {
+    auto version = req.version();
+    auto keep_alive = req.keep_alive();
+    return [self = shared_from_this(), version, keep_alive](http_reply r) {
+      net::post(self->stream_.get_executor(), [self, version, keep_alive,
+                                               r = std::move(r)]() mutable {
+        self->write(version, keep_alive, std::move(r));
+      });
+    };
+  }
+
+  void write(const http::request<http::string_body>& req, http_reply r) {
+    write(req.version(), req.keep_alive(), std::move(r));
+  }
+
+  void write(unsigned version, bool keep_alive, http_reply r) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+      static_cast<http::status>(r.status), version);
+    res->set(http::field::server, "chatd");
+    if (!r.content_type.empty())
+      res->set(http::field::content_type, r.content_type);
+    res->set(http::field::cache_control, "no-store");
+    res->keep_alive(keep_alive);
+    res->body() = std::move(r.body);
+    res->prepare_payload();
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        if (ec || !res->keep_alive()) {
+                          self->stream_.socket().shutdown(
+                            net::ip::tcp::socket::shutdown_send, ec);
+                          return;
+                        }
+                        self->do_read();
+                      });
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<server::impl> server_;
+};
+
+} // namespace
+
+void server::impl::do_accept() {
+  acceptor.async_accept(
+    net::make_strand(ioc),
+    [self = shared_from_this()](beast::error_code ec, net::ip::tcp::socket socket) {
+      if (!self->acceptor.is_open())
+        return; // draining
+      if (ec) {
+        // Out of file descriptors and the like: log, go on accepting.
+        log::warn("accept_failed", {{"error", ec.message()}});
+      } else {
+        socket.set_option(net::ip::tcp::no_delay{true}, ec);
+        std::make_shared<http_session>(std::move(socket), self)->run();
+      }
+      self->do_accept();
+    });
+}
+
+server::server(net::io_context& ioc, gateway_config cfg,
+               gateway_services services)
+  : impl_(std::make_shared<impl>(ioc, std::move(cfg), std::move(services))) {
+}
+
+server::~server() = default;
+
+uint16_t server::start() {
+  beast::error_code ec;
+  auto addr = net::ip::make_address(impl_->cfg.listen_host, ec);
+  if (ec)
+    throw std::runtime_error("bad listen address " + impl_->cfg.listen_host);
+  net::ip::tcp::endpoint ep{addr, impl_->cfg.listen_port};
+  auto& acc = impl_->acceptor;
+  acc.open(ep.protocol(), ec);
+  if (!ec)
+    acc.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec)
+    acc.bind(ep, ec);
+  if (!ec)
+    acc.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + impl_->cfg.listen_host + ":"
+                             + std::to_string(impl_->cfg.listen_port) + ": "
+                             + ec.message());
+  impl_->do_accept();
+  return acc.local_endpoint().port();
+}
+
+void server::begin_drain() {
+  impl_->draining = true;
+  net::post(impl_->ioc, [i = impl_] {
+    beast::error_code ec;
+    i->acceptor.close(ec);
+  });
+}
+
+void server::close_all(uint16_t code) {
+  std::vector<std::shared_ptr<websocket_session>> live;
+  {
+    std::lock_guard<std::mutex> guard{impl_->sessions_mtx};
+    for (auto& w : impl_->sessions)
+      if (auto s = w.lock())
+        live.push_back(std::move(s));
+  }
+  for (auto& s : live)
+    s->close(code, "server shutting down");
+}
+
+size_t server::open_connections() const {
+  std::lock_guard<std::mutex> guard{impl_->sessions_mtx};
+  return impl_->sessions.size();
+}
+
+} // namespace chat::gateway

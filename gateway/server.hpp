@@ -1,0 +1,78 @@
+#pragma once
+/// The HTTP + WebSocket front door (Boost.Beast), sharing the io_context
+/// threads it is given. Beast stays out of this header.
+///
+/// Routes: GET /api/v1/chat/ws (WebSocket, JWT at upgrade), the REST API of
+/// PROTOCOL.md, GET /healthz, /readyz, /metrics.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/directory_actor.hpp"
+#include "actors/persistence_actor.hpp"
+#include "actors/session_actor.hpp"
+
+namespace boost::asio {
+class io_context;
+} // namespace boost::asio
+
+namespace chat::gateway {
+
+/// Limits and settings of the front door, in one place.
+struct gateway_config {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  std::string jwt_secret;
+  /// Largest WebSocket message accepted; bigger ones close with 1009.
+  size_t max_frame_bytes = 64 * 1024;
+  /// Largest `send.content`, in bytes.
+  size_t max_content_bytes = 32768;
+  /// No frame at all (pongs included) for this long closes with 1001.
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds{60}};
+  /// Bytes queued for a client that reads too slowly before we close the
+  /// connection with 1013 (it resumes with `subscribe` after reconnecting).
+  size_t max_pending_bytes = 4 * 1024 * 1024;
+  /// Largest HTTP request body (REST).
+  size_t max_body_bytes = 64 * 1024;
+};
+
+/// The actors the gateway talks to.
+struct gateway_services {
+  caf::actor_system* system = nullptr;
+  directory_actor directory;
+  persistence_actor store;
+  session_config session;
+};
+
+class server {
+public:
+  server(boost::asio::io_context& ioc, gateway_config cfg,
+         gateway_services services);
+  ~server();
+
+  /// Binds and starts accepting. Returns the port (useful with port 0).
+  /// Throws std::runtime_error when the address cannot be bound.
+  uint16_t start();
+
+  /// Stops accepting connections and answers /readyz with 503 (drain).
+  void begin_drain();
+
+  /// Closes every WebSocket with `code` (1001 at shutdown).
+  void close_all(uint16_t code);
+
+  /// WebSocket connections open now.
+  size_t open_connections() const;
+
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace chat::gateway

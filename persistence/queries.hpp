@@ -1,0 +1,149 @@
+#pragma once
+/// Every SQL statement of the store, prepared on each connection under
+/// its name. Timestamps are timestamptz in SQL and ms since the epoch in C++.
+
+namespace chat::persistence::sql {
+
+struct statement {
+  const char* name;
+  const char* text;
+};
+
+// Hand-wrapped for reading the SQL.
+// clang-format off
+
+// ms since the epoch; the cast to bigint rounds, so a value we stored
+// from ms comes back exactly.
+#define CHAT_MS(col) "(extract(epoch from " col ") * 1000)::bigint"
+
+// NULL (ms not given) means the transaction's now().
+#define CHAT_TS_FROM_MS(param) \
+  "coalesce(to_timestamp(" param "::float8 / 1000), now())"
+
+#define CHAT_MESSAGE_COLUMNS                                                 \
+  "id, conversation_id, seq, role, content, user_id, client_msg_id, "       \
+  "reply_to, model, finish_reason, prompt_tokens, completion_tokens, "      \
+  CHAT_MS("created_at")
+
+// -- writes -------------------------------------------------------------------
+
+/// ($1 id, $2 user_id, $3 title)
+inline constexpr statement insert_conversation{
+  "insert_conversation",
+  "INSERT INTO conversations (id, user_id, title) VALUES ($1, $2, $3)"};
+
+/// ($1 conversation, $2 seq, $3 id, $4 content, $5 user, $6 client_msg_id,
+///  $7 created_at ms or NULL) -> one row, or none when the clientMsgId is
+/// already used by this user.
+inline constexpr statement insert_user_message{
+  "insert_user_message",
+  "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
+  "client_msg_id, created_at) "
+  "VALUES ($1, $2, $3, 'user', $4, $5, $6, " CHAT_TS_FROM_MS("$7") ") "
+  "ON CONFLICT (user_id, client_msg_id) DO NOTHING RETURNING id"};
+
+/// ($1 user, $2 client_msg_id) -> (conversation_id, id, seq)
+inline constexpr statement find_client_msg{
+  "find_client_msg",
+  "SELECT conversation_id, id, seq FROM messages "
+  "WHERE user_id = $1 AND client_msg_id = $2"};
+
+/// ($1 conversation) the conversation created for a send that turned out to
+/// be a duplicate.
+inline constexpr statement delete_conversation{
+  "delete_conversation", "DELETE FROM conversations WHERE id = $1"};
+
+/// ($1 conversation, $2 seq, $3 id, $4 content, $5 user or '' for the
+///  owner, $6 reply_to, $7 model, $8 finish_reason, $9 prompt_tokens,
+///  $10 completion_tokens, $11 created_at ms or NULL)
+inline constexpr statement insert_reply{
+  "insert_reply",
+  "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
+  "reply_to, model, finish_reason, prompt_tokens, completion_tokens, "
+  "created_at) "
+  "VALUES ($1, $2, $3, 'assistant', $4, "
+  "coalesce(nullif($5, ''), "
+  "         (SELECT user_id FROM conversations WHERE id = $1)), "
+  "$6, $7, $8, $9, $10, " CHAT_TS_FROM_MS("$11") ")"};
+
+/// ($1 conversation)
+inline constexpr statement touch_conversation{
+  "touch_conversation",
+  "UPDATE conversations SET updated_at = now() WHERE id = $1"};
+
+/// ($1 conversation, $2 user) -> affected rows 0 or 1; messages cascade.
+inline constexpr statement remove_conversation{
+  "remove_conversation",
+  "DELETE FROM conversations WHERE id = $1 AND user_id = $2"};
+
+// -- reads --------------------------------------------------------------------
+
+/// ($1 conversation) -> (user_id)
+inline constexpr statement conversation_owner{
+  "conversation_owner", "SELECT user_id FROM conversations WHERE id = $1"};
+
+/// ($1 conversation) -> (max seq or 0)
+inline constexpr statement last_seq{
+  "last_seq",
+  "SELECT coalesce(max(seq), 0) FROM messages WHERE conversation_id = $1"};
+
+/// ($1 conversation, $2 how many) -> the newest messages, oldest first.
+inline constexpr statement recent_messages{
+  "recent_messages",
+  "SELECT * FROM (SELECT " CHAT_MESSAGE_COLUMNS " FROM messages "
+  "WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2) AS m ORDER BY seq"};
+
+/// ($1 conversation, $2 after_seq, $3 limit) -> messages in seq order.
+inline constexpr statement message_page{
+  "message_page",
+  "SELECT " CHAT_MESSAGE_COLUMNS " FROM messages "
+  "WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"};
+
+#define CHAT_CONVERSATION_COLUMNS                                            \
+  "id, title, " CHAT_MS("created_at") ", " CHAT_MS("updated_at") ", "       \
+  "(extract(epoch from updated_at) * 1000000)::bigint"
+
+/// ($1 user, $2 limit) -> (id, title, created ms, updated ms, updated us)
+inline constexpr statement first_conversations{
+  "first_conversations",
+  "SELECT " CHAT_CONVERSATION_COLUMNS " FROM conversations "
+  "WHERE user_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2"};
+
+/// ($1 user, $2 cursor updated_at us, $3 cursor id, $4 limit): the page after
+/// the cursor. Microseconds, timestamptz's resolution, so that no two rows
+/// compare equal to the cursor by rounding.
+inline constexpr statement next_conversations{
+  "next_conversations",
+  "SELECT " CHAT_CONVERSATION_COLUMNS " FROM conversations "
+  "WHERE user_id = $1 AND (updated_at, id) < "
+  "(to_timestamp(0) + $2::bigint * interval '1 microsecond', $3::uuid) "
+  "ORDER BY updated_at DESC, id DESC LIMIT $4"};
+
+inline constexpr statement ping{"ping", "SELECT 1"};
+
+// clang-format on
+
+#undef CHAT_CONVERSATION_COLUMNS
+#undef CHAT_MESSAGE_COLUMNS
+#undef CHAT_TS_FROM_MS
+#undef CHAT_MS
+
+/// Prepared on every connection the store opens.
+inline constexpr statement all[] = {
+  insert_conversation,
+  insert_user_message,
+  find_client_msg,
+  delete_conversation,
+  insert_reply,
+  touch_conversation,
+  remove_conversation,
+  conversation_owner,
+  last_seq,
+  recent_messages,
+  message_page,
+  first_conversations,
+  next_conversations,
+  ping,
+};
+
+} // namespace chat::persistence::sql

@@ -1,0 +1,292 @@
+#include "persistence/writer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "common/ids.hpp"
+#include "common/log.hpp"
+#include "persistence/queries.hpp"
+#include "persistence/session.hpp"
+
+namespace chat::persistence {
+
+namespace {
+
+// -- SQL of each write --------------------------------------------------------
+
+std::optional<int64_t> ms_or_null(timestamp_ms ms) {
+  return ms > 0 ? std::optional<int64_t>{ms} : std::nullopt;
+}
+
+std::optional<int64_t> count_or_null(int64_t n) {
+  return n >= 0 ? std::optional<int64_t>{n} : std::nullopt;
+}
+
+std::optional<std::string> text_or_null(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string>{s};
+}
+
+append_result append_user(pqxx::work& tx, const user_message_write& w) {
+  auto& m = w.message;
+  if (w.create_conversation)
+    tx.exec_prepared0(sql::insert_conversation.name, m.conversation_id,
+                      m.user_id, w.title);
+  auto inserted = tx.exec_prepared(
+    sql::insert_user_message.name, m.conversation_id, m.seq, m.id, m.content,
+    m.user_id, m.client_msg_id, ms_or_null(m.created_at));
+  if (!inserted.empty()) {
+    tx.exec_prepared0(sql::touch_conversation.name, m.conversation_id);
+    return {false, m.conversation_id, m.id, m.seq};
+  }
+  // The clientMsgId is taken: answer the original and leave no trace.
+  auto orig
+    = tx.exec_prepared1(sql::find_client_msg.name, m.user_id, m.client_msg_id);
+  if (w.create_conversation)
+    tx.exec_prepared0(sql::delete_conversation.name, m.conversation_id);
+  append_result r{true, orig[0].as<std::string>(), orig[1].as<std::string>(),
+                  orig[2].as<int64_t>()};
+  // Finding our own id means this is a retry of a write whose commit we
+  // could not confirm: it did commit, and it is no duplicate.
+  if (r.message_id == m.id)
+    r.duplicate = false;
+  return r;
+}
+
+bool append_reply(pqxx::work& tx, const stored_message& m) {
+  tx.exec_prepared0(
+    sql::insert_reply.name, m.conversation_id, m.seq, m.id, m.content,
+    m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
+    text_or_null(m.finish_reason), count_or_null(m.prompt_tokens),
+    count_or_null(m.completion_tokens), ms_or_null(m.created_at));
+  tx.exec_prepared0(sql::touch_conversation.name, m.conversation_id);
+  return true;
+}
+
+bool remove_conv(pqxx::work& tx, const std::string& user,
+                 const std::string& conv) {
+  auto res = tx.exec_prepared(sql::remove_conversation.name, conv, user);
+  return res.affected_rows() > 0;
+}
+
+// -- pending writes -----------------------------------------------------------
+
+/// A write waiting for its batch: runs its SQL inside a given transaction,
+/// keeps the answer, and delivers it only once told the batch committed.
+class pending_write {
+public:
+  virtual ~pending_write() = default;
+  virtual void apply(pqxx::work& tx) = 0;
+  virtual void deliver() = 0;
+  virtual void fail(caf::error err) = 0;
+};
+
+template <class T>
+class write_op final : public pending_write {
+public:
+  using sql_fn = std::function<T(pqxx::work&)>;
+
+  write_op(caf::typed_response_promise<T> rp, sql_fn fn)
+    : rp_(std::move(rp))
+    , fn_(std::move(fn)) {}
+
+  void apply(pqxx::work& tx) override {
+    result_ = fn_(tx);
+  }
+
+  void deliver() override {
+    rp_.deliver(std::move(result_));
+  }
+
+  void fail(caf::error err) override {
+    rp_.deliver(std::move(err));
+  }
+
+private:
+  caf::typed_response_promise<T> rp_;
+  sql_fn fn_;
+  T result_{};
+};
+
+using batch = std::vector<std::unique_ptr<pending_write>>;
+
+// -- the actor ----------------------------------------------------------------
+
+enum class outcome { committed, failed, unreachable };
+
+class writer_impl : public writer_actor::base {
+public:
+  writer_impl(caf::actor_config& cfg, std::unique_ptr<session> db,
+              size_t max_batch)
+    : writer_actor::base(cfg)
+    , db_(std::move(db))
+    , max_batch_(std::max<size_t>(1, max_batch)) {}
+
+  const char* name() const override {
+    return "chat.persistence.writer";
+  }
+
+  behavior_type make_behavior() override {
+    return {
+      [this](append_user_atom,
+             user_message_write& w) -> caf::result<append_result> {
+        return enqueue<append_result>([w{std::move(w)}](pqxx::work& tx) {
+          return append_user(tx, w);
+        });
+      },
+      [this](append_reply_atom, stored_message& m) -> caf::result<bool> {
+        return enqueue<bool>([m{std::move(m)}](pqxx::work& tx) {
+          return append_reply(tx, m);
+        });
+      },
+      [this](remove_conv_atom, std::string& user,
+             std::string& conv) -> caf::result<bool> {
+        if (!looks_like_uuid(conv))
+          return false;
+        return enqueue<bool>(
+          [user{std::move(user)}, conv{std::move(conv)}](pqxx::work& tx) {
+            return remove_conv(tx, user, conv);
+          });
+      },
+      [this](db_stats_atom) -> caf::result<int64_t, int64_t, int64_t> {
+        return {transactions_, writes_, largest_batch_};
+      },
+      [this](flush_atom) {
+        flush();
+      },
+    };
+  }
+
+private:
+  template <class T>
+  caf::typed_response_promise<T> enqueue(typename write_op<T>::sql_fn fn) {
+    auto rp = make_response_promise<T>();
+    pending_.push_back(std::make_unique<write_op<T>>(rp, std::move(fn)));
+    request_flush();
+    return rp;
+  }
+
+  // The flush lands behind every write already in the mailbox, so those
+  // join this batch; writes arriving while it commits form the next one.
+  void request_flush() {
+    if (flush_queued_)
+      return;
+    flush_queued_ = true;
+    send(caf::actor_cast<writer_actor>(this), flush_atom::value);
+  }
+
+  void flush() {
+    flush_queued_ = false;
+    auto n = std::min(pending_.size(), max_batch_);
+    batch current;
+    current.reserve(n);
+    std::move(pending_.begin(), pending_.begin() + n,
+              std::back_inserter(current));
+    pending_.erase(pending_.begin(), pending_.begin() + n);
+    if (!pending_.empty())
+      request_flush();
+    writes_ += static_cast<int64_t>(n);
+    largest_batch_ = std::max(largest_batch_, static_cast<int64_t>(n));
+    auto start = std::chrono::steady_clock::now();
+    std::string err;
+    switch (transact(current, err)) {
+      case outcome::committed:
+        for (auto& w : current)
+          w->deliver();
+        log::debug(
+          "db_batch_committed",
+          {{"writes", static_cast<int64_t>(n)}, {"ms", elapsed_ms(start)}});
+        return;
+      case outcome::unreachable:
+        log::error("db_batch_failed",
+                   {{"writes", static_cast<int64_t>(n)}, {"error", err}});
+        for (auto& w : current)
+          w->fail(
+            caf::make_error(caf::sec::runtime_error, "database unavailable"));
+        return;
+      case outcome::failed: break;
+    }
+    if (n == 1) {
+      log::warn("db_write_failed", {{"error", err}});
+      current.front()->fail(write_failed(err));
+      return;
+    }
+    log::warn("db_batch_failed",
+              {{"writes", static_cast<int64_t>(n)},
+               {"error", err},
+               {"retry", "one by one"}});
+    // One bad write must not fail the others: each alone in its own
+    // transaction.
+    for (auto& w : current) {
+      batch one;
+      one.push_back(std::move(w));
+      std::string one_err;
+      if (transact(one, one_err) == outcome::committed) {
+        one.front()->deliver();
+      } else {
+        log::warn("db_write_failed", {{"error", one_err}});
+        one.front()->fail(write_failed(one_err));
+      }
+    }
+  }
+
+  static caf::error write_failed(const std::string& why) {
+    return caf::make_error(caf::sec::runtime_error,
+                           "database write failed: " + why);
+  }
+
+  /// Runs all of `writes` in one transaction. A connection lost before
+  /// COMMIT rolled everything back, so it reconnects and tries once more.
+  outcome transact(batch& writes, std::string& err) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      try {
+        auto& conn = db_->conn();
+        ++transactions_;
+        pqxx::work tx{conn};
+        for (auto& w : writes)
+          w->apply(tx);
+        tx.commit();
+        return outcome::committed;
+      } catch (const pqxx::in_doubt_error& e) {
+        // The commit may or may not have happened: the one-by-one retry
+        // is safe for user messages (found by clientMsgId), others fail.
+        err = first_line(e);
+        db_->drop(name(), e);
+        return outcome::failed;
+      } catch (const pqxx::broken_connection& e) {
+        err = first_line(e);
+        db_->drop(name(), e);
+      } catch (const std::exception& e) {
+        err = first_line(e);
+        return outcome::failed;
+      }
+    }
+    return outcome::unreachable;
+  }
+
+  static int64_t elapsed_ms(std::chrono::steady_clock::time_point start) {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now() - start).count();
+  }
+
+  std::unique_ptr<session> db_;
+  size_t max_batch_;
+  batch pending_;
+  bool flush_queued_ = false;
+  int64_t transactions_ = 0;
+  int64_t writes_ = 0;
+  int64_t largest_batch_ = 0;
+};
+
+} // namespace
+
+writer_actor spawn_writer(caf::actor_system& sys, std::unique_ptr<session> db,
+                          size_t max_batch) {
+  return sys.spawn<writer_impl, caf::detached>(std::move(db), max_batch);
+}
+
+} // namespace chat::persistence

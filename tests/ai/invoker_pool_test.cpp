@@ -1,0 +1,451 @@
+// The invoker pool against the real mock LLM (build/bin/mock_llm, found
+// through CHAT_BIN_DIR): a real actor system, a scoped_actor as the sink.
+#include "ai/invoker_pool.hpp"
+
+#include <doctest/doctest.h>
+
+#include <caf/all.hpp>
+#include <curl/curl.h>
+#include <poll.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace chat;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// -- the mock LLM process -----------------------------------------------------
+
+/// `mock_llm --listen 127.0.0.1:0 ARGS...`, stopped with SIGTERM at the end.
+struct mock_process {
+  pid_t pid = -1;
+  int port = 0;
+
+  explicit mock_process(std::vector<std::string> args = {}) {
+    const char* dir = std::getenv("CHAT_BIN_DIR");
+    REQUIRE_MESSAGE(dir != nullptr, "CHAT_BIN_DIR is not set");
+    std::string bin = std::string{dir} + "/mock_llm";
+    args.insert(args.begin(), {bin, "--listen", "127.0.0.1:0"});
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      std::vector<char*> argv;
+      for (auto& arg : args)
+        argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      execv(bin.c_str(), argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    std::string line;
+    pollfd pfd{fds[0], POLLIN, 0};
+    while (line.find('\n') == std::string::npos && poll(&pfd, 1, 5000) > 0) {
+      char buf[256];
+      auto n = read(fds[0], buf, sizeof(buf));
+      if (n <= 0)
+        break;
+      line.append(buf, static_cast<size_t>(n));
+    }
+    close(fds[0]);
+    std::string prefix = "mock_llm listening on 127.0.0.1:";
+    REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0, "mock said: " << line);
+    port = std::stoi(line.substr(prefix.size()));
+  }
+
+  ~mock_process() {
+    if (pid > 0) {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+
+  std::string base() const {
+    return "http://127.0.0.1:" + std::to_string(port);
+  }
+
+  /// GET /stats as a map of counters.
+  std::map<std::string, int64_t> stats() const {
+    std::string body;
+    auto* curl = curl_easy_init();
+    auto url = base() + "/stats";
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION,
+      +[](char* p, size_t size, size_t nmemb, void* user) -> size_t {
+        static_cast<std::string*>(user)->append(p, size * nmemb);
+        return size * nmemb;
+      });
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_perform(curl);
+    curl_easy_cleanup(curl);
+    std::map<std::string, int64_t> out;
+    rapidjson::Document doc;
+    doc.Parse(body.c_str());
+    if (doc.IsObject())
+      for (auto& m : doc.GetObject())
+        if (m.value.IsInt64())
+          out[m.name.GetString()] = m.value.GetInt64();
+    return out;
+  }
+
+  /// Polls /stats until `key` reaches `min` or `timeout` passes.
+  int64_t wait_for_stat(const std::string& key, int64_t min,
+                        std::chrono::milliseconds timeout) const {
+    auto deadline = clock_type::now() + timeout;
+    int64_t value = 0;
+    while ((value = stats()[key]) < min && clock_type::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+    return value;
+  }
+};
+
+// -- expected replies ---------------------------------------------------------
+
+/// The mock's reply to `text` with `n` tokens (see mock_llm --help).
+std::string expected_reply(const std::string& text, int n) {
+  std::istringstream in{text};
+  std::string out = "Echo:";
+  int i = 1;
+  for (std::string word; i < n && in >> word; ++i)
+    out += " " + word;
+  for (; i < n; ++i)
+    out += " w" + std::to_string(i);
+  return out;
+}
+
+// -- the actor side -----------------------------------------------------------
+
+struct system_config : caf::actor_system_config {
+  system_config() {
+    // Lower latency on 2 cores than work stealing (TOOLCHAIN.md 2).
+    set("scheduler.policy", caf::atom("sharing"));
+  }
+};
+
+struct stream_result {
+  std::vector<std::string> chunks;
+  bool done = false;
+  generation_outcome outcome;
+  int chunks_after_done = 0;
+
+  std::string content() const {
+    std::string out;
+    for (auto& c : chunks)
+      out += c;
+    return out;
+  }
+};
+
+struct fixture {
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  std::map<std::string, stream_result> results;
+
+  ai::pool_config config(const mock_process& mock) {
+    ai::pool_config pc;
+    pc.openai.base_url = mock.base() + "/v1";
+    pc.invokers = 2;
+    return pc;
+  }
+
+  /// Sends `generate` (sink: self) and returns the invoker's handle.
+  caf::actor generate(const ai_actor& pool, const std::string& id,
+                      const std::string& text,
+                      const std::string& provider = "openai") {
+    generation_request req;
+    req.stream_id = id;
+    req.model = "mock-1";
+    req.provider = provider;
+    req.messages = {{"user", text}};
+    caf::actor invoker;
+    self->request(pool, 5s, generate_atom::value, std::move(req), caf::actor{self})
+      .receive([&](caf::actor& inv) { invoker = std::move(inv); },
+               [&](caf::error& err) {
+                 FAIL("generate failed: " << sys.render(err));
+               });
+    return invoker;
+  }
+
+  /// Receives chunks and dones until `n` streams are done or `timeout`.
+  /// Returns the number of streams done.
+  size_t collect(size_t n, std::chrono::milliseconds timeout = 10s) {
+    auto deadline = clock_type::now() + timeout;
+    auto done_count = [&] {
+      size_t k = 0;
+      for (auto& [id, r] : results)
+        k += r.done ? 1 : 0;
+      return k;
+    };
+    bool timed_out = false;
+    while (done_count() < n && !timed_out) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - clock_type::now());
+      receive_one(std::max(left, 0ms), timed_out);
+    }
+    return done_count();
+  }
+
+  /// Whatever arrives within `d` (to see that nothing follows a done).
+  void drain(std::chrono::milliseconds d) {
+    bool timed_out = false;
+    while (!timed_out)
+      receive_one(d, timed_out);
+  }
+
+  void receive_one(std::chrono::milliseconds timeout, bool& timed_out) {
+    self->receive(
+      [&](ai_chunk_atom, const std::string& id, const std::string& delta) {
+        CHECK_FALSE(delta.empty());
+        auto& r = results[id];
+        if (r.done)
+          ++r.chunks_after_done;
+        r.chunks.push_back(delta);
+      },
+      [&](ai_done_atom, const std::string& id, const generation_outcome& out) {
+        auto& r = results[id];
+        CHECK_FALSE_MESSAGE(r.done, "second done for " << id);
+        r.done = true;
+        r.outcome = out;
+      },
+      caf::after(timeout) >> [&] { timed_out = true; });
+  }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: content, several chunks, usage") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  auto inv = generate(pool, "s1",
+                      "[[mock tokens=8 ttft_ms=0 delay_ms=20]] hello there world");
+  CHECK(inv != nullptr);
+  REQUIRE(collect(1) == 1);
+  auto& r = results["s1"];
+  CHECK(r.content() == expected_reply("hello there world", 8));
+  CHECK(r.content() == "Echo: hello there world w4 w5 w6 w7");
+  CHECK(r.chunks.size() >= 4); // 20 ms apart: not coalesced into one read
+  CHECK(r.outcome.finish_reason == "stop");
+  CHECK(r.outcome.prompt_tokens == 3);
+  CHECK(r.outcome.completion_tokens == 8);
+  CHECK(r.outcome.error_message.empty());
+  drain(50ms);
+  CHECK(r.chunks_after_done == 0);
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: 50 concurrent streams on one pool") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  constexpr int streams = 50;
+  constexpr int tokens = 20;
+  std::set<caf::actor> invokers;
+  auto start = clock_type::now();
+  for (int i = 0; i < streams; ++i)
+    invokers.insert(generate(pool, "s" + std::to_string(i),
+                             "[[mock tokens=20 ttft_ms=20 delay_ms=10]] stream "
+                               + std::to_string(i) + " says hi"));
+  REQUIRE(collect(streams, 20s) == streams);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+              clock_type::now() - start)
+              .count();
+  // Each stream alone takes ~210 ms (20 ms + 19 x 10 ms).
+  MESSAGE("50 streams x 20 tokens, 2 invokers: " << ms << " ms");
+  CHECK(invokers.size() == 2); // round robin over both invokers
+  size_t chunks = 0;
+  for (int i = 0; i < streams; ++i) {
+    auto& r = results["s" + std::to_string(i)];
+    CHECK(r.content()
+          == expected_reply("stream " + std::to_string(i) + " says hi",
+                            tokens));
+    CHECK(r.outcome.finish_reason == "stop");
+    CHECK(r.outcome.completion_tokens == tokens);
+    chunks += r.chunks.size();
+  }
+  MESSAGE("chunk messages: " << chunks << " for " << streams * tokens
+                             << " tokens");
+  CHECK(ms < 5000);
+  CHECK(mock.stats()["completed"] == streams);
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: HTTP 500 and 429 end in error") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  generate(pool, "e500", "[[mock fail=http500]] hi");
+  generate(pool, "e429", "[[mock fail=http429]] hi");
+  REQUIRE(collect(2) == 2);
+  for (auto [id, code] : {std::pair<std::string, std::string>{"e500", "500"},
+                          {"e429", "429"}}) {
+    auto& r = results[id];
+    CHECK(r.chunks.empty());
+    CHECK(r.outcome.finish_reason == "error");
+    CHECK(r.outcome.error_message.rfind(
+            std::string{"provider returned HTTP "} + code, 0)
+          == 0);
+    MESSAGE(id << ": " << r.outcome.error_message);
+  }
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: a stream cut mid-way keeps its chunks") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  generate(pool, "cut",
+           "[[mock tokens=10 ttft_ms=0 delay_ms=10 fail=mid-stream]] a b c");
+  generate(pool, "b4", "[[mock tokens=10 fail=before-first]] a b c");
+  REQUIRE(collect(2) == 2);
+  auto& r = results["cut"];
+  CHECK(r.outcome.finish_reason == "error");
+  CHECK(r.outcome.error_message == "provider stream ended early");
+  CHECK_FALSE(r.chunks.empty());
+  // What arrived is the start of the reply.
+  CHECK(expected_reply("a b c", 10).rfind(r.content(), 0) == 0);
+  CHECK(r.content().size() < expected_reply("a b c", 10).size());
+  CHECK(results["b4"].outcome.finish_reason == "error");
+  CHECK(results["b4"].chunks.empty());
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: stall and first-token timeouts") {
+  mock_process mock;
+  auto cfg = config(mock);
+  cfg.stall_timeout = 300ms;
+  cfg.first_token_timeout = 400ms;
+  auto pool = ai::spawn_invoker_pool(sys, cfg);
+  auto start = clock_type::now();
+  generate(pool, "stall", "[[mock tokens=10 ttft_ms=0 delay_ms=10 fail=stall]] x");
+  generate(pool, "slow", "[[mock tokens=3 ttft_ms=5000]] x");
+  REQUIRE(collect(2, 5s) == 2);
+  auto elapsed = clock_type::now() - start;
+  CHECK(elapsed < 2s);
+  auto& r = results["stall"];
+  CHECK(r.outcome.finish_reason == "error");
+  CHECK(r.outcome.error_message == "provider timed out");
+  CHECK_FALSE(r.chunks.empty());
+  CHECK(results["slow"].outcome.finish_reason == "error");
+  CHECK(results["slow"].outcome.error_message == "provider timed out");
+  CHECK(results["slow"].chunks.empty());
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: cancel aborts the provider request") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  auto inv = generate(pool, "c1", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] go");
+  // Wait for the first chunk, then cancel at the owning invoker.
+  bool timed_out = false;
+  while (results["c1"].chunks.empty() && !timed_out)
+    receive_one(5s, timed_out);
+  REQUIRE_FALSE(timed_out);
+  self->send(inv, ai_cancel_atom::value, std::string{"c1"});
+  REQUIRE(collect(1, 2s) == 1);
+  auto& r = results["c1"];
+  CHECK(r.outcome.finish_reason == "cancelled");
+  CHECK(r.outcome.error_message.empty());
+  drain(100ms);
+  CHECK(r.chunks_after_done == 0);
+  CHECK(r.content().size() < expected_reply("go", 500).size());
+  // The mock saw the connection close.
+  CHECK(mock.wait_for_stat("aborted", 1, 2s) >= 1);
+  CHECK(mock.wait_for_stat("active", 0, 0ms) == 0);
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: cancel via the pool handle, unknown ids") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  self->send(pool, ai_cancel_atom::value, std::string{"nope"}); // ignored
+  generate(pool, "p0", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] a");
+  generate(pool, "p1", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] b");
+  std::this_thread::sleep_for(50ms);
+  self->send(pool, ai_cancel_atom::value, std::string{"p0"});
+  self->send(pool, ai_cancel_atom::value, std::string{"p1"});
+  REQUIRE(collect(2, 2s) == 2);
+  CHECK(results["p0"].outcome.finish_reason == "cancelled");
+  CHECK(results["p1"].outcome.finish_reason == "cancelled");
+  CHECK(mock.wait_for_stat("aborted", 2, 2s) >= 2);
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: a dead sink's streams are aborted") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  {
+    caf::scoped_actor sink{sys};
+    generation_request req;
+    req.stream_id = "orphan";
+    req.model = "mock-1";
+    req.provider = "openai";
+    req.messages = {{"user", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] x"}};
+    sink->request(pool, 5s, generate_atom::value, req, caf::actor{sink})
+      .receive([](caf::actor&) {}, [](caf::error&) { FAIL("no invoker"); });
+    CHECK(mock.wait_for_stat("streams_started", 1, 2s) == 1);
+  } // the sink terminates here
+  CHECK(mock.wait_for_stat("aborted", 1, 3s) >= 1);
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: the API key is sent and never leaked") {
+  const std::string key = "sk-test-0123456789abcdef";
+  mock_process mock{{"--api-key", key}};
+  auto cfg = config(mock);
+  cfg.openai.api_key = key;
+  auto good = ai::spawn_invoker_pool(sys, cfg);
+  cfg.openai.api_key = "sk-wrong-key-should-not-leak";
+  auto bad = ai::spawn_invoker_pool(sys, cfg);
+  cfg.openai.api_key.clear();
+  auto none = ai::spawn_invoker_pool(sys, cfg);
+  generate(good, "good", "[[mock tokens=4]] hi");
+  generate(bad, "bad", "[[mock tokens=4]] hi");
+  generate(none, "none", "[[mock tokens=4]] hi");
+  REQUIRE(collect(3) == 3);
+  CHECK(results["good"].outcome.finish_reason == "stop");
+  CHECK(results["good"].content() == "Echo: hi w2 w3");
+  for (std::string id : {"bad", "none"}) {
+    auto& out = results[id].outcome;
+    CHECK(out.finish_reason == "error");
+    CHECK(out.error_message.rfind("provider returned HTTP 401", 0) == 0);
+    CHECK(out.error_message.find("sk-") == std::string::npos);
+    MESSAGE(id << ": " << out.error_message);
+  }
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: unreachable provider, other providers") {
+  ai::pool_config cfg;
+  cfg.openai.base_url = "http://127.0.0.1:1/v1"; // nothing listens there
+  cfg.invokers = 1;
+  auto pool = ai::spawn_invoker_pool(sys, cfg);
+  generate(pool, "down", "hi");
+  generate(pool, "anth", "hi", "anthropic");
+  generate(pool, "what", "hi", "acme");
+  REQUIRE(collect(3) == 3);
+  CHECK(results["down"].outcome.finish_reason == "error");
+  CHECK(results["down"].outcome.error_message == "provider unreachable");
+  CHECK(results["anth"].outcome.error_message == "provider not supported yet");
+  CHECK(results["what"].outcome.error_message == "unknown provider");
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker: streams outlive a dropped pool handle") {
+  mock_process mock;
+  {
+    auto pool = ai::spawn_invoker_pool(sys, config(mock));
+    generate(pool, "late", "[[mock tokens=10 ttft_ms=50 delay_ms=10]] bye");
+  } // the last handle is gone; the invoker lives until its stream ends
+  REQUIRE(collect(1, 5s) == 1);
+  CHECK(results["late"].outcome.finish_reason == "stop");
+  CHECK(results["late"].content() == expected_reply("bye", 10));
+  // The invoker (and its driver) now goes away from the driver's own
+  // thread, racing with the system's shutdown: must not crash or hang.
+}

@@ -1,0 +1,388 @@
+// The mock LLM server: its pure reply logic, then the real binary
+// (build/bin/mock_llm, found through CHAT_BIN_DIR) driven by libcurl.
+#include "ai/mock_llm/mock_reply.hpp"
+
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <curl/curl.h>
+#include <poll.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace chat::mock_llm;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A running `mock_llm --listen 127.0.0.1:0 ARGS...`; SIGTERM on destruction.
+struct mock_process {
+  pid_t pid = -1;
+  int port = 0;
+
+  explicit mock_process(std::vector<std::string> args = {}) {
+    const char* dir = std::getenv("CHAT_BIN_DIR");
+    REQUIRE_MESSAGE(dir != nullptr, "CHAT_BIN_DIR is not set");
+    std::string bin = std::string{dir} + "/mock_llm";
+    args.insert(args.begin(), {bin, "--listen", "127.0.0.1:0"});
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      std::vector<char*> argv;
+      for (auto& arg : args)
+        argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      execv(bin.c_str(), argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    // The port line, within 5 s.
+    std::string line;
+    pollfd pfd{fds[0], POLLIN, 0};
+    while (line.find('\n') == std::string::npos && poll(&pfd, 1, 5000) > 0) {
+      char buf[256];
+      auto n = read(fds[0], buf, sizeof(buf));
+      if (n <= 0)
+        break;
+      line.append(buf, static_cast<size_t>(n));
+    }
+    close(fds[0]);
+    std::string prefix = "mock_llm listening on 127.0.0.1:";
+    REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0, "got: " << line);
+    port = std::stoi(line.substr(prefix.size()));
+    REQUIRE(port > 0);
+  }
+
+  /// SIGTERM and the exit status (0 expected).
+  int stop() {
+    if (pid < 0)
+      return -1;
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  ~mock_process() {
+    stop();
+  }
+
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port) + path;
+  }
+};
+
+struct http_result {
+  CURLcode code = CURLE_OK;
+  long status = 0;
+  std::string body;
+};
+
+size_t append_body(char* data, size_t size, size_t nmemb, void* user) {
+  static_cast<std::string*>(user)->append(data, size * nmemb);
+  return size * nmemb;
+}
+
+/// One request with a fresh connection. `body` empty means GET.
+http_result fetch(const std::string& url, const std::string& body = {},
+                  const std::string& auth = {}, long timeout_ms = 10000) {
+  http_result res;
+  CURL* curl = curl_easy_init();
+  curl_slist* headers = curl_slist_append(nullptr,
+                                          "Content-Type: application/json");
+  if (!auth.empty())
+    headers = curl_slist_append(headers, ("Authorization: " + auth).c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &res.body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+  if (!body.empty()) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
+  res.code = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &res.status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return res;
+}
+
+std::string chat_body(const std::string& prompt, bool stream,
+                      const std::string& extra = {}) {
+  // The prompts below need no JSON escaping except the quotes we avoid.
+  return R"({"model":"mock-1","messages":[{"role":"system","content":"be brief"},)"
+         R"({"role":"user","content":")"
+         + prompt + R"("}],"stream":)" + (stream ? "true" : "false") + extra
+         + "}";
+}
+
+/// The `data: ` payloads of an SSE body.
+std::vector<std::string> sse_data(const std::string& body) {
+  std::vector<std::string> result;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    auto end = body.find("\n\n", pos);
+    if (end == std::string::npos)
+      break;
+    auto event = body.substr(pos, end - pos);
+    if (event.rfind("data: ", 0) == 0)
+      result.push_back(event.substr(6));
+    pos = end + 2;
+  }
+  return result;
+}
+
+/// The concatenated delta contents of streamed chunks.
+std::string streamed_content(const std::vector<std::string>& events) {
+  std::string result;
+  for (auto& ev : events) {
+    rapidjson::Document doc;
+    if (doc.Parse(ev.c_str()).HasParseError() || !doc.IsObject())
+      continue;
+    for (auto& choice : doc["choices"].GetArray()) {
+      auto& delta = choice["delta"];
+      if (delta.HasMember("content"))
+        result += delta["content"].GetString();
+    }
+  }
+  return result;
+}
+
+rapidjson::Document parse(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  REQUIRE_MESSAGE(!doc.HasParseError(), "not JSON: " << text);
+  return doc;
+}
+
+uint64_t stat(const mock_process& mock, const char* key) {
+  auto doc = parse(fetch(mock.url("/stats")).body);
+  return doc[key].GetUint64();
+}
+
+struct curl_global {
+  curl_global() {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+  }
+} curl_global_instance;
+
+} // namespace
+
+// -- pure logic -----------------------------------------------------------------
+
+TEST_CASE("mock_llm: reply tokens echo the words, then fillers, exactly n") {
+  CHECK(reply_tokens("hi there", 5)
+        == std::vector<std::string>{"Echo:", " hi", " there", " w3", " w4"});
+  CHECK(reply_tokens("  a\tb\nc  ", 3)
+        == std::vector<std::string>{"Echo:", " a", " b"});
+  CHECK(reply_tokens("", 2) == std::vector<std::string>{"Echo:", " w1"});
+}
+
+TEST_CASE("mock_llm: directives are removed and applied") {
+  chat_request req;
+  std::string text = "hello [[mock tokens=5 delay_ms=100 fail=stall]] world";
+  take_directives(text, req);
+  CHECK(split_words(text).size() == 2);
+  CHECK(req.tokens == 5);
+  CHECK(req.delay_ms == 100);
+  CHECK(req.fail == fail_mode::stall);
+  auto s = effective_settings(req, reply_settings{});
+  CHECK(s.tokens == 5);
+  CHECK(s.ttft_ms == 20);
+  std::string other = "[[mockery]] stays";
+  take_directives(other, req);
+  CHECK(other == "[[mockery]] stays");
+}
+
+TEST_CASE("mock_llm: a bad body is an error, not a crash") {
+  chat_request req;
+  CHECK(parse_chat_request("{nope", req).has_value());
+  CHECK(parse_chat_request(R"({"model":"x"})", req).has_value());
+  CHECK(!parse_chat_request(R"({"messages":[]})", req).has_value());
+}
+
+// -- the server -----------------------------------------------------------------
+
+TEST_CASE("mock_llm: streamed reply follows the spec byte for byte") {
+  mock_process mock{{"--tokens", "7", "--ttft-ms", "5", "--token-delay-ms", "1"}};
+  auto prompt = std::string{"hello <b>w\xc3\xb6rld</b> & co"};
+  auto res = fetch(mock.url("/v1/chat/completions"),
+                   chat_body(prompt, true,
+                             R"(,"stream_options":{"include_usage":true})"));
+  REQUIRE(res.code == CURLE_OK);
+  CHECK(res.status == 200);
+  auto events = sse_data(res.body);
+  // 7 tokens, final, usage, [DONE]
+  REQUIRE(events.size() == 10);
+  CHECK(streamed_content(events)
+        == "Echo: hello <b>w\xc3\xb6rld</b> & co w5 w6");
+  auto first = parse(events[0]);
+  auto created = std::to_string(first["created"].GetInt64());
+  auto id = std::string{first["id"].GetString()};
+  CHECK(id.rfind("chatcmpl-mock-", 0) == 0);
+  CHECK(events[0]
+        == R"({"id":")" + id
+             + R"(","object":"chat.completion.chunk","created":)" + created
+             + R"(,"model":"mock-1","choices":[{"index":0,"delta":{"role":"assistant","content":"Echo:"},"finish_reason":null}]})");
+  CHECK(events[1]
+        == R"({"id":")" + id
+             + R"(","object":"chat.completion.chunk","created":)" + created
+             + R"(,"model":"mock-1","choices":[{"index":0,"delta":{"content":" hello"},"finish_reason":null}]})");
+  CHECK(events[7]
+        == R"({"id":")" + id
+             + R"(","object":"chat.completion.chunk","created":)" + created
+             + R"(,"model":"mock-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})");
+  // P: "be brief" (2) + 4 words of the prompt.
+  CHECK(events[8]
+        == R"({"id":")" + id
+             + R"(","object":"chat.completion.chunk","created":)" + created
+             + R"(,"model":"mock-1","choices":[],"usage":{"prompt_tokens":6,"completion_tokens":7,"total_tokens":13}})");
+  CHECK(events[9] == "[DONE]");
+  CHECK(stat(mock, "completed") == 1);
+  CHECK(stat(mock, "streams_started") == 1);
+  CHECK(mock.stop() == 0);
+}
+
+TEST_CASE("mock_llm: non-streaming reply, max_tokens cuts with finish_reason length") {
+  mock_process mock{{"--ttft-ms", "1", "--token-delay-ms", "0"}};
+  auto res = fetch(mock.url("/v1/chat/completions"),
+                   chat_body("hi there", false, R"(,"max_tokens":5)"));
+  REQUIRE(res.code == CURLE_OK);
+  CHECK(res.status == 200);
+  auto doc = parse(res.body);
+  CHECK(std::string{doc["object"].GetString()} == "chat.completion");
+  auto& choice = doc["choices"][0];
+  CHECK(std::string{choice["message"]["content"].GetString()}
+        == "Echo: hi there w3 w4");
+  CHECK(std::string{choice["finish_reason"].GetString()} == "length");
+  CHECK(doc["usage"]["completion_tokens"].GetInt() == 5);
+  CHECK(doc["usage"]["prompt_tokens"].GetInt() == 4);
+  auto full = parse(fetch(mock.url("/v1/chat/completions"),
+                          chat_body("hi", false))
+                      .body);
+  CHECK(std::string{full["choices"][0]["finish_reason"].GetString()}
+        == "stop");
+  CHECK(split_words(full["choices"][0]["message"]["content"].GetString()).size()
+        == 24);
+}
+
+TEST_CASE("mock_llm: a directive overrides length and timing and is not echoed") {
+  mock_process mock{{"--ttft-ms", "1", "--token-delay-ms", "1"}};
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = fetch(mock.url("/v1/chat/completions"),
+                   chat_body("hello [[mock tokens=3 delay_ms=100]] there", true));
+  auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(res.code == CURLE_OK);
+  CHECK(streamed_content(sse_data(res.body)) == "Echo: hello there");
+  CHECK(took >= 200ms);
+  CHECK(took < 2s);
+}
+
+TEST_CASE("mock_llm: fail modes: http500 every 2nd request, mid-stream, 429") {
+  mock_process mock{{"--fail", "http500", "--fail-every", "2", "--ttft-ms",
+                     "1", "--token-delay-ms", "1"}};
+  auto url = mock.url("/v1/chat/completions");
+  CHECK(fetch(url, chat_body("a", false)).status == 200);
+  auto failed = fetch(url, chat_body("a", true));
+  CHECK(failed.status == 500);
+  CHECK(parse(failed.body)["error"]["message"].IsString());
+  CHECK(fetch(url, chat_body("a", false)).status == 200);
+  auto mid = fetch(url, chat_body("a [[mock fail=mid-stream tokens=10]]", true));
+  CHECK(mid.code != CURLE_OK); // the chunked body never ends
+  CHECK(mid.status == 200);
+  CHECK(streamed_content(sse_data(mid.body)) == "Echo: a w2 w3 w4");
+  CHECK(mid.body.find("[DONE]") == std::string::npos);
+  CHECK(fetch(url, chat_body("a [[mock fail=http429]]", true)).status == 429);
+}
+
+namespace {
+
+/// Closes the connection (by failing the write callback) once the first
+/// token arrived.
+size_t abort_after_first(char*, size_t size, size_t nmemb, void* user) {
+  auto& seen = *static_cast<std::string*>(user);
+  seen.append(size * nmemb, 'x');
+  return 0;
+}
+
+} // namespace
+
+TEST_CASE("mock_llm: a client closing mid-stream counts as aborted at once") {
+  mock_process mock{{"--ttft-ms", "1"}};
+  // 2 s between tokens: detection must come from the socket, not a write.
+  auto body = chat_body("bye [[mock delay_ms=2000]]", true);
+  std::string seen;
+  CURL* curl = curl_easy_init();
+  auto url = mock.url("/v1/chat/completions");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, abort_after_first);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &seen);
+  CHECK(curl_easy_perform(curl) == CURLE_WRITE_ERROR);
+  curl_easy_cleanup(curl); // closes the connection
+  auto t0 = std::chrono::steady_clock::now();
+  while (stat(mock, "aborted") == 0 && std::chrono::steady_clock::now() - t0 < 1s)
+    std::this_thread::sleep_for(10ms);
+  CHECK(stat(mock, "aborted") == 1);
+  CHECK(std::chrono::steady_clock::now() - t0 < 500ms);
+  CHECK(stat(mock, "active") == 0);
+  CHECK(stat(mock, "completed") == 0);
+  // A stalled stream the client times out on counts the same.
+  auto stalled = fetch(url, chat_body("x [[mock fail=stall]]", true), {}, 300);
+  CHECK(stalled.code == CURLE_OPERATION_TIMEDOUT);
+  t0 = std::chrono::steady_clock::now();
+  while (stat(mock, "aborted") < 2 && std::chrono::steady_clock::now() - t0 < 1s)
+    std::this_thread::sleep_for(10ms);
+  CHECK(stat(mock, "aborted") == 2);
+  auto reset = parse(fetch(mock.url("/stats/reset"), "{}").body);
+  CHECK(reset["aborted"].GetInt() == 0);
+  CHECK(reset["requests"].GetInt() == 0);
+}
+
+TEST_CASE("mock_llm: models, 404, bad JSON, api key, keep-alive") {
+  mock_process mock{{"--api-key", "sekret", "--ttft-ms", "0",
+                     "--token-delay-ms", "0"}};
+  CHECK(fetch(mock.url("/v1/models")).status == 401);
+  auto models = fetch(mock.url("/v1/models"), {}, "Bearer sekret");
+  CHECK(models.body
+        == R"({"object":"list","data":[{"id":"mock-1","object":"model"}]})");
+  CHECK(fetch(mock.url("/nope"), {}, "Bearer sekret").status == 404);
+  auto bad = fetch(mock.url("/v1/chat/completions"), "{oops", "Bearer sekret");
+  CHECK(bad.status == 400);
+  CHECK(parse(bad.body)["error"]["type"].IsString());
+  // Two requests on one connection: the second makes no new connect.
+  CURL* curl = curl_easy_init();
+  std::string out;
+  auto url = mock.url("/v1/chat/completions");
+  auto body = chat_body("k", true);
+  curl_slist* headers = curl_slist_append(nullptr,
+                                          "Authorization: Bearer sekret");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out);
+  CHECK(curl_easy_perform(curl) == CURLE_OK);
+  CHECK(curl_easy_perform(curl) == CURLE_OK);
+  long connects = -1;
+  curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
+  CHECK(connects == 0);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  CHECK(sse_data(out).size() == 2 * 26);
+}

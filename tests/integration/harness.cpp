@@ -1,0 +1,380 @@
+#include "tests/integration/harness.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <doctest/doctest.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "common/ids.hpp"
+#include "gateway/jwt.hpp"
+
+namespace chat::test {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// -- process --------------------------------------------------------------------
+
+process::process(const std::string& program,
+                 const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env) {
+  char tmpl[] = "/tmp/chat-test-log-XXXXXX";
+  int fd = mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  log_path_ = tmpl;
+  pid_ = fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(fd);
+    for (auto& kv : env)
+      setenv(kv.first.c_str(), kv.second.c_str(), 1);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(program.c_str()));
+    for (auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(program.c_str(), argv.data());
+    _exit(127);
+  }
+  close(fd);
+}
+
+process::~process() {
+  if (!exited_ && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  unlink(log_path_.c_str());
+}
+
+std::string process::log() const {
+  std::ifstream in{log_path_};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string process::wait_for_line(const std::string& needle,
+                                   std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::istringstream lines{log()};
+    for (std::string line; std::getline(lines, line);)
+      if (line.find(needle) != std::string::npos)
+        return line;
+    if (!exited_ && waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      exited_ = true;
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  FAIL("no line with '" << needle << "' in the log of pid " << pid_ << ":\n"
+                        << log());
+  return {};
+}
+
+void process::signal(int sig) {
+  if (!exited_)
+    kill(pid_, sig);
+}
+
+int process::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return -1;
+}
+
+// -- service --------------------------------------------------------------------
+
+std::string database_url() {
+  auto url = std::getenv("CHAT_TEST_DATABASE_URL");
+  REQUIRE_MESSAGE(url != nullptr, "CHAT_TEST_DATABASE_URL is not set (run through ctest)");
+  return url;
+}
+
+std::string bin_dir() {
+  auto dir = std::getenv("CHAT_BIN_DIR");
+  return dir != nullptr ? dir : CHAT_BUILD_BIN_DIR;
+}
+
+std::string unique_user() {
+  return "user-" + new_uuid().substr(0, 13);
+}
+
+namespace {
+
+uint16_t port_after(const std::string& line, const std::string& prefix) {
+  auto pos = line.find(prefix);
+  REQUIRE(pos != std::string::npos);
+  pos += prefix.size();
+  return static_cast<uint16_t>(std::stoi(line.substr(pos)));
+}
+
+} // namespace
+
+service::service(options opts) {
+  secret = "test-secret-" + new_uuid() + "-0123456789";
+  std::vector<std::string> mock_args{"--listen", "127.0.0.1:0", "--ttft-ms", "5",
+                                     "--token-delay-ms", "2"};
+  for (auto& a : opts.mock_args)
+    mock_args.push_back(a);
+  mock = std::make_unique<process>(bin_dir() + "/mock_llm", mock_args,
+                                   std::map<std::string, std::string>{});
+  mock_port = port_after(mock->wait_for_line("listening on"), "127.0.0.1:");
+  std::map<std::string, std::string> env{
+    {"DATABASE_URL", database_url()},
+    {"CHAT_JWT_SECRET", secret},
+    {"CHAT_LISTEN", "127.0.0.1:0"},
+    {"OPENAI_BASE_URL", "http://127.0.0.1:" + std::to_string(mock_port) + "/v1"},
+    {"OPENAI_API_KEY", "sk-test-key-never-logged"},
+    {"CHAT_MODELS", "gpt-4o-mini,mock-2"},
+    {"CHAT_THREADS", "2"},
+  };
+  for (auto& kv : opts.chatd_env)
+    env[kv.first] = kv.second;
+  chatd = std::make_unique<process>(bin_dir() + "/chatd", std::vector<std::string>{},
+                                    env);
+  port = port_after(chatd->wait_for_line("\"event\":\"listening\""),
+                    "127.0.0.1:");
+}
+
+std::string service::token(const std::string& user, int64_t ttl) const {
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  return auth::make_token(user, secret, now, ttl);
+}
+
+// -- ws_client -------------------------------------------------------------------
+
+struct ws_client::impl {
+  net::io_context ioc;
+  websocket::stream<beast::tcp_stream> ws{ioc};
+  beast::flat_buffer buffer;
+  bool open = false;
+  int close_code = 0;
+
+  // Runs one async operation to completion, or until the timeout closes
+  // the socket (then the operation fails).
+  template <class Start>
+  beast::error_code run(Start start, std::chrono::milliseconds timeout) {
+    beast::error_code result = net::error::would_block;
+    beast::get_lowest_layer(ws).expires_after(timeout);
+    start(result);
+    ioc.restart();
+    ioc.run();
+    return result;
+  }
+};
+
+ws_client::ws_client() : impl_(std::make_unique<impl>()) {
+}
+
+ws_client::~ws_client() {
+  if (impl_->open) {
+    beast::error_code ec;
+    beast::get_lowest_layer(impl_->ws).socket().close(ec);
+  }
+}
+
+int ws_client::connect(uint16_t port, const std::string& path_and_query) {
+  auto& ws = impl_->ws;
+  tcp::endpoint ep{net::ip::make_address("127.0.0.1"), port};
+  auto ec = impl_->run(
+    [&](beast::error_code& out) {
+      beast::get_lowest_layer(ws).async_connect(ep, [&](beast::error_code e) { out = e; });
+    },
+    5s);
+  REQUIRE_MESSAGE(!ec, "connect: " << ec.message());
+  websocket::response_type res;
+  ec = impl_->run(
+    [&](beast::error_code& out) {
+      ws.async_handshake(res, "127.0.0.1:" + std::to_string(port), path_and_query,
+                         [&](beast::error_code e) { out = e; });
+    },
+    5s);
+  if (ec) {
+    return static_cast<int>(res.result_int());
+  }
+  impl_->open = true;
+  beast::get_lowest_layer(ws).expires_never();
+  return 101;
+}
+
+void ws_client::send_text(const std::string& text) {
+  auto& ws = impl_->ws;
+  ws.text(true);
+  auto ec = impl_->run(
+    [&](beast::error_code& out) {
+      ws.async_write(net::buffer(text), [&](beast::error_code e, size_t) { out = e; });
+    },
+    5s);
+  REQUIRE_MESSAGE(!ec, "write: " << ec.message());
+}
+
+void ws_client::send_binary(const std::string& bytes) {
+  auto& ws = impl_->ws;
+  ws.binary(true);
+  auto ec = impl_->run(
+    [&](beast::error_code& out) {
+      ws.async_write(net::buffer(bytes), [&](beast::error_code e, size_t) { out = e; });
+    },
+    5s);
+  REQUIRE_MESSAGE(!ec, "write: " << ec.message());
+}
+
+std::optional<std::string> ws_client::read(std::chrono::milliseconds timeout) {
+  auto& ws = impl_->ws;
+  if (!impl_->open)
+    return std::nullopt;
+  impl_->buffer.clear();
+  auto ec = impl_->run(
+    [&](beast::error_code& out) {
+      ws.async_read(impl_->buffer, [&](beast::error_code e, size_t) { out = e; });
+    },
+    timeout);
+  if (ec) {
+    if (ec == websocket::error::closed)
+      impl_->close_code = ws.reason().code;
+    impl_->open = false;
+    return std::nullopt;
+  }
+  return beast::buffers_to_string(impl_->buffer.data());
+}
+
+rapidjson::Document ws_client::read_json(std::chrono::milliseconds timeout) {
+  auto text = read(timeout);
+  REQUIRE_MESSAGE(text.has_value(), "no frame within the timeout");
+  rapidjson::Document d;
+  d.Parse(text->c_str());
+  REQUIRE_MESSAGE(!d.HasParseError(), "not JSON: " << *text);
+  return d;
+}
+
+rapidjson::Document ws_client::read_until(const std::string& type,
+                                          std::vector<std::string>* skipped,
+                                          std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    REQUIRE_MESSAGE(left.count() > 0, "no '" << type << "' frame in time");
+    auto text = read(left);
+    REQUIRE_MESSAGE(text.has_value(), "connection ended before a '" << type << "' frame");
+    rapidjson::Document d;
+    d.Parse(text->c_str());
+    REQUIRE_MESSAGE(!d.HasParseError(), "not JSON: " << *text);
+    if (str(d, "type") == type)
+      return d;
+    if (skipped)
+      skipped->push_back(*text);
+  }
+}
+
+int ws_client::close_code() const {
+  return impl_->close_code;
+}
+
+bool ws_client::is_open() const {
+  return impl_->open;
+}
+
+void ws_client::cut() {
+  beast::error_code ec;
+  beast::get_lowest_layer(impl_->ws).socket().close(ec);
+  impl_->open = false;
+}
+
+// -- http -------------------------------------------------------------------------
+
+http_response http_request(uint16_t port, const std::string& method,
+                           const std::string& target, const std::string& token) {
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  stream.expires_after(10s);
+  stream.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  if (!token.empty())
+    req.set(http::field::authorization, "Bearer " + token);
+  req.keep_alive(false);
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(stream, buf, res);
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+// -- frames -----------------------------------------------------------------------
+
+std::string send_frame(const std::string& client_msg_id, const std::string& content,
+                       const std::string& conversation_id) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w{sb};
+  w.StartObject();
+  w.Key("type");
+  w.String("send");
+  w.Key("clientMsgId");
+  w.String(client_msg_id.c_str());
+  if (!conversation_id.empty()) {
+    w.Key("conversationId");
+    w.String(conversation_id.c_str());
+  }
+  w.Key("content");
+  w.String(content.c_str(), static_cast<rapidjson::SizeType>(content.size()));
+  w.EndObject();
+  return sb.GetString();
+}
+
+std::string mock_reply(const std::string& text, int tokens) {
+  std::vector<std::string> words;
+  std::istringstream in{text};
+  for (std::string w; in >> w;)
+    words.push_back(w);
+  std::string out = "Echo:";
+  for (int i = 1; i < tokens; ++i)
+    out += " " + (static_cast<size_t>(i - 1) < words.size() ? words[i - 1]
+                                                              : "w" + std::to_string(i));
+  return out;
+}
+
+std::string str(const rapidjson::Value& v, const char* key) {
+  auto m = v.FindMember(key);
+  return m != v.MemberEnd() && m->value.IsString() ? m->value.GetString() : "";
+}
+
+int64_t num(const rapidjson::Value& v, const char* key) {
+  auto m = v.FindMember(key);
+  return m != v.MemberEnd() && m->value.IsInt64() ? m->value.GetInt64() : -1;
+}
+
+} // namespace chat::test
