@@ -1,5 +1,6 @@
 #include "actors/conversation_actor.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <optional>
@@ -154,7 +155,12 @@ void arm_idle_check(conversation* self) {
 
 void remember(conversation* self, const stored_message& m) {
   auto& st = self->state;
-  st.context.push_back(m);
+  // In seq order: a user message sent during a reply is stored before the
+  // reply (which has the lower seq) ends.
+  auto pos = std::upper_bound(
+    st.context.begin(), st.context.end(), m.seq,
+    [](int64_t seq, const stored_message& x) { return seq < x.seq; });
+  st.context.insert(pos, m);
   // Keep more than the provider needs: subscribers' replays fill the gap
   // between their last database page and now from here.
   while (st.context.size() > st.cfg.context_messages + 50)

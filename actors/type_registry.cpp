@@ -31,7 +31,7 @@ void register_message_types(caf::actor_system_config& cfg) {
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string s = "chat_error(";
                            s += protocol::to_string(
-                             static_cast<protocol::error_code>(code));
+                             static_cast<protocol::error_code>(code - 1));
                            if (ctx.match_elements<std::string>()) {
                              s += ", ";
                              s += ctx.get_as<std::string>(0);

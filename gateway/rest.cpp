@@ -2,6 +2,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/sec.hpp>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -39,6 +40,8 @@ http_reply not_found() {
 }
 
 http_reply from_error(const caf::error& err) {
+  if (err == caf::sec::invalid_argument) // e.g. a cursor we did not make
+    return rest_error(400, "bad_request", "invalid parameter");
   auto f = to_error_frame(err);
   switch (f.code) {
     case protocol::error_code::not_found:
