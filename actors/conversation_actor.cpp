@@ -4,6 +4,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -36,6 +37,7 @@ using namespace std::chrono_literals;
 using protocol::error_code;
 
 using retry_store_atom = caf::atom_constant<caf::atom("c_retry")>;
+using checkpoint_tick_atom = caf::atom_constant<caf::atom("c_ckpt")>;
 
 constexpr auto store_timeout = 60s;
 constexpr auto ai_timeout = 30s;
@@ -70,12 +72,20 @@ struct reply_state {
   bool cancel_requested = false;
   bool finishing = false; // done received, storing
   stored_message final_message;
+  timestamp_ms created_at = 0;    // when it started: the row's createdAt
+  size_t checkpointed_chunks = 0; // how many deltas the database has
+  bool checkpoint_in_flight = false;
 };
 
 struct subscriber {
   caf::actor handle;
+  // While replaying, live events are not sent: the replay ends with the
+  // current state (see finish_replay).
   bool replaying = false;
   uint64_t replay_token = 0; // identifies the current replay of this subscriber
+  int64_t after_seq = 0;
+  std::set<int64_t> replayed_recent; // seqs replayed that `context` may hold
+  bool reply_replayed = false;       // the current reply went out whole
 };
 
 struct conversation_state {
@@ -184,7 +194,7 @@ void send_event(conversation* self, const caf::actor& to, std::string frame) {
 
 subscriber& attach(conversation* self, const caf::actor& session) {
   auto& st = self->state;
-  auto [it, added] = st.subs.emplace(session.address(), subscriber{session});
+  auto [it, added] = st.subs.emplace(session.address(), subscriber{session, false, 0, 0, {}, false});
   if (added)
     self->monitor(session);
   return it->second;
@@ -204,6 +214,55 @@ std::vector<chat_turn> context_for(conversation* self, int64_t reply_seq) {
 // -- replies ------------------------------------------------------------------
 
 void maybe_start_reply(conversation* self);
+
+stored_message reply_message(conversation* self) {
+  auto& st = self->state;
+  auto& r = *st.reply;
+  stored_message m;
+  m.id = r.id;
+  m.conversation_id = st.id;
+  m.seq = r.seq;
+  m.role = "assistant";
+  for (auto& d : r.deltas)
+    m.content += d;
+  m.user_id = st.owner;
+  m.reply_to = r.reply_to;
+  m.model = r.model;
+  m.created_at = r.created_at;
+  return m;
+}
+
+/// Saves the reply so far (crash safety), at most one save in flight. The
+/// first save, at the start, makes the reply's seq durable.
+void checkpoint(conversation* self) {
+  auto& st = self->state;
+  if (!st.reply || st.reply->finishing || st.reply->checkpoint_in_flight)
+    return;
+  auto& r = *st.reply;
+  if (r.checkpointed_chunks == r.deltas.size() && r.checkpointed_chunks > 0)
+    return; // nothing new
+  r.checkpoint_in_flight = true;
+  auto id = r.id;
+  auto chunks = r.deltas.size();
+  self
+    ->request(st.cfg.store, store_timeout, checkpoint_atom::value,
+              reply_message(self), st.cfg.node_id)
+    .then(
+      [=](bool) {
+        auto& st = self->state;
+        if (st.reply && st.reply->id == id) {
+          st.reply->checkpoint_in_flight = false;
+          st.reply->checkpointed_chunks = std::max(st.reply->checkpointed_chunks, chunks);
+        }
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        if (st.reply && st.reply->id == id)
+          st.reply->checkpoint_in_flight = false;
+        log::warn("reply_checkpoint_failed",
+                  {{"conversationId", st.id}, {"error", to_string(err)}});
+      });
+}
 
 void store_reply(conversation* self) {
   auto& st = self->state;
@@ -271,19 +330,10 @@ void finish_reply(conversation* self, generation_outcome outcome) {
                                {"error", outcome.error_message}});
   }
   auto& m = r.final_message;
-  m.id = r.id;
-  m.conversation_id = st.id;
-  m.seq = r.seq;
-  m.role = "assistant";
-  for (auto& d : r.deltas)
-    m.content += d;
-  m.user_id = st.owner;
-  m.reply_to = r.reply_to;
-  m.model = r.model;
+  m = reply_message(self);
   m.finish_reason = outcome.finish_reason;
   m.prompt_tokens = outcome.prompt_tokens;
   m.completion_tokens = outcome.completion_tokens;
-  m.created_at = now_ms();
   store_reply(self);
 }
 
@@ -298,6 +348,7 @@ void maybe_start_reply(conversation* self) {
   r.seq = q.seq;
   r.reply_to = q.user_message_id;
   r.model = q.model;
+  r.created_at = now_ms();
   st.reply = std::move(r);
   generation_request req{st.reply->id, q.model, q.provider,
                          context_for(self, q.seq)};
@@ -310,6 +361,8 @@ void maybe_start_reply(conversation* self) {
                               {"messageId", id},
                               {"seq", q.seq},
                               {"model", q.model}});
+  checkpoint(self);
+  self->delayed_send(self, st.cfg.checkpoint_interval, checkpoint_tick_atom::value, id);
   self
     ->request(st.cfg.ai, ai_timeout, generate_atom::value, std::move(req),
               caf::actor{self})
@@ -337,6 +390,10 @@ void maybe_start_reply(conversation* self) {
 // -- user messages ------------------------------------------------------------
 
 void pump_writes(conversation* self);
+void start_replay(conversation* self, const caf::actor& session,
+                  int64_t after_seq);
+void replay_page(conversation* self, caf::actor session, int64_t cursor,
+                 uint64_t token);
 
 void on_user_written(conversation* self, const stored_message& msg,
                      append_result& res) {
@@ -346,7 +403,15 @@ void on_user_written(conversation* self, const stored_message& msg,
   st.write_in_flight = false;
   if (res.duplicate) {
     st.next_seq -= 2; // nothing after it was reserved: writes are serialized
+    auto resume_after = res.seq + 1;
+    bool here = res.conversation_id == st.id;
     p.promise.deliver(std::move(res));
+    if (here) {
+      // The connection gets the original's reply as `subscribe` would: its
+      // chunks so far and the rest live, or nothing if it has ended.
+      if (st.subs.count(p.session.address()) == 0)
+        start_replay(self, p.session, resume_after);
+    }
   } else {
     st.is_new = false;
     remember(self, msg);
@@ -407,21 +472,23 @@ void pump_writes(conversation* self) {
 
 // -- subscribers ----------------------------------------------------------------
 
-/// Ends a replay: what was committed after the last database page is in
-/// `context`; then the chunks so far of the reply in progress. From here on
-/// the subscriber gets live events.
-void finish_replay(conversation* self, const caf::actor& session,
-                   int64_t last_seq) {
+/// Ends a replay. Messages committed after the database pages were read are
+/// in `context`: send those the pages did not have. Then, if a reply is
+/// being generated (and was not just replayed whole), all its chunks so
+/// far. From here on the subscriber gets live events.
+void finish_replay(conversation* self, const caf::actor& session) {
   auto& st = self->state;
   auto it = st.subs.find(session.address());
   if (it == st.subs.end())
     return;
+  auto& sub = it->second;
   for (auto& m : st.context)
-    if (m.seq > last_seq) {
+    if (m.seq > sub.after_seq && sub.replayed_recent.count(m.seq) == 0) {
       send_event(self, session, protocol::encode_message_event(m));
-      last_seq = m.seq;
+      if (st.reply && m.id == st.reply->id)
+        sub.reply_replayed = true;
     }
-  if (st.reply && st.reply->seq > last_seq) {
+  if (st.reply && !sub.reply_replayed) {
     auto& r = *st.reply;
     for (size_t i = 0; i < r.deltas.size(); ++i) {
       protocol::chunk_frame c{st.id, r.id, r.reply_to, r.seq,
@@ -429,35 +496,56 @@ void finish_replay(conversation* self, const caf::actor& session,
       send_event(self, session, protocol::encode(c));
     }
   }
-  it->second.replaying = false;
+  sub.replaying = false;
+  sub.replayed_recent.clear();
 }
 
-void replay_page(conversation* self, caf::actor session, int64_t after_seq,
+/// Starts (or restarts) replaying to `session` everything after `after_seq`.
+void start_replay(conversation* self, const caf::actor& session,
+                  int64_t after_seq) {
+  auto& st = self->state;
+  auto& sub = attach(self, session);
+  sub.replaying = true;
+  sub.replay_token = st.next_replay_token++;
+  sub.after_seq = after_seq;
+  sub.replayed_recent.clear();
+  sub.reply_replayed = false;
+  replay_page(self, session, after_seq, sub.replay_token);
+}
+
+void replay_page(conversation* self, caf::actor session, int64_t cursor,
                  uint64_t token) {
   auto& st = self->state;
   if (st.is_new) { // nothing stored yet
-    finish_replay(self, session, after_seq);
+    finish_replay(self, session);
     return;
   }
   auto page = st.cfg.replay_page;
   self
     ->request(st.cfg.store, store_timeout, history_atom::value, st.owner,
-              st.id, after_seq, page)
+              st.id, cursor, page)
     .then(
       [=](message_page& p) {
         auto& st = self->state;
         auto it = st.subs.find(session.address());
         if (it == st.subs.end() || it->second.replay_token != token)
           return; // unsubscribed or subscribed again meanwhile
-        auto last = after_seq;
+        auto& sub = it->second;
+        // Only seqs that `context` may also hold need remembering.
+        auto oldest_recent = st.context.empty() ? INT64_MAX : st.context.front().seq;
+        auto last = cursor;
         for (auto& m : p.messages) {
           send_event(self, session, protocol::encode_message_event(m));
+          if (m.seq >= oldest_recent)
+            sub.replayed_recent.insert(m.seq);
+          if (st.reply && m.id == st.reply->id)
+            sub.reply_replayed = true;
           last = m.seq;
         }
         if (static_cast<int32_t>(p.messages.size()) == page)
           replay_page(self, session, last, token);
         else
-          finish_replay(self, session, last);
+          finish_replay(self, session);
       },
       [=](caf::error& err) {
         auto& st = self->state;
@@ -502,15 +590,11 @@ caf::behavior serving(conversation* self) {
     },
     [=](subscribe_atom, const std::string& user, int64_t after_seq,
         caf::actor& session) -> caf::result<bool> {
-      auto& st = self->state;
       if (!owned_by(self, user))
         return access_error(self);
       touch(self);
-      auto& sub = attach(self, session);
-      sub.replaying = true;
-      sub.replay_token = st.next_replay_token++;
       // The answer goes out first, then the replay, then live events.
-      replay_page(self, session, after_seq, sub.replay_token);
+      start_replay(self, session, after_seq);
       return true;
     },
     [=](unsubscribe_atom, const caf::actor& session) {
@@ -580,6 +664,24 @@ caf::behavior serving(conversation* self) {
         return;
       touch(self);
       finish_reply(self, std::move(outcome));
+    },
+    [=](checkpoint_tick_atom, const std::string& reply_id) {
+      auto& st = self->state;
+      if (!st.reply || st.reply->id != reply_id || st.reply->finishing)
+        return; // that reply has ended: the tick stops here
+      checkpoint(self);
+      self->delayed_send(self, st.cfg.checkpoint_interval,
+                         checkpoint_tick_atom::value, reply_id);
+    },
+    [=](drain_atom) {
+      auto& st = self->state;
+      if (!st.reply || st.reply->finishing)
+        return;
+      if (st.reply->invoker)
+        self->send(st.reply->invoker, ai_cancel_atom::value, st.reply->id);
+      generation_outcome o;
+      o.finish_reason = "interrupted";
+      finish_reply(self, std::move(o));
     },
     [=](retry_store_atom, const std::string& message_id) {
       auto& st = self->state;

@@ -4,6 +4,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
@@ -60,6 +61,10 @@ directory_actor::behavior_type directory_impl(directory self,
                                          self->state.cfg);
       track(self, id, conv);
       return {id, conv};
+    },
+    [=](drain_atom) {
+      for (auto& kv : self->state.live)
+        caf::anon_send(kv.second, drain_atom::value); // typed -> dynamic
     },
   };
 }

@@ -9,6 +9,9 @@
 ///       An id that is not a UUID gets a not_found error.
 ///   (create_atom, user_id) -> (std::string conversation_id, caf::actor)
 ///       A new, empty conversation owned by the user.
+///   (drain_atom)
+///       Shutdown: every live conversation ends its reply in progress as
+///       "interrupted" (see conversation_actor.hpp).
 
 #include <cstdint>
 #include <string>
@@ -25,7 +28,8 @@ namespace chat {
 
 using directory_actor = caf::typed_actor<
   caf::replies_to<lookup_atom, std::string>::with<caf::actor>,
-  caf::replies_to<create_atom, std::string>::with<std::string, caf::actor>>;
+  caf::replies_to<create_atom, std::string>::with<std::string, caf::actor>,
+  caf::reacts_to<drain_atom>>;
 
 directory_actor spawn_directory(caf::actor_system& sys,
                                 conversation_config cfg);

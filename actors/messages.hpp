@@ -38,6 +38,7 @@ using ai_done_atom = caf::atom_constant<caf::atom("ai_done")>;
 // persistence
 using append_user_atom = caf::atom_constant<caf::atom("db_user")>;
 using append_reply_atom = caf::atom_constant<caf::atom("db_reply")>;
+using checkpoint_atom = caf::atom_constant<caf::atom("db_ckpt")>;
 using load_conv_atom = caf::atom_constant<caf::atom("db_load")>;
 using history_atom = caf::atom_constant<caf::atom("db_hist")>;
 using list_conv_atom = caf::atom_constant<caf::atom("db_list")>;

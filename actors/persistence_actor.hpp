@@ -10,9 +10,16 @@
 ///       many conversations are group-committed in one transaction. A
 ///       clientMsgId the user already used yields `duplicate` and the
 ///       original message's ids; nothing is written then.
+///   (checkpoint_atom, stored_message, node_id) -> bool
+///       Save what has been streamed so far of the reply being generated
+///       (finish_reason empty): inserts the assistant row, or updates its
+///       content. Such "in progress" rows carry the generating node's id;
+///       they are never returned as messages (history, recent context) but
+///       count for last_seq. Group-committed like every write.
 ///   (append_reply_atom, stored_message) -> bool
-///       Store a finished assistant message; bumps the conversation's
-///       updated_at. `true` once committed.
+///       Store a finished assistant message (insert, or complete the
+///       checkpointed row: content, finish_reason, usage; node cleared);
+///       bumps the conversation's updated_at. `true` once committed.
 ///   (load_conv_atom, conversation_id) -> conversation_snapshot
 ///       Owner, last seq and recent context of a conversation.
 ///   (history_atom, user_id, conversation_id, after_seq, limit) -> message_page
@@ -39,6 +46,7 @@ namespace chat {
 
 using persistence_actor = caf::typed_actor<
   caf::replies_to<append_user_atom, user_message_write>::with<append_result>,
+  caf::replies_to<checkpoint_atom, stored_message, std::string>::with<bool>,
   caf::replies_to<append_reply_atom, stored_message>::with<bool>,
   caf::replies_to<load_conv_atom, std::string>::with<conversation_snapshot>,
   caf::replies_to<history_atom, std::string, std::string, int64_t,

@@ -153,8 +153,12 @@ int cmd_serve(const settings& s) {
   gw.max_content_bytes = int_setting(s, "CHAT_MAX_CONTENT_BYTES", 1, 64 << 20);
   gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
 
+  auto node_id = s.has("CHAT_NODE_ID") ? s.get("CHAT_NODE_ID") : host_name();
   try {
     persistence::migrate(db_url);
+    // Replies this node was generating when it last died are kept as
+    // "interrupted", with what was checkpointed.
+    persistence::recover_interrupted(db_url, node_id);
   } catch (const std::exception& e) {
     log::error("startup_failed", {{"error", e.what()}});
     return 1;
@@ -189,6 +193,7 @@ int cmd_serve(const settings& s) {
   conversation_config cc;
   cc.store = store;
   cc.ai = ai_pool;
+  cc.node_id = node_id;
   auto directory = spawn_directory(sys, cc);
 
   gateway::gateway_services services;
@@ -217,9 +222,18 @@ int cmd_serve(const settings& s) {
   boost::asio::signal_set signals{ioc, SIGTERM, SIGINT};
   boost::asio::steady_timer drain_timer{ioc};
   auto drain_started = std::chrono::steady_clock::now();
+  bool interrupted_sent = false;
   std::function<void()> poll_drain = [&] {
     auto active = metrics::global().replies_active.load();
-    if (active > 0 && std::chrono::steady_clock::now() - drain_started < drain_timeout) {
+    auto waited = std::chrono::steady_clock::now() - drain_started;
+    if (active > 0 && waited >= drain_timeout && !interrupted_sent) {
+      // Out of time: the replies still running are stored as they are,
+      // "interrupted"; give those writes a few seconds to commit.
+      interrupted_sent = true;
+      log::warn("drain_timeout", {{"repliesActive", active}});
+      caf::anon_send(directory, drain_atom::value);
+    }
+    if (active > 0 && waited < drain_timeout + std::chrono::seconds{5}) {
       drain_timer.expires_after(std::chrono::milliseconds{50});
       drain_timer.async_wait([&](boost::system::error_code) { poll_drain(); });
       return;

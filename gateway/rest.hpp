@@ -5,6 +5,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gateway/http_util.hpp"
 #include "gateway/server.hpp"
@@ -15,6 +17,8 @@ struct http_reply {
   unsigned status = 200;
   std::string body;
   std::string content_type = "application/json";
+  /// Extra response headers (name, value).
+  std::vector<std::pair<std::string, std::string>> headers = {};
 };
 
 using reply_fn = std::function<void(http_reply)>;

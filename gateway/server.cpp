@@ -11,6 +11,7 @@
 #include "gateway/jwt.hpp"
 #include "gateway/rest.hpp"
 #include "gateway/server_impl.hpp"
+#include "gateway/static_files.hpp"
 #include "gateway/websocket_session.hpp"
 
 namespace chat::gateway {
@@ -101,6 +102,20 @@ private:
       auto& user = std::get<auth::verified_token>(auth).user_id;
       return handle_rest(server_->services, method, t, user, replier(req));
     }
+    if (method == "GET" || method == "HEAD") {
+      if (auto f = find_static(t.path)) {
+        http_reply r{200, std::string{f->body}, std::string{f->content_type}};
+        // The page renders untrusted text (AI replies): no inline script,
+        // no foreign origins.
+        r.headers = {{"Content-Security-Policy",
+                      "default-src 'self'; script-src 'self'; style-src 'self'; "
+                      "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+                      "base-uri 'none'; frame-ancestors 'none'"},
+                     {"X-Content-Type-Options", "nosniff"},
+                     {"Referrer-Policy", "no-referrer"}};
+        return write(req, std::move(r));
+      }
+    }
     write(req, rest_error(404, "not_found", "no such endpoint"));
   }
 
@@ -128,6 +143,8 @@ private:
     if (!r.content_type.empty())
       res->set(http::field::content_type, r.content_type);
     res->set(http::field::cache_control, "no-store");
+    for (auto& [name, value] : r.headers)
+      res->set(name, value);
     res->keep_alive(keep_alive);
     res->body() = std::move(r.body);
     res->prepare_payload();

@@ -20,6 +20,16 @@ struct statement {
 #define CHAT_TS_FROM_MS(param) \
   "coalesce(to_timestamp(" param "::float8 / 1000), now())"
 
+// In ON CONFLICT (id) DO UPDATE: the existing row is a reply still being
+// generated, at the same place (the same id elsewhere is never overwritten).
+#define CHAT_SAME_IN_PROGRESS_REPLY                                          \
+  "messages.role = 'assistant' AND messages.finish_reason IS NULL "         \
+  "AND messages.conversation_id = excluded.conversation_id "                \
+  "AND messages.seq = excluded.seq"
+
+// A reply still being generated (checkpointed): never shown as a message.
+#define CHAT_FINISHED "NOT (role = 'assistant' AND finish_reason IS NULL)"
+
 #define CHAT_MESSAGE_COLUMNS                                                 \
   "id, conversation_id, seq, role, content, user_id, client_msg_id, "       \
   "reply_to, model, finish_reason, prompt_tokens, completion_tokens, "      \
@@ -54,17 +64,64 @@ inline constexpr statement delete_conversation{
   "delete_conversation", "DELETE FROM conversations WHERE id = $1"};
 
 /// ($1 conversation, $2 seq, $3 id, $4 content, $5 user or '' for the
+///  owner, $6 reply_to, $7 model, $8 created_at ms or NULL, $9 node)
+/// -> one row (id) when inserted or updated; none when the row with that id
+/// is not an in-progress reply at this conversation and seq (see
+/// find_reply).
+inline constexpr statement checkpoint_reply{
+  "checkpoint_reply",
+  "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
+  "reply_to, model, created_at, generating_node) "
+  "VALUES ($1, $2, $3, 'assistant', $4, "
+  "coalesce(nullif($5, ''), "
+  "         (SELECT user_id FROM conversations WHERE id = $1)), "
+  "$6, $7, " CHAT_TS_FROM_MS("$8") ", $9) "
+  "ON CONFLICT (id) DO UPDATE SET content = excluded.content, "
+  "generating_node = excluded.generating_node "
+  "WHERE " CHAT_SAME_IN_PROGRESS_REPLY " RETURNING id"};
+
+/// ($1 conversation, $2 seq, $3 id, $4 content, $5 user or '' for the
 ///  owner, $6 reply_to, $7 model, $8 finish_reason, $9 prompt_tokens,
-///  $10 completion_tokens, $11 created_at ms or NULL)
-inline constexpr statement insert_reply{
-  "insert_reply",
+///  $10 completion_tokens, $11 created_at ms or NULL) -> one row (id) when
+/// inserted or when it completed the checkpointed row; none when the row
+/// with that id is not an in-progress reply at this conversation and seq.
+/// A completed checkpoint keeps its created_at (when the reply began).
+inline constexpr statement upsert_reply{
+  "upsert_reply",
   "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
   "reply_to, model, finish_reason, prompt_tokens, completion_tokens, "
   "created_at) "
   "VALUES ($1, $2, $3, 'assistant', $4, "
   "coalesce(nullif($5, ''), "
   "         (SELECT user_id FROM conversations WHERE id = $1)), "
-  "$6, $7, $8, $9, $10, " CHAT_TS_FROM_MS("$11") ")"};
+  "$6, $7, $8, $9, $10, " CHAT_TS_FROM_MS("$11") ") "
+  "ON CONFLICT (id) DO UPDATE SET content = excluded.content, "
+  "finish_reason = excluded.finish_reason, "
+  "prompt_tokens = excluded.prompt_tokens, "
+  "completion_tokens = excluded.completion_tokens, "
+  "reply_to = coalesce(excluded.reply_to, messages.reply_to), "
+  "model = coalesce(excluded.model, messages.model), "
+  "generating_node = NULL "
+  "WHERE " CHAT_SAME_IN_PROGRESS_REPLY " RETURNING id"};
+
+/// ($1 id) -> (conversation_id, seq, role, finish_reason, content): what
+/// holds an id an upsert above did not take.
+inline constexpr statement find_reply{
+  "find_reply",
+  "SELECT conversation_id, seq, role, finish_reason, content FROM messages "
+  "WHERE id = $1"};
+
+/// ($1 node) -> one row: how many replies were marked interrupted. Bumps
+/// their conversations' updated_at. Run once at start-up (not prepared).
+inline constexpr statement recover_interrupted{
+  "recover_interrupted",
+  "WITH r AS (UPDATE messages SET finish_reason = 'interrupted', "
+  "generating_node = NULL "
+  "WHERE role = 'assistant' AND finish_reason IS NULL "
+  "AND generating_node = $1 RETURNING conversation_id), "
+  "t AS (UPDATE conversations SET updated_at = now() "
+  "WHERE id IN (SELECT conversation_id FROM r)) "
+  "SELECT count(*) FROM r"};
 
 /// ($1 conversation)
 inline constexpr statement touch_conversation{
@@ -82,22 +139,26 @@ inline constexpr statement remove_conversation{
 inline constexpr statement conversation_owner{
   "conversation_owner", "SELECT user_id FROM conversations WHERE id = $1"};
 
-/// ($1 conversation) -> (max seq or 0)
+/// ($1 conversation) -> (max seq or 0); in-progress replies count.
 inline constexpr statement last_seq{
   "last_seq",
   "SELECT coalesce(max(seq), 0) FROM messages WHERE conversation_id = $1"};
 
-/// ($1 conversation, $2 how many) -> the newest messages, oldest first.
+/// ($1 conversation, $2 how many) -> the newest finished messages, oldest
+/// first.
 inline constexpr statement recent_messages{
   "recent_messages",
   "SELECT * FROM (SELECT " CHAT_MESSAGE_COLUMNS " FROM messages "
-  "WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2) AS m ORDER BY seq"};
+  "WHERE conversation_id = $1 AND " CHAT_FINISHED " "
+  "ORDER BY seq DESC LIMIT $2) AS m ORDER BY seq"};
 
-/// ($1 conversation, $2 after_seq, $3 limit) -> messages in seq order.
+/// ($1 conversation, $2 after_seq, $3 limit) -> finished messages in seq
+/// order.
 inline constexpr statement message_page{
   "message_page",
   "SELECT " CHAT_MESSAGE_COLUMNS " FROM messages "
-  "WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"};
+  "WHERE conversation_id = $1 AND seq > $2 AND " CHAT_FINISHED " "
+  "ORDER BY seq LIMIT $3"};
 
 #define CHAT_CONVERSATION_COLUMNS                                            \
   "id, title, " CHAT_MS("created_at") ", " CHAT_MS("updated_at") ", "       \
@@ -125,6 +186,8 @@ inline constexpr statement ping{"ping", "SELECT 1"};
 
 #undef CHAT_CONVERSATION_COLUMNS
 #undef CHAT_MESSAGE_COLUMNS
+#undef CHAT_FINISHED
+#undef CHAT_SAME_IN_PROGRESS_REPLY
 #undef CHAT_TS_FROM_MS
 #undef CHAT_MS
 
@@ -134,7 +197,9 @@ inline constexpr statement all[] = {
   insert_user_message,
   find_client_msg,
   delete_conversation,
-  insert_reply,
+  checkpoint_reply,
+  upsert_reply,
+  find_reply,
   touch_conversation,
   remove_conversation,
   conversation_owner,

@@ -28,6 +28,9 @@ store_actor::behavior_type router(store_actor::pointer self,
     [=](append_user_atom a, user_message_write& w) {
       return self->delegate(writer, a, std::move(w));
     },
+    [=](checkpoint_atom a, stored_message& m, std::string& node) {
+      return self->delegate(writer, a, std::move(m), std::move(node));
+    },
     [=](append_reply_atom a, stored_message& m) {
       return self->delegate(writer, a, std::move(m));
     },

@@ -4,7 +4,8 @@
 /// One handle (a small router) hides a group-committing writer and a pool
 /// of readers, each a detached actor owning its own connection:
 ///
-///   writes: append_user, append_reply, remove_conv  -> writer (group commit)
+///   writes: append_user, checkpoint, append_reply,
+///           remove_conv                             -> writer (group commit)
 ///   reads:  load_conv, history, list_conv, db_ping  -> readers (round robin)
 ///
 /// Answers beyond persistence_actor.hpp:
@@ -12,6 +13,15 @@
 ///   answers `caf::sec::invalid_argument` (a client error, not a database
 ///   one): the caller may map it to `bad_request`.
 /// - Ids that are not UUIDs are answered as not found without a query.
+/// - `checkpoint` answers `false` (and writes nothing) when that reply is
+///   already finished (a late checkpoint never undoes its end), and
+///   `caf::sec::invalid_argument` for an empty node id.
+/// - `append_reply` of a reply already finished identically (a retry whose
+///   first answer was lost) answers `true` and writes nothing; with another
+///   finish_reason or content it is an error. An empty finish_reason is
+///   `caf::sec::invalid_argument` (the row would read as in progress).
+/// - A message id already used by another message (another conversation,
+///   seq or role) fails the write.
 /// - Database failures answer `caf::sec::runtime_error`.
 
 #include <cstddef>
@@ -39,5 +49,14 @@ chat::persistence_actor spawn_store(caf::actor_system& sys,
 /// migrate` and start-up). Returns the number applied now. Throws
 /// std::runtime_error with a clear message on failure.
 int migrate(const std::string& database_url);
+
+/// Marks replies this node left unfinished (a crash) as finishReason
+/// "interrupted", keeping their checkpointed content; returns how many. For
+/// chatd start-up (blocking, before serving). Also bumps their
+/// conversations' updated_at; logs `replies_interrupted_recovered`. Throws
+/// std::invalid_argument for an empty node id and std::runtime_error with a
+/// clear message on a database failure.
+int recover_interrupted(const std::string& database_url,
+                        const std::string& node_id);
 
 } // namespace chat::persistence

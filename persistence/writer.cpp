@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -57,12 +58,50 @@ append_result append_user(pqxx::work& tx, const user_message_write& w) {
   return r;
 }
 
+/// After an upsert took nothing, the row holding `m.id`: it must be m's
+/// reply, finished already (an in-progress one would have been taken);
+/// anything else (another message's id, another place) throws.
+pqxx::row finished_reply(pqxx::work& tx, const stored_message& m,
+                         const char* what) {
+  auto r = tx.exec_prepared1(sql::find_reply.name, m.id);
+  if (r[0].as<std::string>() != m.conversation_id || r[1].as<int64_t>() != m.seq
+      || r[2].as<std::string>() != "assistant" || r[3].is_null())
+    throw std::runtime_error(std::string{what} + ": message id " + m.id
+                             + " is already used by another message");
+  return r;
+}
+
+/// Saves what was streamed so far of a reply. `false` (nothing written)
+/// when that reply is already finished: a checkpoint never undoes its end.
+bool checkpoint(pqxx::work& tx, const stored_message& m,
+                const std::string& node) {
+  auto res = tx.exec_prepared(
+    sql::checkpoint_reply.name, m.conversation_id, m.seq, m.id, m.content,
+    m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
+    ms_or_null(m.created_at), node);
+  if (!res.empty())
+    return true;
+  finished_reply(tx, m, "checkpoint");
+  return false;
+}
+
+/// Inserts a finished reply or completes its checkpointed row. Writing the
+/// same finished reply again (a retry whose first answer was lost) is a
+/// no-op answered true; another end for a finished reply is an error.
 bool append_reply(pqxx::work& tx, const stored_message& m) {
-  tx.exec_prepared0(
-    sql::insert_reply.name, m.conversation_id, m.seq, m.id, m.content,
+  auto res = tx.exec_prepared(
+    sql::upsert_reply.name, m.conversation_id, m.seq, m.id, m.content,
     m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
     text_or_null(m.finish_reason), count_or_null(m.prompt_tokens),
     count_or_null(m.completion_tokens), ms_or_null(m.created_at));
+  if (res.empty()) {
+    auto r = finished_reply(tx, m, "append_reply");
+    if (r[3].as<std::string>() != m.finish_reason
+        || r[4].as<std::string>() != m.content)
+      throw std::runtime_error("append_reply: reply " + m.id
+                               + " is already stored with another end");
+    return true; // stored before, identically; updated_at was bumped then
+  }
   tx.exec_prepared0(sql::touch_conversation.name, m.conversation_id);
   return true;
 }
@@ -139,9 +178,24 @@ public:
         });
       },
       [this](append_reply_atom, stored_message& m) -> caf::result<bool> {
+        // Without one the row would read as in progress: never shown.
+        if (m.finish_reason.empty())
+          return caf::make_error(caf::sec::invalid_argument,
+                                 "append_reply without a finish_reason");
         return enqueue<bool>([m{std::move(m)}](pqxx::work& tx) {
           return append_reply(tx, m);
         });
+      },
+      [this](checkpoint_atom, stored_message& m,
+             std::string& node) -> caf::result<bool> {
+        // Without a node the row could never be recovered after a crash.
+        if (node.empty())
+          return caf::make_error(caf::sec::invalid_argument,
+                                 "checkpoint without a node id");
+        return enqueue<bool>(
+          [m{std::move(m)}, node{std::move(node)}](pqxx::work& tx) {
+            return checkpoint(tx, m, node);
+          });
       },
       [this](remove_conv_atom, std::string& user,
              std::string& conv) -> caf::result<bool> {

@@ -2,6 +2,7 @@
 /// The store's writer: one detached actor, one connection, group commit.
 ///
 ///   (append_user_atom, user_message_write) -> append_result
+///   (checkpoint_atom, stored_message, node_id) -> bool
 ///   (append_reply_atom, stored_message) -> bool
 ///   (remove_conv_atom, user_id, conversation_id) -> bool
 ///   (db_stats_atom) -> (transactions, writes, largest_batch)
@@ -32,6 +33,7 @@ using flush_atom = caf::atom_constant<caf::atom("db_flush")>;
 
 using writer_actor = caf::typed_actor<
   caf::replies_to<append_user_atom, user_message_write>::with<append_result>,
+  caf::replies_to<checkpoint_atom, stored_message, std::string>::with<bool>,
   caf::replies_to<append_reply_atom, stored_message>::with<bool>,
   caf::replies_to<remove_conv_atom, std::string, std::string>::with<bool>,
   caf::replies_to<db_stats_atom>::with<int64_t, int64_t, int64_t>,

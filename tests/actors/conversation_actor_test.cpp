@@ -30,6 +30,7 @@ struct fake_store_state {
   std::vector<stored_message> messages; // committed, any conversation
   std::map<std::string, append_result> by_client_id; // user + "/" + id
   std::map<std::string, std::string> owners;          // conversation -> user
+  std::vector<std::pair<stored_message, std::string>> checkpoints;
 
   append_result commit(const user_message_write& w) {
     auto key = w.message.user_id + "/" + w.message.client_msg_id;
@@ -59,6 +60,10 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
         return caf::delegated<append_result>{};
       }
       return st.commit(w);
+    },
+    [=](checkpoint_atom, stored_message& m, const std::string& node) {
+      self->state.checkpoints.emplace_back(m, node);
+      return true;
     },
     [=](append_reply_atom, stored_message& m) {
       self->state.messages.push_back(m);
@@ -468,4 +473,98 @@ TEST_CASE_FIXTURE(fixture, "conversation: stops by itself when idle") {
   self->receive([&](caf::down_msg&) { down = true; },
                 caf::after(std::chrono::seconds{0}) >> [] {});
   CHECK(down);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: the reply in progress is checkpointed at start and then periodically") {
+  cfg.node_id = "node-a";
+  cfg.checkpoint_interval = std::chrono::seconds{1};
+  auto conv = spawn_new_conversation(sys, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  auto stream = ai_state().requests[0].stream_id;
+  // At start: the row exists (its seq is durable), empty, marked with the node.
+  REQUIRE(store_state().checkpoints.size() == 1);
+  CHECK(store_state().checkpoints[0].first.id == stream);
+  CHECK(store_state().checkpoints[0].first.seq == 2);
+  CHECK(store_state().checkpoints[0].first.finish_reason.empty());
+  CHECK(store_state().checkpoints[0].second == "node-a");
+  chunk(conv, stream, "so ");
+  chunk(conv, stream, "far");
+  sched.clock().advance_time(std::chrono::seconds{1});
+  consume_messages();
+  REQUIRE(store_state().checkpoints.size() == 2);
+  CHECK(store_state().checkpoints[1].first.content == "so far");
+  // Nothing new: no write.
+  sched.clock().advance_time(std::chrono::seconds{1});
+  consume_messages();
+  CHECK(store_state().checkpoints.size() == 2);
+  done(conv, stream, "stop");
+  CHECK(store_state().messages.back().content == "so far");
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: drain ends the reply in progress as interrupted, keeping it") {
+  auto conv = spawn_new_conversation(sys, "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "half");
+  caf::anon_send(conv, drain_atom::value);
+  consume_messages();
+  CHECK(ai_state().cancels == std::vector<std::string>{stream}); // provider stopped
+  auto d = parse(frames(session).back());
+  CHECK(std::string{d["type"].GetString()} == "done");
+  CHECK(std::string{d["finishReason"].GetString()} == "interrupted");
+  CHECK(store_state().messages.back().finish_reason == "interrupted");
+  CHECK(store_state().messages.back().content == "half");
+  // A late "cancelled" from the provider changes nothing.
+  done(conv, stream, "cancelled");
+  CHECK(frames(session).size() == 2);
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a repeated send from another connection gets the reply so far, then live") {
+  auto conv = spawn_new_conversation(sys, "cccccccc-cccc-4ccc-8ccc-cccccccccccc", "alice", cfg);
+  auto tab1 = sys.spawn(recorder);
+  auto a1 = send(conv, "alice", "c1", "one", tab1);
+  REQUIRE(a1);
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "a");
+  chunk(conv, stream, "b");
+  auto tab2 = sys.spawn(recorder); // e.g. after a reconnect
+  auto again = send(conv, "alice", "c1", "one", tab2);
+  REQUIRE(again);
+  CHECK(again->duplicate);
+  CHECK(again->message_id == a1->message_id);
+  chunk(conv, stream, "c");
+  done(conv, stream, "stop");
+  std::vector<std::string> types;
+  std::vector<int> indexes;
+  for (auto& f : frames(tab2)) {
+    auto d = parse(f);
+    types.push_back(d["type"].GetString());
+    if (types.back() == "chunk")
+      indexes.push_back(d["index"].GetInt());
+  }
+  CHECK(types == std::vector<std::string>{"chunk", "chunk", "chunk", "done"});
+  CHECK(indexes == std::vector<int>{0, 1, 2});
+  CHECK(ai_state().requests.size() == 1);
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: subscribing mid-reply gets the reply's chunks even after later user messages") {
+  auto conv = spawn_new_conversation(sys, "dddddddd-dddd-4ddd-8ddd-dddddddddddd", "alice", cfg);
+  auto tab1 = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", tab1));
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "x");
+  REQUIRE(send(conv, "alice", "c2", "two", tab1)); // seq 3, while reply 2 runs
+  auto tab2 = sys.spawn(recorder);
+  self->send(conv, subscribe_atom::value, std::string{"alice"}, int64_t{0}, tab2);
+  consume_messages();
+  std::vector<std::string> types;
+  for (auto& f : frames(tab2))
+    types.push_back(type_of(f));
+  CHECK(types == std::vector<std::string>{"message", "message", "chunk"});
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }

@@ -118,6 +118,17 @@ struct store_fixture {
     return tx.exec1(query)[0].as<int64_t>();
   }
 
+  /// A text value (NULL as "<null>") straight from the database.
+  std::string text(const std::string& query) {
+    pqxx::connection c{url};
+    pqxx::nontransaction tx{c};
+    return tx.exec1(query)[0].as<std::string>("<null>");
+  }
+
+  bool checkpoint(const stored_message& m, const std::string& node) {
+    return ask<bool>(checkpoint_atom::value, m, node);
+  }
+
   std::string url;
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
@@ -158,6 +169,23 @@ stored_message reply_msg(const std::string& user, const std::string& conv,
   m.completion_tokens = 12;
   m.created_at = now_ms();
   return m;
+}
+
+/// What a conversation checkpoints of a reply being generated.
+stored_message in_progress(const std::string& user, const std::string& conv,
+                           int64_t seq, const std::string& reply_to,
+                           const std::string& content) {
+  auto m = reply_msg(user, conv, seq, reply_to);
+  m.content = content;
+  m.finish_reason.clear();
+  m.prompt_tokens = -1;
+  m.completion_tokens = -1;
+  return m;
+}
+
+/// A node id of its own for each test (all cases share the database).
+std::string test_node() {
+  return "node-" + new_uuid().substr(0, 8);
 }
 
 std::string sql_literal(const std::string& s) {
@@ -306,9 +334,34 @@ TEST_CASE_FIXTURE(store_fixture,
   CHECK(b.created_at > 0);
   CHECK(list(user, "", 1).conversations.at(0).updated_at > before);
 
-  // Writing the same reply again breaks the unique id: an error, no crash.
-  auto again = try_ask<bool>(append_reply_atom::value, r);
-  CHECK_FALSE(again);
+  // The same reply again (a retry whose answer was lost) changes nothing;
+  // another end for it is an error, no crash.
+  CHECK(ask<bool>(append_reply_atom::value, r));
+  auto other_end = r;
+  other_end.finish_reason = "length";
+  CHECK_FALSE(try_ask<bool>(append_reply_atom::value, other_end));
+  other_end = r;
+  other_end.content = "another answer";
+  CHECK_FALSE(try_ask<bool>(append_reply_atom::value, other_end));
+  // Its id at another seq, or a user message's id: errors too.
+  other_end = r;
+  other_end.seq = 4;
+  CHECK_FALSE(try_ask<bool>(append_reply_atom::value, other_end));
+  other_end = reply_msg(user, conv, 4, w.message.id);
+  other_end.id = w.message.id;
+  CHECK_FALSE(try_ask<bool>(append_reply_atom::value, other_end));
+  CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = "
+              + sql_literal(conv))
+        == 3);
+  CHECK(text("SELECT content FROM messages WHERE id = " + sql_literal(r.id))
+        == "an answer");
+  // Without a finish_reason it would read as in progress: refused.
+  auto unfinished = reply_msg(user, conv, 4, w.message.id);
+  unfinished.finish_reason.clear();
+  auto refused = try_ask<bool>(append_reply_atom::value, unfinished);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == caf::sec::invalid_argument);
+  CHECK(load(conv).last_seq == 3);
 }
 
 TEST_CASE_FIXTURE(store_fixture,
@@ -675,4 +728,274 @@ TEST_CASE("persistence: the store reconnects when its connections are killed") {
       });
   CHECK(snap.last_seq == 2);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+}
+
+// -- reply checkpoints --------------------------------------------------------
+
+TEST_CASE_FIXTURE(store_fixture,
+                  "persistence: checkpoints insert, then update, and "
+                  "append_reply completes the row") {
+  auto user = new_uuid();
+  auto conv = new_uuid();
+  auto node = test_node();
+  auto q = user_msg(user, conv, 1, "cp1", true);
+  append(q);
+  auto before = list(user, "", 1).conversations.at(0).updated_at;
+  auto cp = in_progress("", conv, 2, q.message.id, "Hel"); // owner by SQL
+  CHECK(checkpoint(cp, node));
+  auto row = [&](const std::string& col) {
+    return text("SELECT " + col + "::text FROM messages WHERE id = "
+                + sql_literal(cp.id));
+  };
+  CHECK(row("content") == "Hel");
+  CHECK(row("role") == "assistant");
+  CHECK(row("finish_reason") == "<null>");
+  CHECK(row("generating_node") == node);
+  CHECK(row("user_id") == user);
+  CHECK(row("reply_to") == q.message.id);
+  CHECK(row("model") == "gpt-4o-mini");
+  CHECK(row("seq") == "2");
+
+  cp.content = "Hello, wor";
+  CHECK(checkpoint(cp, node));
+  CHECK(row("content") == "Hello, wor");
+  CHECK(row("generating_node") == node);
+  std::this_thread::sleep_for(5ms); // so that updated_at visibly moves
+
+  auto done = cp;
+  done.user_id = user;
+  done.content = "Hello, world!";
+  done.finish_reason = "stop";
+  done.prompt_tokens = 9;
+  done.completion_tokens = 4;
+  done.created_at = cp.created_at + 1000; // the row keeps its first one
+  CHECK(ask<bool>(append_reply_atom::value, done));
+  CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = "
+              + sql_literal(conv))
+        == 2);
+  CHECK(row("content") == "Hello, world!");
+  CHECK(row("finish_reason") == "stop");
+  CHECK(row("generating_node") == "<null>");
+  CHECK(row("prompt_tokens") == "9");
+  CHECK(row("completion_tokens") == "4");
+  CHECK(list(user, "", 1).conversations.at(0).updated_at > before);
+
+  auto snap = load(conv);
+  CHECK(snap.last_seq == 2);
+  REQUIRE(snap.recent.size() == 2);
+  CHECK(snap.recent[1].id == cp.id);
+  CHECK(snap.recent[1].content == "Hello, world!");
+  CHECK(snap.recent[1].finish_reason == "stop");
+  CHECK(snap.recent[1].created_at == cp.created_at);
+
+  // A late checkpoint never undoes the end: nothing written, `false`.
+  auto late = cp;
+  late.content = "Hel";
+  CHECK_FALSE(checkpoint(late, node));
+  CHECK(row("content") == "Hello, world!");
+  CHECK(row("finish_reason") == "stop");
+  CHECK(row("generating_node") == "<null>");
+
+  // A checkpoint without a node could never be recovered: refused.
+  auto no_node = try_ask<bool>(checkpoint_atom::value,
+                               in_progress(user, conv, 3, q.message.id, "x"),
+                               std::string{});
+  REQUIRE_FALSE(no_node);
+  CHECK(no_node.error() == caf::sec::invalid_argument);
+  // Another message's id (the user message's) is an error, and changes
+  // nothing.
+  auto clash = in_progress(user, conv, 3, q.message.id, "x");
+  clash.id = q.message.id;
+  CHECK_FALSE(try_ask<bool>(checkpoint_atom::value, clash, node));
+  CHECK(load(conv).last_seq == 2);
+  CHECK(load(conv).recent.at(0).content == "hello");
+
+  // A reply that was never checkpointed is still a plain insert.
+  auto plain = reply_msg(user, conv, 3, q.message.id);
+  CHECK(ask<bool>(append_reply_atom::value, plain));
+  CHECK(text("SELECT coalesce(generating_node, '<null>') FROM messages "
+             "WHERE id = "
+             + sql_literal(plain.id))
+        == "<null>");
+}
+
+TEST_CASE_FIXTURE(store_fixture,
+                  "persistence: in-progress replies are not messages but "
+                  "count for last_seq") {
+  auto user = new_uuid();
+  auto conv = new_uuid();
+  auto node = test_node();
+  auto q1 = user_msg(user, conv, 1, "ip1", true);
+  append(q1);
+  ask<bool>(append_reply_atom::value, reply_msg(user, conv, 2, q1.message.id));
+  auto q3 = user_msg(user, conv, 3, "ip3", false);
+  append(q3);
+  auto cp = in_progress(user, conv, 4, q3.message.id, "partial");
+  CHECK(checkpoint(cp, node));
+
+  auto seqs = [](const std::vector<stored_message>& ms) {
+    std::vector<int64_t> out;
+    for (auto& m : ms)
+      out.push_back(m.seq);
+    return out;
+  };
+  auto snap = load(conv);
+  CHECK(snap.last_seq == 4);
+  CHECK(seqs(snap.recent) == std::vector<int64_t>{1, 2, 3});
+  CHECK(seqs(history(user, conv, 0, 100).messages)
+        == std::vector<int64_t>{1, 2, 3});
+  CHECK(history(user, conv, 3, 100).messages.empty());
+
+  // A user message after the in-progress reply is shown; the reply is not.
+  append(user_msg(user, conv, 5, "ip5", false));
+  CHECK(load(conv).last_seq == 5);
+  CHECK(seqs(load(conv).recent) == std::vector<int64_t>{1, 2, 3, 5});
+  CHECK(seqs(history(user, conv, 0, 100).messages)
+        == std::vector<int64_t>{1, 2, 3, 5});
+  // Limits count shown messages only.
+  CHECK(seqs(history(user, conv, 2, 2).messages)
+        == std::vector<int64_t>{3, 5});
+
+  // Once finished it is a message like any other.
+  auto done = cp;
+  done.content = "partial and the rest";
+  done.finish_reason = "length";
+  CHECK(ask<bool>(append_reply_atom::value, done));
+  CHECK(seqs(history(user, conv, 0, 100).messages)
+        == std::vector<int64_t>{1, 2, 3, 4, 5});
+  snap = load(conv);
+  CHECK(seqs(snap.recent) == std::vector<int64_t>{1, 2, 3, 4, 5});
+  CHECK(snap.recent.at(3).content == "partial and the rest");
+  CHECK(snap.recent.at(3).finish_reason == "length");
+}
+
+TEST_CASE_FIXTURE(store_fixture,
+                  "persistence: recover_interrupted marks only this node's "
+                  "in-progress replies") {
+  auto user = new_uuid();
+  auto mine = test_node();
+  auto other = test_node();
+  // conv_a: one reply of ours in progress; conv_b: one of ours and, in
+  // conv_c, one of the other node's; conv_d: ours, but finished.
+  std::vector<std::string> convs;
+  std::vector<stored_message> cps;
+  for (int i = 0; i < 4; ++i) {
+    convs.push_back(new_uuid());
+    auto q = user_msg(user, convs.back(), 1, "ri" + std::to_string(i), true);
+    append(q);
+    cps.push_back(in_progress(user, convs.back(), 2, q.message.id,
+                              "streamed " + std::to_string(i)));
+  }
+  CHECK(checkpoint(cps[0], mine));
+  CHECK(checkpoint(cps[1], mine));
+  CHECK(checkpoint(cps[2], other));
+  CHECK(checkpoint(cps[3], mine));
+  auto finished = cps[3];
+  finished.finish_reason = "stop";
+  CHECK(ask<bool>(append_reply_atom::value, finished));
+  auto updated = [&](const std::string& conv) {
+    for (auto& c : list(user, "", 10).conversations)
+      if (c.id == conv)
+        return c.updated_at;
+    FAIL("conversation not listed");
+    return timestamp_ms{0};
+  };
+  auto before_a = updated(convs[0]);
+  auto before_c = updated(convs[2]);
+  std::this_thread::sleep_for(5ms);
+
+  CHECK(persistence::recover_interrupted(url, mine) == 2);
+
+  for (int i : {0, 1}) {
+    auto h = history(user, convs[static_cast<size_t>(i)], 0, 100);
+    REQUIRE(h.messages.size() == 2);
+    CHECK(h.messages[1].id == cps[static_cast<size_t>(i)].id);
+    CHECK(h.messages[1].finish_reason == "interrupted");
+    CHECK(h.messages[1].content == "streamed " + std::to_string(i));
+    CHECK(text("SELECT coalesce(generating_node, '<null>') FROM messages "
+               "WHERE id = "
+               + sql_literal(cps[static_cast<size_t>(i)].id))
+          == "<null>");
+  }
+  CHECK(updated(convs[0]) > before_a);
+  // The other node's reply is still its own, in progress.
+  CHECK(history(user, convs[2], 0, 100).messages.size() == 1);
+  CHECK(text("SELECT generating_node FROM messages WHERE id = "
+             + sql_literal(cps[2].id))
+        == other);
+  CHECK(updated(convs[2]) == before_c);
+  // The finished one kept its end.
+  auto d = history(user, convs[3], 0, 100);
+  REQUIRE(d.messages.size() == 2);
+  CHECK(d.messages[1].finish_reason == "stop");
+
+  // Nothing left to recover; an interrupted reply takes no checkpoint.
+  CHECK(persistence::recover_interrupted(url, mine) == 0);
+  CHECK_FALSE(checkpoint(cps[0], mine));
+  CHECK(persistence::recover_interrupted(url, other) == 1);
+  CHECK(history(user, convs[2], 0, 100).messages.at(1).finish_reason
+        == "interrupted");
+
+  CHECK_THROWS_AS(persistence::recover_interrupted(url, ""),
+                  std::invalid_argument);
+  try {
+    persistence::recover_interrupted("postgresql:///nope?host=/nonexistent&port=1",
+                                     mine);
+    FAIL("no exception");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string{e.what()}.find("cannot connect") != std::string::npos);
+  }
+}
+
+TEST_CASE_FIXTURE(store_fixture,
+                  "persistence: concurrent checkpoints are group-committed") {
+  constexpr int convs = 50;
+  constexpr int rounds = 4; // checkpoints of each reply, sent back to back
+  auto user = new_uuid();
+  auto node = test_node();
+  std::vector<stored_message> replies;
+  for (int i = 0; i < convs; ++i) {
+    auto q = user_msg(user, new_uuid(), 1, "gc" + std::to_string(i), true);
+    append(q);
+    replies.push_back(
+      in_progress(user, q.message.conversation_id, 2, q.message.id, ""));
+  }
+  auto [tx_before, w_before, l_before] = stats();
+  std::vector<decltype(self->request(store, timeout, checkpoint_atom::value,
+                                     replies[0], node))>
+    pending;
+  for (int round = 0; round < rounds; ++round)
+    for (auto& r : replies) {
+      r.content += "t" + std::to_string(round) + " ";
+      pending.push_back(
+        self->request(store, timeout, checkpoint_atom::value, r, node));
+    }
+  int saved = 0;
+  for (auto& p : pending)
+    p.receive(
+      [&](bool ok) {
+        saved += ok ? 1 : 0;
+      },
+      [&](caf::error& e) {
+        FAIL(sys.render(e));
+      });
+  CHECK(saved == convs * rounds);
+  auto [tx_after, w_after, l_after] = stats();
+  auto transactions = tx_after - tx_before;
+  MESSAGE((convs * rounds), " concurrent checkpoints: ", transactions,
+          " transactions, largest batch ", l_after);
+  CHECK(w_after - w_before == convs * rounds);
+  CHECK(transactions < convs * rounds);
+  CHECK(l_after > 1);
+  // One row per reply, with the last checkpoint's content (order kept).
+  CHECK(count("SELECT count(*) FROM messages WHERE role = 'assistant' AND "
+              "generating_node = "
+              + sql_literal(node))
+        == convs);
+  for (auto& r : replies) {
+    CHECK(text("SELECT content FROM messages WHERE id = " + sql_literal(r.id))
+          == "t0 t1 t2 t3 ");
+    CHECK(load(r.conversation_id).last_seq == 2);
+  }
+  CHECK(persistence::recover_interrupted(url, node) == convs);
 }
