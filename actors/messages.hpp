@@ -44,6 +44,7 @@ using history_atom = caf::atom_constant<caf::atom("db_hist")>;
 using list_conv_atom = caf::atom_constant<caf::atom("db_list")>;
 using remove_conv_atom = caf::atom_constant<caf::atom("db_remove")>;
 using db_ping_atom = caf::atom_constant<caf::atom("db_ping")>;
+using find_msg_atom = caf::atom_constant<caf::atom("db_find")>;
 
 // timers and internal signals
 using idle_check_atom = caf::atom_constant<caf::atom("idle_chk")>;

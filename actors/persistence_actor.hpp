@@ -29,6 +29,9 @@
 ///       The user's conversations, newest `updated_at` first.
 ///   (remove_conv_atom, user_id, conversation_id) -> bool
 ///       Delete a conversation with its messages; false if not the user's.
+///   (find_msg_atom, user_id, client_msg_id) -> append_result
+///       The message the user sent with this clientMsgId (`duplicate` set,
+///       its ids filled in), or an empty conversation_id when there is none.
 ///   (db_ping_atom) -> bool
 ///       Whether the database answers (readiness).
 ///
@@ -54,6 +57,7 @@ using persistence_actor = caf::typed_actor<
   caf::replies_to<list_conv_atom, std::string, std::string,
                   int32_t>::with<conversation_page>,
   caf::replies_to<remove_conv_atom, std::string, std::string>::with<bool>,
+  caf::replies_to<find_msg_atom, std::string, std::string>::with<append_result>,
   caf::replies_to<db_ping_atom>::with<bool>>;
 
 } // namespace chat

@@ -99,6 +99,51 @@ void subscribe_to(session* self, const std::string& id, int64_t after_seq,
     fail);
 }
 
+/// A send was acknowledged (or was a repeat: then `res` is the original).
+void on_acked(session* self, const protocol::send_frame& f,
+              const std::string& conv_id, const caf::actor& conv,
+              const append_result& res) {
+  auto& st = self->state;
+  protocol::ack_frame ack{f.client_msg_id, res.conversation_id, res.message_id,
+                          res.seq};
+  write(self, protocol::encode(ack));
+  if (res.conversation_id == conv_id && conv) {
+    st.conversations.emplace(conv_id, conv);
+  } else if (st.conversations.count(res.conversation_id) == 0) {
+    // A repeated clientMsgId of a message in another conversation: the
+    // connection gets that message's reply as `subscribe` would.
+    subscribe_to(self, res.conversation_id, res.seq + 1, false);
+  }
+  if (res.duplicate)
+    log::info("message_duplicate", {{"user", st.user},
+                                    {"conversationId", res.conversation_id},
+                                    {"messageId", res.message_id}});
+}
+
+/// A send failed with `err`. A repeat of a message already stored gets the
+/// original ack "whatever the conversation of the repeat", even one that
+/// does not exist, so a not_found is checked against the clientMsgId first.
+void refuse_send(session* self, const protocol::send_frame& f,
+                 const std::string& conv_id, const caf::error& err) {
+  auto frame = to_error_frame(err);
+  if (frame.code != error_code::not_found) {
+    write_error(self, frame, f.client_msg_id, conv_id);
+    return;
+  }
+  auto& st = self->state;
+  self
+    ->request(st.cfg.store, conversation_timeout, find_msg_atom::value, st.user,
+              f.client_msg_id)
+    .then(
+      [=](append_result& res) {
+        if (res.conversation_id.empty())
+          write_error(self, frame, f.client_msg_id, conv_id);
+        else
+          on_acked(self, f, conv_id, caf::actor{}, res);
+      },
+      [=](caf::error&) { write_error(self, frame, f.client_msg_id, conv_id); });
+}
+
 void send_to(session* self, caf::actor conv, std::string conv_id,
              protocol::send_frame f, const model_info& model, int attempt = 0) {
   auto& st = self->state;
@@ -107,37 +152,17 @@ void send_to(session* self, caf::actor conv, std::string conv_id,
               f.client_msg_id, f.content, model.name, model.provider,
               caf::actor{self})
     .then(
-      [=](append_result& res) {
-        auto& st = self->state;
-        protocol::ack_frame ack{f.client_msg_id, res.conversation_id,
-                                res.message_id, res.seq};
-        write(self, protocol::encode(ack));
-        if (res.conversation_id == conv_id) {
-          st.conversations.emplace(conv_id, conv);
-        } else if (st.conversations.count(res.conversation_id) == 0) {
-          // A repeated clientMsgId of a message in another conversation: the
-          // connection gets that message's reply as `subscribe` would.
-          subscribe_to(self, res.conversation_id, res.seq + 1, false);
-        }
-        if (res.duplicate)
-          log::info("message_duplicate",
-                    {{"user", st.user},
-                     {"conversationId", res.conversation_id},
-                     {"messageId", res.message_id}});
-      },
+      [=](append_result& res) { on_acked(self, f, conv_id, conv, res); },
       [=](caf::error& err) {
         forget(self, conv_id);
         if (receiver_down(err) && attempt == 0) {
           with_conversation(
             self, conv_id,
             [=](caf::actor c) { send_to(self, c, conv_id, f, model, 1); },
-            [=](const caf::error& e) {
-              write_error(self, to_error_frame(e), f.client_msg_id, conv_id);
-            });
+            [=](const caf::error& e) { refuse_send(self, f, conv_id, e); });
           return;
         }
-        write_error(self, to_error_frame(err), f.client_msg_id,
-                    f.conversation_id);
+        refuse_send(self, f, f.conversation_id, err);
       });
 }
 
@@ -182,9 +207,7 @@ caf::behavior session_impl(session* self, std::string user,
       auto id = f.conversation_id;
       with_conversation(
         self, id, [=](caf::actor conv) { send_to(self, conv, id, f, m); },
-        [=](const caf::error& err) {
-          write_error(self, to_error_frame(err), f.client_msg_id, id);
-        });
+        [=](const caf::error& err) { refuse_send(self, f, id, err); });
     },
     [=](protocol::subscribe_frame& f) {
       subscribe_to(self, f.conversation_id, f.after_seq, true);

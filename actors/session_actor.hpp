@@ -20,6 +20,7 @@
 #include "actors/client_link.hpp"
 #include "actors/directory_actor.hpp"
 #include "actors/models.hpp"
+#include "actors/persistence_actor.hpp"
 #include "actors/rate_limiter.hpp"
 #include "protocol/frames.hpp"
 
@@ -27,6 +28,7 @@ namespace chat {
 
 struct session_config {
   directory_actor directory;
+  persistence_actor store; ///< for repeated sends naming a missing conversation
   std::shared_ptr<const model_catalog> models;
   std::shared_ptr<rate_limiter> limiter;
 };

@@ -201,6 +201,7 @@ int cmd_serve(const settings& s) {
   services.directory = directory;
   services.store = store;
   services.session.directory = directory;
+  services.session.store = store;
   services.session.models = models;
   services.session.limiter = std::make_shared<rate_limiter>(static_cast<int>(sends_per_min));
 

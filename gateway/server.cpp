@@ -178,6 +178,7 @@ void server::impl::do_accept() {
         log::warn("accept_failed", {{"error", ec.message()}});
       } else {
         socket.set_option(net::ip::tcp::no_delay{true}, ec);
+        socket.set_option(net::socket_base::send_buffer_size{self->cfg.socket_send_buffer}, ec);
         std::make_shared<http_session>(std::move(socket), self)->run();
       }
       self->do_accept();

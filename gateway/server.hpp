@@ -38,6 +38,10 @@ struct gateway_config {
   /// Bytes queued for a client that reads too slowly before we close the
   /// connection with 1013 (it resumes with `subscribe` after reconnecting).
   size_t max_pending_bytes = 4 * 1024 * 1024;
+  /// The kernel's send buffer per connection (SO_SNDBUF). Fixed instead of
+  /// auto-tuned (up to 4 MiB on Linux), so that a stalled client holds at
+  /// most this plus `max_pending_bytes`; chat streams need little more.
+  int socket_send_buffer = 128 * 1024;
   /// Largest HTTP request body (REST).
   size_t max_body_bytes = 64 * 1024;
 };

@@ -137,6 +137,20 @@ public:
           return list_conv(tx, user, cursor, limit);
         });
       },
+      [this](find_msg_atom, const std::string& user,
+             const std::string& client_msg_id) -> caf::result<append_result> {
+        return read([&](auto& tx) {
+          append_result r;
+          auto rows = tx.exec_prepared(sql::find_client_msg.name, user, client_msg_id);
+          if (!rows.empty()) {
+            r.duplicate = true;
+            r.conversation_id = rows[0][0].template as<std::string>();
+            r.message_id = rows[0][1].template as<std::string>();
+            r.seq = rows[0][2].template as<int64_t>();
+          }
+          return r;
+        });
+      },
       [this](db_ping_atom) -> caf::result<bool> {
         auto res = read([](auto& tx) {
           tx.exec_prepared1(sql::ping.name);

@@ -53,6 +53,9 @@ store_actor::behavior_type router(store_actor::pointer self,
       return self->delegate(readers, a, std::move(user), std::move(before),
                             limit);
     },
+    [=](find_msg_atom a, std::string& user, std::string& client_msg_id) {
+      return self->delegate(readers, a, std::move(user), std::move(client_msg_id));
+    },
     [=](db_ping_atom a) {
       return self->delegate(readers, a);
     },

@@ -109,6 +109,15 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
     [=](remove_conv_atom, const std::string&, const std::string&) {
       return true;
     },
+    [=](find_msg_atom, const std::string& user, const std::string& client_id) {
+      auto& st = self->state;
+      auto i = st.by_client_id.find(user + "/" + client_id);
+      if (i == st.by_client_id.end())
+        return append_result{};
+      auto r = i->second;
+      r.duplicate = true;
+      return r;
+    },
     [=](db_ping_atom) { return true; },
     [=](release_atom) {
       auto& st = self->state;

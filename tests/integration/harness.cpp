@@ -182,6 +182,7 @@ struct ws_client::impl {
   beast::flat_buffer buffer;
   bool open = false;
   int close_code = 0;
+  int receive_buffer = 0; // SO_RCVBUF before connect, 0: default
 
   // Runs one async operation to completion, or until the timeout closes
   // the socket (then the operation fails).
@@ -209,6 +210,11 @@ ws_client::~ws_client() {
 int ws_client::connect(uint16_t port, const std::string& path_and_query) {
   auto& ws = impl_->ws;
   tcp::endpoint ep{net::ip::make_address("127.0.0.1"), port};
+  if (impl_->receive_buffer > 0) {
+    auto& sock = beast::get_lowest_layer(ws).socket();
+    sock.open(tcp::v4());
+    sock.set_option(net::socket_base::receive_buffer_size{impl_->receive_buffer});
+  }
   auto ec = impl_->run(
     [&](beast::error_code& out) {
       beast::get_lowest_layer(ws).async_connect(ep, [&](beast::error_code e) { out = e; });
@@ -306,6 +312,10 @@ int ws_client::close_code() const {
 
 bool ws_client::is_open() const {
   return impl_->open;
+}
+
+void ws_client::set_receive_buffer(int bytes) {
+  impl_->receive_buffer = bytes;
 }
 
 void ws_client::cut() {

@@ -94,6 +94,9 @@ public:
   bool is_open() const;
   /// Drops the TCP connection without a close handshake.
   void cut();
+  /// Sets SO_RCVBUF on the socket before connect() (0: the kernel default);
+  /// a client that then does not read lets the server's queue fill.
+  void set_receive_buffer(int bytes);
 
 private:
   struct impl;
