@@ -9,6 +9,11 @@ packages=(
   doctest-dev libssl-dev libjwt-dev libspdlog-dev
   postgresql postgresql-client
 )
+# The browser tests (tests/e2e): Node.js with npm for playwright-core, and
+# Debian's chromium. A machine that already has node (a newer one, say) or
+# chromium keeps it.
+command -v node >/dev/null || packages+=(nodejs npm)
+command -v chromium >/dev/null || packages+=(chromium)
 
 missing=()
 for p in "${packages[@]}"; do

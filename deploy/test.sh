@@ -8,5 +8,7 @@ deploy/install-deps.sh
 start=$(date +%s)
 deploy/build.sh
 echo "build: $(( $(date +%s) - start )) s"
+# playwright-core for the browser tests, from tests/e2e/package-lock.json.
+[ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --no-audit --no-fund)
 cd build
 ctest --output-on-failure --timeout 300 "$@"
