@@ -213,12 +213,17 @@ caf::behavior session_impl(session* self, std::string user,
       subscribe_to(self, f.conversation_id, f.after_seq, true);
     },
     [=](protocol::unsubscribe_frame& f) {
-      auto& st = self->state;
-      auto i = st.conversations.find(f.conversation_id);
-      if (i == st.conversations.end())
-        return; // not subscribed: nothing to do
-      self->send(i->second, unsubscribe_atom::value, caf::actor{self});
-      st.conversations.erase(i);
+      // Through the same path as subscribe, so that an unsubscribe right
+      // after a subscribe reaches the conversation after it. Unknown ids
+      // and conversations we are not in ignore it.
+      auto id = f.conversation_id;
+      with_conversation(
+        self, id,
+        [=](caf::actor conv) {
+          self->send(conv, unsubscribe_atom::value, caf::actor{self});
+        },
+        [](const caf::error&) {});
+      self->state.conversations.erase(id);
     },
     [=](protocol::cancel_frame& f) {
       auto id = f.conversation_id;

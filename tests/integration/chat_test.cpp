@@ -300,3 +300,43 @@ TEST_CASE("integration: SIGTERM drains and exits 0") {
   CHECK(ws.close_code() == 1001);
   CHECK(svc.chatd->wait(20s) == 0);
 }
+
+TEST_CASE("integration: sends beyond CHAT_USER_SENDS_PER_MIN get rate_limited, across connections") {
+  service::options opts;
+  opts.chatd_env["CHAT_USER_SENDS_PER_MIN"] = "2";
+  service svc{opts};
+  auto token = svc.token(unique_user());
+  ws_client a;
+  ws_client b;
+  REQUIRE(a.connect(svc.port, "/api/v1/chat/ws?token=" + token) == 101);
+  REQUIRE(b.connect(svc.port, "/api/v1/chat/ws?token=" + token) == 101);
+  a.send_text(send_frame("rl-1", "one [[mock tokens=2]]"));
+  CHECK(str(a.read_until("ack"), "clientMsgId") == "rl-1");
+  b.send_text(send_frame("rl-2", "two [[mock tokens=2]]"));
+  CHECK(str(b.read_until("ack"), "clientMsgId") == "rl-2");
+  a.send_text(send_frame("rl-3", "three"));
+  auto e = a.read_until("error");
+  CHECK(str(e, "code") == "rate_limited");
+  CHECK(str(e, "clientMsgId") == "rl-3");
+}
+
+TEST_CASE("integration: unsubscribe stops live events for that connection only") {
+  service svc;
+  auto token = svc.token(unique_user());
+  ws_client a;
+  ws_client b;
+  REQUIRE(a.connect(svc.port, "/api/v1/chat/ws?token=" + token) == 101);
+  REQUIRE(b.connect(svc.port, "/api/v1/chat/ws?token=" + token) == 101);
+  a.send_text(send_frame("u-1", "first [[mock tokens=3]]"));
+  auto conv = str(a.read_until("ack"), "conversationId");
+  a.read_until("done");
+  b.send_text(R"({"type":"subscribe","conversationId":")" + conv + R"(","afterSeq":2})");
+  b.send_text(R"({"type":"unsubscribe","conversationId":")" + conv + R"("})");
+  // Unsubscribing from something not subscribed does nothing.
+  b.send_text(R"({"type":"unsubscribe","conversationId":"00000000-0000-4000-8000-000000000000"})");
+  a.send_text(send_frame("u-2", "second [[mock tokens=3]]", conv));
+  a.read_until("done");
+  // b got nothing of the second exchange: its next frame is the pong.
+  b.send_text(R"({"type":"ping","nonce":1})");
+  CHECK(str(b.read_json(), "type") == "pong");
+}
