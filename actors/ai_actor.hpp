@@ -30,8 +30,7 @@
 namespace chat {
 
 using ai_actor = caf::typed_actor<
-  caf::replies_to<generate_atom, generation_request, caf::actor>::with<
-    caf::actor>,
-  caf::reacts_to<ai_cancel_atom, std::string>>;
+    caf::replies_to<generate_atom, generation_request, caf::actor>::with<caf::actor>,
+    caf::reacts_to<ai_cancel_atom, std::string>>;
 
 } // namespace chat

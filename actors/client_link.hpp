@@ -19,12 +19,9 @@ namespace chat {
 class shared_frame {
 public:
   shared_frame() = default;
-  shared_frame(caf::message holder, size_t index)
-    : holder_(std::move(holder)), index_(index) {
-  }
+  shared_frame(caf::message holder, size_t index) : holder_(std::move(holder)), index_(index) {}
   explicit shared_frame(std::string text)
-    : holder_(caf::make_message(std::move(text))), index_(0) {
-  }
+      : holder_(caf::make_message(std::move(text))), index_(0) {}
 
   std::string_view text() const {
     auto& s = holder_.get_as<std::string>(index_);

@@ -136,8 +136,7 @@ caf::error not_found_error() {
 
 caf::error access_error(conversation* self) {
   if (self->state.load_failed)
-    return make_chat_error(error_code::unavailable,
-                           "conversation temporarily unavailable");
+    return make_chat_error(error_code::unavailable, "conversation temporarily unavailable");
   return not_found_error();
 }
 
@@ -147,8 +146,8 @@ void touch(conversation* self) {
 
 bool is_idle(conversation* self) {
   auto& st = self->state;
-  return st.subs.empty() && st.sends.empty() && !st.write_in_flight
-         && st.replies.empty() && !st.reply;
+  return st.subs.empty() && st.sends.empty() && !st.write_in_flight && st.replies.empty()
+         && !st.reply;
 }
 
 /// Stops the actor once it has been idle for `idle_timeout`. The check is
@@ -158,8 +157,7 @@ void arm_idle_check(conversation* self) {
   if (st.idle_check_armed || !is_idle(self))
     return;
   st.idle_check_armed = true;
-  auto delay = st.found && !st.load_failed ? st.cfg.idle_timeout
-                                           : std::chrono::milliseconds{2000};
+  auto delay = st.found && !st.load_failed ? st.cfg.idle_timeout : std::chrono::milliseconds{2000};
   self->delayed_send(self, delay, idle_check_atom::value);
 }
 
@@ -167,9 +165,8 @@ void remember(conversation* self, const stored_message& m) {
   auto& st = self->state;
   // In seq order: a user message sent during a reply is stored before the
   // reply (which has the lower seq) ends.
-  auto pos = std::upper_bound(
-    st.context.begin(), st.context.end(), m.seq,
-    [](int64_t seq, const stored_message& x) { return seq < x.seq; });
+  auto pos = std::upper_bound(st.context.begin(), st.context.end(), m.seq,
+                              [](int64_t seq, const stored_message& x) { return seq < x.seq; });
   st.context.insert(pos, m);
   // Keep more than the provider needs: subscribers' replays fill the gap
   // between their last database page and now from here.
@@ -179,8 +176,7 @@ void remember(conversation* self, const stored_message& m) {
 
 /// Sends one encoded frame to every live subscriber but `except`. The same
 /// message object goes to all of them: the bytes are encoded once and shared.
-void broadcast(conversation* self, std::string frame,
-               const caf::actor& except = {}) {
+void broadcast(conversation* self, std::string frame, const caf::actor& except = {}) {
   auto& st = self->state;
   auto msg = caf::make_message(event_atom::value, st.id, std::move(frame));
   for (auto& kv : st.subs)
@@ -194,7 +190,8 @@ void send_event(conversation* self, const caf::actor& to, std::string frame) {
 
 subscriber& attach(conversation* self, const caf::actor& session) {
   auto& st = self->state;
-  auto [it, added] = st.subs.emplace(session.address(), subscriber{session, false, 0, 0, {}, false});
+  auto [it, added]
+      = st.subs.emplace(session.address(), subscriber{session, false, 0, 0, {}, false});
   if (added)
     self->monitor(session);
   return it->second;
@@ -244,70 +241,68 @@ void checkpoint(conversation* self) {
   r.checkpoint_in_flight = true;
   auto id = r.id;
   auto chunks = r.deltas.size();
-  self
-    ->request(st.cfg.store, store_timeout, checkpoint_atom::value,
-              reply_message(self), st.cfg.node_id)
-    .then(
-      [=](bool) {
-        auto& st = self->state;
-        if (st.reply && st.reply->id == id) {
-          st.reply->checkpoint_in_flight = false;
-          st.reply->checkpointed_chunks = std::max(st.reply->checkpointed_chunks, chunks);
-        }
-      },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        if (st.reply && st.reply->id == id)
-          st.reply->checkpoint_in_flight = false;
-        log::warn("reply_checkpoint_failed",
-                  {{"conversationId", st.id}, {"error", to_string(err)}});
-      });
+  self->request(st.cfg.store, store_timeout, checkpoint_atom::value, reply_message(self),
+                st.cfg.node_id)
+      .then(
+          [=](bool) {
+            auto& st = self->state;
+            if (st.reply && st.reply->id == id) {
+              st.reply->checkpoint_in_flight = false;
+              st.reply->checkpointed_chunks = std::max(st.reply->checkpointed_chunks, chunks);
+            }
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            if (st.reply && st.reply->id == id)
+              st.reply->checkpoint_in_flight = false;
+            log::warn("reply_checkpoint_failed",
+                      {{"conversationId", st.id}, {"error", to_string(err)}});
+          });
 }
 
 void store_reply(conversation* self) {
   auto& st = self->state;
   auto msg = st.reply->final_message;
   self->request(st.cfg.store, store_timeout, append_reply_atom::value, msg)
-    .then(
-      [=](bool) {
-        auto& st = self->state;
-        if (!st.reply || st.reply->id != msg.id)
-          return;
-        auto& r = *st.reply;
-        remember(self, msg);
-        protocol::done_frame d;
-        d.conversation_id = st.id;
-        d.message_id = r.id;
-        d.reply_to = r.reply_to;
-        d.seq = r.seq;
-        d.chunks = static_cast<int64_t>(r.deltas.size());
-        d.finish_reason = msg.finish_reason;
-        d.prompt_tokens = msg.prompt_tokens;
-        d.completion_tokens = msg.completion_tokens;
-        broadcast(self, protocol::encode(d));
-        auto& m = metrics::global();
-        m.replies_active--;
-        m.replies_finished++;
-        log::info("reply_finished",
-                  {{"user", st.owner},
-                   {"conversationId", st.id},
-                   {"messageId", r.id},
-                   {"seq", r.seq},
-                   {"chunks", static_cast<int64_t>(r.deltas.size())},
-                   {"finishReason", msg.finish_reason}});
-        st.reply.reset();
-        touch(self);
-        maybe_start_reply(self);
-        arm_idle_check(self);
-      },
-      [=](caf::error& err) {
-        // The database is down or slow: keep the reply (and its subscribers'
-        // view of it) and try again; the seq must not be left as a gap.
-        log::error("reply_store_failed", {{"conversationId", self->state.id},
-                                          {"messageId", msg.id},
-                                          {"error", to_string(err)}});
-        self->delayed_send(self, 1s, retry_store_atom::value, msg.id);
-      });
+      .then(
+          [=](bool) {
+            auto& st = self->state;
+            if (!st.reply || st.reply->id != msg.id)
+              return;
+            auto& r = *st.reply;
+            remember(self, msg);
+            protocol::done_frame d;
+            d.conversation_id = st.id;
+            d.message_id = r.id;
+            d.reply_to = r.reply_to;
+            d.seq = r.seq;
+            d.chunks = static_cast<int64_t>(r.deltas.size());
+            d.finish_reason = msg.finish_reason;
+            d.prompt_tokens = msg.prompt_tokens;
+            d.completion_tokens = msg.completion_tokens;
+            broadcast(self, protocol::encode(d));
+            auto& m = metrics::global();
+            m.replies_active--;
+            m.replies_finished++;
+            log::info("reply_finished", {{"user", st.owner},
+                                         {"conversationId", st.id},
+                                         {"messageId", r.id},
+                                         {"seq", r.seq},
+                                         {"chunks", static_cast<int64_t>(r.deltas.size())},
+                                         {"finishReason", msg.finish_reason}});
+            st.reply.reset();
+            touch(self);
+            maybe_start_reply(self);
+            arm_idle_check(self);
+          },
+          [=](caf::error& err) {
+            // The database is down or slow: keep the reply (and its subscribers'
+            // view of it) and try again; the seq must not be left as a gap.
+            log::error("reply_store_failed", {{"conversationId", self->state.id},
+                                              {"messageId", msg.id},
+                                              {"error", to_string(err)}});
+            self->delayed_send(self, 1s, retry_store_atom::value, msg.id);
+          });
 }
 
 void finish_reply(conversation* self, generation_outcome outcome) {
@@ -318,9 +313,7 @@ void finish_reply(conversation* self, generation_outcome outcome) {
     protocol::error_frame e;
     e.code = error_code::provider_error;
     e.message = "the AI provider failed"
-                + (outcome.error_message.empty()
-                     ? std::string{}
-                     : ": " + outcome.error_message);
+                + (outcome.error_message.empty() ? std::string{} : ": " + outcome.error_message);
     e.conversation_id = st.id;
     broadcast(self, protocol::encode(e));
     metrics::global().replies_failed++;
@@ -350,8 +343,7 @@ void maybe_start_reply(conversation* self) {
   r.model = q.model;
   r.created_at = now_ms();
   st.reply = std::move(r);
-  generation_request req{st.reply->id, q.model, q.provider,
-                         context_for(self, q.seq)};
+  generation_request req{st.reply->id, q.model, q.provider, context_for(self, q.seq)};
   auto id = st.reply->id;
   auto& m = metrics::global();
   m.replies_started++;
@@ -363,40 +355,35 @@ void maybe_start_reply(conversation* self) {
                               {"model", q.model}});
   checkpoint(self);
   self->delayed_send(self, st.cfg.checkpoint_interval, checkpoint_tick_atom::value, id);
-  self
-    ->request(st.cfg.ai, ai_timeout, generate_atom::value, std::move(req),
-              caf::actor{self})
-    .then(
-      [=](caf::actor invoker) {
-        auto& st = self->state;
-        if (!st.reply || st.reply->id != id)
-          return;
-        st.reply->invoker = invoker;
-        if (st.reply->cancel_requested)
-          self->send(invoker, ai_cancel_atom::value, id);
-      },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        if (!st.reply || st.reply->id != id || st.reply->finishing)
-          return;
-        generation_outcome o;
-        o.finish_reason = "error";
-        o.error_message = "AI service unavailable";
-        log::error("ai_pool_failed", {{"error", to_string(err)}});
-        finish_reply(self, std::move(o));
-      });
+  self->request(st.cfg.ai, ai_timeout, generate_atom::value, std::move(req), caf::actor{self})
+      .then(
+          [=](caf::actor invoker) {
+            auto& st = self->state;
+            if (!st.reply || st.reply->id != id)
+              return;
+            st.reply->invoker = invoker;
+            if (st.reply->cancel_requested)
+              self->send(invoker, ai_cancel_atom::value, id);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            if (!st.reply || st.reply->id != id || st.reply->finishing)
+              return;
+            generation_outcome o;
+            o.finish_reason = "error";
+            o.error_message = "AI service unavailable";
+            log::error("ai_pool_failed", {{"error", to_string(err)}});
+            finish_reply(self, std::move(o));
+          });
 }
 
 // -- user messages ------------------------------------------------------------
 
 void pump_writes(conversation* self);
-void start_replay(conversation* self, const caf::actor& session,
-                  int64_t after_seq);
-void replay_page(conversation* self, caf::actor session, int64_t cursor,
-                 uint64_t token);
+void start_replay(conversation* self, const caf::actor& session, int64_t after_seq);
+void replay_page(conversation* self, caf::actor session, int64_t cursor, uint64_t token);
 
-void on_user_written(conversation* self, const stored_message& msg,
-                     append_result& res) {
+void on_user_written(conversation* self, const stored_message& msg, append_result& res) {
   auto& st = self->state;
   auto p = std::move(st.sends.front());
   st.sends.pop_front();
@@ -416,17 +403,16 @@ void on_user_written(conversation* self, const stored_message& msg,
     st.is_new = false;
     remember(self, msg);
     metrics::global().messages_acked++;
-    log::info("message_acked", {{"user", st.owner},
-                                {"conversationId", st.id},
-                                {"messageId", msg.id},
-                                {"seq", msg.seq}});
+    log::info(
+        "message_acked",
+        {{"user", st.owner}, {"conversationId", st.id}, {"messageId", msg.id}, {"seq", msg.seq}});
     attach(self, p.session);
     // The other connections see the message; the sender gets the ack. Both
     // go out before any chunk of the reply, in this order.
     broadcast(self, protocol::encode_message_event(msg), p.session);
     p.promise.deliver(std::move(res));
     st.replies.push_back(
-      queued_reply{msg.id, msg.seq + 1, std::move(p.model), std::move(p.provider)});
+        queued_reply{msg.id, msg.seq + 1, std::move(p.model), std::move(p.provider)});
     maybe_start_reply(self);
   }
   pump_writes(self);
@@ -453,21 +439,20 @@ void pump_writes(conversation* self) {
     w.title = make_title(p.content);
   st.next_seq += 2; // this message and the reply to it
   self->request(st.cfg.store, store_timeout, append_user_atom::value, w)
-    .then(
-      [=](append_result& res) { on_user_written(self, m, res); },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        auto p = std::move(st.sends.front());
-        st.sends.pop_front();
-        st.write_in_flight = false;
-        st.next_seq -= 2;
-        log::error("message_store_failed",
-                   {{"conversationId", st.id}, {"error", to_string(err)}});
-        p.promise.deliver(make_chat_error(
-          error_code::unavailable, "the message could not be stored, please retry"));
-        pump_writes(self);
-        arm_idle_check(self);
-      });
+      .then([=](append_result& res) { on_user_written(self, m, res); },
+            [=](caf::error& err) {
+              auto& st = self->state;
+              auto p = std::move(st.sends.front());
+              st.sends.pop_front();
+              st.write_in_flight = false;
+              st.next_seq -= 2;
+              log::error("message_store_failed",
+                         {{"conversationId", st.id}, {"error", to_string(err)}});
+              p.promise.deliver(make_chat_error(error_code::unavailable,
+                                                "the message could not be stored, please retry"));
+              pump_writes(self);
+              arm_idle_check(self);
+            });
 }
 
 // -- subscribers ----------------------------------------------------------------
@@ -491,8 +476,7 @@ void finish_replay(conversation* self, const caf::actor& session) {
   if (st.reply && !sub.reply_replayed) {
     auto& r = *st.reply;
     for (size_t i = 0; i < r.deltas.size(); ++i) {
-      protocol::chunk_frame c{st.id, r.id, r.reply_to, r.seq,
-                              static_cast<int64_t>(i), r.deltas[i]};
+      protocol::chunk_frame c{st.id, r.id, r.reply_to, r.seq, static_cast<int64_t>(i), r.deltas[i]};
       send_event(self, session, protocol::encode(c));
     }
   }
@@ -501,8 +485,7 @@ void finish_replay(conversation* self, const caf::actor& session) {
 }
 
 /// Starts (or restarts) replaying to `session` everything after `after_seq`.
-void start_replay(conversation* self, const caf::actor& session,
-                  int64_t after_seq) {
+void start_replay(conversation* self, const caf::actor& session, int64_t after_seq) {
   auto& st = self->state;
   auto& sub = attach(self, session);
   sub.replaying = true;
@@ -513,56 +496,52 @@ void start_replay(conversation* self, const caf::actor& session,
   replay_page(self, session, after_seq, sub.replay_token);
 }
 
-void replay_page(conversation* self, caf::actor session, int64_t cursor,
-                 uint64_t token) {
+void replay_page(conversation* self, caf::actor session, int64_t cursor, uint64_t token) {
   auto& st = self->state;
   if (st.is_new) { // nothing stored yet
     finish_replay(self, session);
     return;
   }
   auto page = st.cfg.replay_page;
-  self
-    ->request(st.cfg.store, store_timeout, history_atom::value, st.owner,
-              st.id, cursor, page)
-    .then(
-      [=](message_page& p) {
-        auto& st = self->state;
-        auto it = st.subs.find(session.address());
-        if (it == st.subs.end() || it->second.replay_token != token)
-          return; // unsubscribed or subscribed again meanwhile
-        auto& sub = it->second;
-        // Only seqs that `context` may also hold need remembering.
-        auto oldest_recent = st.context.empty() ? INT64_MAX : st.context.front().seq;
-        auto last = cursor;
-        for (auto& m : p.messages) {
-          send_event(self, session, protocol::encode_message_event(m));
-          if (m.seq >= oldest_recent)
-            sub.replayed_recent.insert(m.seq);
-          if (st.reply && m.id == st.reply->id)
-            sub.reply_replayed = true;
-          last = m.seq;
-        }
-        if (static_cast<int32_t>(p.messages.size()) == page)
-          replay_page(self, session, last, token);
-        else
-          finish_replay(self, session);
-      },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        auto it = st.subs.find(session.address());
-        if (it == st.subs.end() || it->second.replay_token != token)
-          return;
-        log::error("replay_failed",
-                   {{"conversationId", st.id}, {"error", to_string(err)}});
-        protocol::error_frame e;
-        e.code = error_code::unavailable;
-        e.message = "history temporarily unavailable; subscribe again";
-        e.conversation_id = st.id;
-        send_event(self, session, protocol::encode(e));
-        st.subs.erase(it);
-        self->demonitor(session);
-        arm_idle_check(self);
-      });
+  self->request(st.cfg.store, store_timeout, history_atom::value, st.owner, st.id, cursor, page)
+      .then(
+          [=](message_page& p) {
+            auto& st = self->state;
+            auto it = st.subs.find(session.address());
+            if (it == st.subs.end() || it->second.replay_token != token)
+              return; // unsubscribed or subscribed again meanwhile
+            auto& sub = it->second;
+            // Only seqs that `context` may also hold need remembering.
+            auto oldest_recent = st.context.empty() ? INT64_MAX : st.context.front().seq;
+            auto last = cursor;
+            for (auto& m : p.messages) {
+              send_event(self, session, protocol::encode_message_event(m));
+              if (m.seq >= oldest_recent)
+                sub.replayed_recent.insert(m.seq);
+              if (st.reply && m.id == st.reply->id)
+                sub.reply_replayed = true;
+              last = m.seq;
+            }
+            if (static_cast<int32_t>(p.messages.size()) == page)
+              replay_page(self, session, last, token);
+            else
+              finish_replay(self, session);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            auto it = st.subs.find(session.address());
+            if (it == st.subs.end() || it->second.replay_token != token)
+              return;
+            log::error("replay_failed", {{"conversationId", st.id}, {"error", to_string(err)}});
+            protocol::error_frame e;
+            e.code = error_code::unavailable;
+            e.message = "history temporarily unavailable; subscribe again";
+            e.conversation_id = st.id;
+            send_event(self, session, protocol::encode(e));
+            st.subs.erase(it);
+            self->demonitor(session);
+            arm_idle_check(self);
+          });
 }
 
 // -- behavior -------------------------------------------------------------------
@@ -573,139 +552,131 @@ caf::behavior serving(conversation* self) {
     arm_idle_check(self);
   });
   return {
-    [=](send_atom, const std::string& user, std::string& client_msg_id,
-        std::string& content, std::string& model, std::string& provider,
-        caf::actor& session) -> caf::result<append_result> {
-      auto& st = self->state;
-      if (!owned_by(self, user))
-        return access_error(self);
-      touch(self);
-      auto rp = self->make_response_promise<append_result>();
-      st.sends.push_back(pending_send{user, std::move(client_msg_id),
-                                      std::move(content), std::move(model),
-                                      std::move(provider), std::move(session),
-                                      rp});
-      pump_writes(self);
-      return rp;
-    },
-    [=](subscribe_atom, const std::string& user, int64_t after_seq,
-        caf::actor& session) -> caf::result<bool> {
-      if (!owned_by(self, user))
-        return access_error(self);
-      touch(self);
-      // The answer goes out first, then the replay, then live events.
-      start_replay(self, session, after_seq);
-      return true;
-    },
-    [=](unsubscribe_atom, const caf::actor& session) {
-      auto& st = self->state;
-      if (st.subs.erase(session.address()) > 0)
-        self->demonitor(session);
-      arm_idle_check(self);
-    },
-    [=](cancel_atom, const std::string& user,
-        const std::string& message_id) -> caf::result<bool> {
-      auto& st = self->state;
-      if (!owned_by(self, user))
-        return access_error(self);
-      touch(self);
-      if (st.reply && st.reply->id == message_id) {
-        auto& r = *st.reply;
-        if (!r.finishing && !r.cancel_requested) {
-          r.cancel_requested = true;
-          if (r.invoker)
-            self->send(r.invoker, ai_cancel_atom::value, r.id);
-          log::info("reply_cancel_requested",
-                    {{"conversationId", st.id}, {"messageId", r.id}});
-        }
+      [=](send_atom, const std::string& user, std::string& client_msg_id, std::string& content,
+          std::string& model, std::string& provider,
+          caf::actor& session) -> caf::result<append_result> {
+        auto& st = self->state;
+        if (!owned_by(self, user))
+          return access_error(self);
+        touch(self);
+        auto rp = self->make_response_promise<append_result>();
+        st.sends.push_back(pending_send{user, std::move(client_msg_id), std::move(content),
+                                        std::move(model), std::move(provider), std::move(session),
+                                        rp});
+        pump_writes(self);
+        return rp;
+      },
+      [=](subscribe_atom, const std::string& user, int64_t after_seq,
+          caf::actor& session) -> caf::result<bool> {
+        if (!owned_by(self, user))
+          return access_error(self);
+        touch(self);
+        // The answer goes out first, then the replay, then live events.
+        start_replay(self, session, after_seq);
         return true;
-      }
-      for (auto& m : st.context)
-        if (m.id == message_id)
-          return true; // already ended: nothing to do
-      return make_chat_error(error_code::not_found, "no such reply");
-    },
-    [=](delete_conv_atom, const std::string& user) -> caf::result<bool> {
-      auto& st = self->state;
-      if (!owned_by(self, user))
-        return access_error(self);
-      if (st.reply && st.reply->invoker)
-        self->send(st.reply->invoker, ai_cancel_atom::value, st.reply->id);
-      if (st.reply)
-        metrics::global().replies_active--;
-      auto rp = self->make_response_promise<bool>();
-      self
-        ->request(st.cfg.store, store_timeout, remove_conv_atom::value, user,
-                  st.id)
-        .then(
-          [=](bool removed) mutable {
-            rp.deliver(removed);
-            self->quit();
-          },
-          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [=](ai_chunk_atom, const std::string& stream_id, std::string& delta) {
-      auto& st = self->state;
-      if (!st.reply || st.reply->id != stream_id || st.reply->finishing
-          || delta.empty())
-        return;
-      auto& r = *st.reply;
-      protocol::chunk_frame c{st.id, r.id, r.reply_to, r.seq,
-                              static_cast<int64_t>(r.deltas.size()), delta};
-      r.deltas.push_back(std::move(delta));
-      metrics::global().chunks_sent++;
-      broadcast(self, protocol::encode(c));
-    },
-    [=](ai_done_atom, const std::string& stream_id,
-        generation_outcome& outcome) {
-      auto& st = self->state;
-      if (!st.reply || st.reply->id != stream_id || st.reply->finishing)
-        return;
-      touch(self);
-      finish_reply(self, std::move(outcome));
-    },
-    [=](checkpoint_tick_atom, const std::string& reply_id) {
-      auto& st = self->state;
-      if (!st.reply || st.reply->id != reply_id || st.reply->finishing)
-        return; // that reply has ended: the tick stops here
-      checkpoint(self);
-      self->delayed_send(self, st.cfg.checkpoint_interval,
-                         checkpoint_tick_atom::value, reply_id);
-    },
-    [=](drain_atom) {
-      auto& st = self->state;
-      if (!st.reply || st.reply->finishing)
-        return;
-      if (st.reply->invoker)
-        self->send(st.reply->invoker, ai_cancel_atom::value, st.reply->id);
-      generation_outcome o;
-      o.finish_reason = "interrupted";
-      finish_reply(self, std::move(o));
-    },
-    [=](retry_store_atom, const std::string& message_id) {
-      auto& st = self->state;
-      if (st.reply && st.reply->id == message_id && st.reply->finishing)
-        store_reply(self);
-    },
-    [=](idle_check_atom) {
-      auto& st = self->state;
-      st.idle_check_armed = false;
-      if (!is_idle(self))
-        return;
-      auto deadline = st.last_activity + st.cfg.idle_timeout;
-      if (!st.found || st.load_failed || self->clock().now() >= deadline) {
-        self->quit();
-        return;
-      }
-      arm_idle_check(self);
-    },
+      },
+      [=](unsubscribe_atom, const caf::actor& session) {
+        auto& st = self->state;
+        if (st.subs.erase(session.address()) > 0)
+          self->demonitor(session);
+        arm_idle_check(self);
+      },
+      [=](cancel_atom, const std::string& user,
+          const std::string& message_id) -> caf::result<bool> {
+        auto& st = self->state;
+        if (!owned_by(self, user))
+          return access_error(self);
+        touch(self);
+        if (st.reply && st.reply->id == message_id) {
+          auto& r = *st.reply;
+          if (!r.finishing && !r.cancel_requested) {
+            r.cancel_requested = true;
+            if (r.invoker)
+              self->send(r.invoker, ai_cancel_atom::value, r.id);
+            log::info("reply_cancel_requested", {{"conversationId", st.id}, {"messageId", r.id}});
+          }
+          return true;
+        }
+        for (auto& m : st.context)
+          if (m.id == message_id)
+            return true; // already ended: nothing to do
+        return make_chat_error(error_code::not_found, "no such reply");
+      },
+      [=](delete_conv_atom, const std::string& user) -> caf::result<bool> {
+        auto& st = self->state;
+        if (!owned_by(self, user))
+          return access_error(self);
+        if (st.reply && st.reply->invoker)
+          self->send(st.reply->invoker, ai_cancel_atom::value, st.reply->id);
+        if (st.reply)
+          metrics::global().replies_active--;
+        auto rp = self->make_response_promise<bool>();
+        self->request(st.cfg.store, store_timeout, remove_conv_atom::value, user, st.id)
+            .then(
+                [=](bool removed) mutable {
+                  rp.deliver(removed);
+                  self->quit();
+                },
+                [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [=](ai_chunk_atom, const std::string& stream_id, std::string& delta) {
+        auto& st = self->state;
+        if (!st.reply || st.reply->id != stream_id || st.reply->finishing || delta.empty())
+          return;
+        auto& r = *st.reply;
+        protocol::chunk_frame c{
+            st.id, r.id, r.reply_to, r.seq, static_cast<int64_t>(r.deltas.size()), delta};
+        r.deltas.push_back(std::move(delta));
+        metrics::global().chunks_sent++;
+        broadcast(self, protocol::encode(c));
+      },
+      [=](ai_done_atom, const std::string& stream_id, generation_outcome& outcome) {
+        auto& st = self->state;
+        if (!st.reply || st.reply->id != stream_id || st.reply->finishing)
+          return;
+        touch(self);
+        finish_reply(self, std::move(outcome));
+      },
+      [=](checkpoint_tick_atom, const std::string& reply_id) {
+        auto& st = self->state;
+        if (!st.reply || st.reply->id != reply_id || st.reply->finishing)
+          return; // that reply has ended: the tick stops here
+        checkpoint(self);
+        self->delayed_send(self, st.cfg.checkpoint_interval, checkpoint_tick_atom::value, reply_id);
+      },
+      [=](drain_atom) {
+        auto& st = self->state;
+        if (!st.reply || st.reply->finishing)
+          return;
+        if (st.reply->invoker)
+          self->send(st.reply->invoker, ai_cancel_atom::value, st.reply->id);
+        generation_outcome o;
+        o.finish_reason = "interrupted";
+        finish_reply(self, std::move(o));
+      },
+      [=](retry_store_atom, const std::string& message_id) {
+        auto& st = self->state;
+        if (st.reply && st.reply->id == message_id && st.reply->finishing)
+          store_reply(self);
+      },
+      [=](idle_check_atom) {
+        auto& st = self->state;
+        st.idle_check_armed = false;
+        if (!is_idle(self))
+          return;
+        auto deadline = st.last_activity + st.cfg.idle_timeout;
+        if (!st.found || st.load_failed || self->clock().now() >= deadline) {
+          self->quit();
+          return;
+        }
+        arm_idle_check(self);
+      },
   };
 }
 
-caf::behavior conversation_impl(conversation* self, std::string id,
-                                conversation_config cfg, bool is_new,
-                                std::string owner) {
+caf::behavior conversation_impl(conversation* self, std::string id, conversation_config cfg,
+                                bool is_new, std::string owner) {
   auto& st = self->state;
   st.id = std::move(id);
   st.cfg = std::move(cfg);
@@ -718,22 +689,22 @@ caf::behavior conversation_impl(conversation* self, std::string id,
     // `await` holds back every other message until the snapshot is here, so
     // nothing is answered before we know the owner and the last seq.
     self->request(st.cfg.store, store_timeout, load_conv_atom::value, st.id)
-      .await(
-        [=](conversation_snapshot& snap) {
-          auto& st = self->state;
-          st.found = snap.found;
-          st.owner = std::move(snap.owner);
-          st.next_seq = snap.last_seq + 1;
-          for (auto& m : snap.recent)
-            st.context.push_back(std::move(m));
-          arm_idle_check(self);
-        },
-        [=](caf::error& err) {
-          log::error("conversation_load_failed", {{"conversationId", self->state.id},
-                                                  {"error", to_string(err)}});
-          self->state.load_failed = true;
-          arm_idle_check(self);
-        });
+        .await(
+            [=](conversation_snapshot& snap) {
+              auto& st = self->state;
+              st.found = snap.found;
+              st.owner = std::move(snap.owner);
+              st.next_seq = snap.last_seq + 1;
+              for (auto& m : snap.recent)
+                st.context.push_back(std::move(m));
+              arm_idle_check(self);
+            },
+            [=](caf::error& err) {
+              log::error("conversation_load_failed",
+                         {{"conversationId", self->state.id}, {"error", to_string(err)}});
+              self->state.load_failed = true;
+              arm_idle_check(self);
+            });
   } else {
     arm_idle_check(self);
   }
@@ -747,11 +718,9 @@ caf::actor spawn_conversation(caf::actor_system& sys, std::string id,
   return sys.spawn(conversation_impl, std::move(id), cfg, false, std::string{});
 }
 
-caf::actor spawn_new_conversation(caf::actor_system& sys, std::string id,
-                                  std::string owner,
+caf::actor spawn_new_conversation(caf::actor_system& sys, std::string id, std::string owner,
                                   const conversation_config& cfg) {
-  return sys.spawn(conversation_impl, std::move(id), cfg, true,
-                   std::move(owner));
+  return sys.spawn(conversation_impl, std::move(id), cfg, true, std::move(owner));
 }
 
 } // namespace chat

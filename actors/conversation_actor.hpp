@@ -69,8 +69,7 @@ caf::actor spawn_conversation(caf::actor_system& sys, std::string id,
 
 /// Spawns the actor of a brand-new conversation owned by `owner`; its row is
 /// written together with its first message.
-caf::actor spawn_new_conversation(caf::actor_system& sys, std::string id,
-                                  std::string owner,
+caf::actor spawn_new_conversation(caf::actor_system& sys, std::string id, std::string owner,
                                   const conversation_config& cfg);
 
 } // namespace chat

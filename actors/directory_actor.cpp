@@ -31,8 +31,7 @@ void track(directory self, const std::string& id, const caf::actor& conv) {
   self->monitor(conv);
 }
 
-directory_actor::behavior_type directory_impl(directory self,
-                                              conversation_config cfg) {
+directory_actor::behavior_type directory_impl(directory self, conversation_config cfg) {
   self->state.cfg = std::move(cfg);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
@@ -43,36 +42,32 @@ directory_actor::behavior_type directory_impl(directory self,
     st.ids.erase(i);
   });
   return {
-    [=](lookup_atom, const std::string& id) -> caf::result<caf::actor> {
-      auto& st = self->state;
-      if (!looks_like_uuid(id))
-        return make_chat_error(protocol::error_code::not_found,
-                               "conversation not found");
-      if (auto i = st.live.find(id); i != st.live.end())
-        return i->second;
-      auto conv = spawn_conversation(self->system(), id, st.cfg);
-      track(self, id, conv);
-      return conv;
-    },
-    [=](create_atom, const std::string& user)
-      -> caf::result<std::string, caf::actor> {
-      auto id = new_uuid();
-      auto conv = spawn_new_conversation(self->system(), id, user,
-                                         self->state.cfg);
-      track(self, id, conv);
-      return {id, conv};
-    },
-    [=](drain_atom) {
-      for (auto& kv : self->state.live)
-        caf::anon_send(kv.second, drain_atom::value); // typed -> dynamic
-    },
+      [=](lookup_atom, const std::string& id) -> caf::result<caf::actor> {
+        auto& st = self->state;
+        if (!looks_like_uuid(id))
+          return make_chat_error(protocol::error_code::not_found, "conversation not found");
+        if (auto i = st.live.find(id); i != st.live.end())
+          return i->second;
+        auto conv = spawn_conversation(self->system(), id, st.cfg);
+        track(self, id, conv);
+        return conv;
+      },
+      [=](create_atom, const std::string& user) -> caf::result<std::string, caf::actor> {
+        auto id = new_uuid();
+        auto conv = spawn_new_conversation(self->system(), id, user, self->state.cfg);
+        track(self, id, conv);
+        return {id, conv};
+      },
+      [=](drain_atom) {
+        for (auto& kv : self->state.live)
+          caf::anon_send(kv.second, drain_atom::value); // typed -> dynamic
+      },
   };
 }
 
 } // namespace
 
-directory_actor spawn_directory(caf::actor_system& sys,
-                                conversation_config cfg) {
+directory_actor spawn_directory(caf::actor_system& sys, conversation_config cfg) {
   return sys.spawn(directory_impl, std::move(cfg));
 }
 

@@ -26,12 +26,11 @@
 
 namespace chat {
 
-using directory_actor = caf::typed_actor<
-  caf::replies_to<lookup_atom, std::string>::with<caf::actor>,
-  caf::replies_to<create_atom, std::string>::with<std::string, caf::actor>,
-  caf::reacts_to<drain_atom>>;
+using directory_actor
+    = caf::typed_actor<caf::replies_to<lookup_atom, std::string>::with<caf::actor>,
+                       caf::replies_to<create_atom, std::string>::with<std::string, caf::actor>,
+                       caf::reacts_to<drain_atom>>;
 
-directory_actor spawn_directory(caf::actor_system& sys,
-                                conversation_config cfg);
+directory_actor spawn_directory(caf::actor_system& sys, conversation_config cfg);
 
 } // namespace chat

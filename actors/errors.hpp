@@ -19,10 +19,8 @@ inline caf::atom_value chat_error_category() {
 }
 
 /// An error answered to a client, with a message fit for people.
-inline caf::error make_chat_error(protocol::error_code code,
-                                  std::string message) {
-  return caf::error{static_cast<uint8_t>(static_cast<uint8_t>(code) + 1),
-                    chat_error_category(),
+inline caf::error make_chat_error(protocol::error_code code, std::string message) {
+  return caf::error{static_cast<uint8_t>(static_cast<uint8_t>(code) + 1), chat_error_category(),
                     caf::make_message(std::move(message))};
 }
 

@@ -61,23 +61,23 @@ struct chat_turn {
   std::string content;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, chat_turn& x) {
   return f(caf::meta::type_name("chat_turn"), x.role, x.content);
 }
 
 /// What the conversation asks the AI invoker to generate.
 struct generation_request {
-  std::string stream_id; ///< the assistant message id; names the stream
-  std::string model;     ///< model name as configured in CHAT_MODELS
-  std::string provider;  ///< "openai" or "anthropic"
+  std::string stream_id;           ///< the assistant message id; names the stream
+  std::string model;               ///< model name as configured in CHAT_MODELS
+  std::string provider;            ///< "openai" or "anthropic"
   std::vector<chat_turn> messages; ///< context, oldest first
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generation_request& x) {
-  return f(caf::meta::type_name("generation_request"), x.stream_id, x.model,
-           x.provider, x.messages);
+  return f(caf::meta::type_name("generation_request"), x.stream_id, x.model, x.provider,
+           x.messages);
 }
 
 /// How a generation ended. Sent once per stream with `ai_done_atom`.
@@ -92,10 +92,10 @@ struct generation_outcome {
   std::string error_message;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generation_outcome& x) {
-  return f(caf::meta::type_name("generation_outcome"), x.finish_reason,
-           x.prompt_tokens, x.completion_tokens, x.error_message);
+  return f(caf::meta::type_name("generation_outcome"), x.finish_reason, x.prompt_tokens,
+           x.completion_tokens, x.error_message);
 }
 
 /// A message as stored in the database.
@@ -115,12 +115,11 @@ struct stored_message {
   timestamp_ms created_at = 0;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stored_message& x) {
-  return f(caf::meta::type_name("stored_message"), x.id, x.conversation_id,
-           x.seq, x.role, x.content, x.user_id, x.client_msg_id, x.reply_to,
-           x.model, x.finish_reason, x.prompt_tokens, x.completion_tokens,
-           x.created_at);
+  return f(caf::meta::type_name("stored_message"), x.id, x.conversation_id, x.seq, x.role,
+           x.content, x.user_id, x.client_msg_id, x.reply_to, x.model, x.finish_reason,
+           x.prompt_tokens, x.completion_tokens, x.created_at);
 }
 
 /// A user message to make durable. When `create_conversation` is set, the
@@ -132,10 +131,9 @@ struct user_message_write {
   std::string title;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, user_message_write& x) {
-  return f(caf::meta::type_name("user_message_write"), x.message,
-           x.create_conversation, x.title);
+  return f(caf::meta::type_name("user_message_write"), x.message, x.create_conversation, x.title);
 }
 
 /// The answer to a user message write, after commit. `duplicate` means the
@@ -148,10 +146,10 @@ struct append_result {
   int64_t seq = 0;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, append_result& x) {
-  return f(caf::meta::type_name("append_result"), x.duplicate,
-           x.conversation_id, x.message_id, x.seq);
+  return f(caf::meta::type_name("append_result"), x.duplicate, x.conversation_id, x.message_id,
+           x.seq);
 }
 
 /// What a conversation actor loads when it starts.
@@ -163,10 +161,9 @@ struct conversation_snapshot {
   std::vector<stored_message> recent;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, conversation_snapshot& x) {
-  return f(caf::meta::type_name("conversation_snapshot"), x.found, x.owner,
-           x.last_seq, x.recent);
+  return f(caf::meta::type_name("conversation_snapshot"), x.found, x.owner, x.last_seq, x.recent);
 }
 
 /// One conversation in a user's list.
@@ -177,10 +174,9 @@ struct conversation_summary {
   timestamp_ms updated_at = 0;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, conversation_summary& x) {
-  return f(caf::meta::type_name("conversation_summary"), x.id, x.title,
-           x.created_at, x.updated_at);
+  return f(caf::meta::type_name("conversation_summary"), x.id, x.title, x.created_at, x.updated_at);
 }
 
 /// A page of a user's conversations, newest first. `next_before` is the
@@ -190,10 +186,9 @@ struct conversation_page {
   std::string next_before;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, conversation_page& x) {
-  return f(caf::meta::type_name("conversation_page"), x.conversations,
-           x.next_before);
+  return f(caf::meta::type_name("conversation_page"), x.conversations, x.next_before);
 }
 
 /// A page of finished messages in seq order. `found` is false when the
@@ -203,7 +198,7 @@ struct message_page {
   std::vector<stored_message> messages;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_page& x) {
   return f(caf::meta::type_name("message_page"), x.found, x.messages);
 }

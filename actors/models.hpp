@@ -17,8 +17,7 @@ struct model_catalog {
 
   /// Parses "a,b=anthropic,c=openai". False (with `error` set) when empty or
   /// a provider is unknown.
-  static bool parse(std::string_view text, model_catalog& out,
-                    std::string& error);
+  static bool parse(std::string_view text, model_catalog& out, std::string& error);
 
   /// The model named `name`, the default when `name` is empty, or nullptr.
   const model_info* find(std::string_view name) const {

@@ -48,16 +48,14 @@
 namespace chat {
 
 using persistence_actor = caf::typed_actor<
-  caf::replies_to<append_user_atom, user_message_write>::with<append_result>,
-  caf::replies_to<checkpoint_atom, stored_message, std::string>::with<bool>,
-  caf::replies_to<append_reply_atom, stored_message>::with<bool>,
-  caf::replies_to<load_conv_atom, std::string>::with<conversation_snapshot>,
-  caf::replies_to<history_atom, std::string, std::string, int64_t,
-                  int32_t>::with<message_page>,
-  caf::replies_to<list_conv_atom, std::string, std::string,
-                  int32_t>::with<conversation_page>,
-  caf::replies_to<remove_conv_atom, std::string, std::string>::with<bool>,
-  caf::replies_to<find_msg_atom, std::string, std::string>::with<append_result>,
-  caf::replies_to<db_ping_atom>::with<bool>>;
+    caf::replies_to<append_user_atom, user_message_write>::with<append_result>,
+    caf::replies_to<checkpoint_atom, stored_message, std::string>::with<bool>,
+    caf::replies_to<append_reply_atom, stored_message>::with<bool>,
+    caf::replies_to<load_conv_atom, std::string>::with<conversation_snapshot>,
+    caf::replies_to<history_atom, std::string, std::string, int64_t, int32_t>::with<message_page>,
+    caf::replies_to<list_conv_atom, std::string, std::string, int32_t>::with<conversation_page>,
+    caf::replies_to<remove_conv_atom, std::string, std::string>::with<bool>,
+    caf::replies_to<find_msg_atom, std::string, std::string>::with<append_result>,
+    caf::replies_to<db_ping_atom>::with<bool>>;
 
 } // namespace chat

@@ -14,8 +14,7 @@ namespace chat {
 class rate_limiter {
 public:
   /// `per_minute` 0 turns limiting off.
-  explicit rate_limiter(int per_minute) : per_minute_(per_minute) {
-  }
+  explicit rate_limiter(int per_minute) : per_minute_(per_minute) {}
 
   /// Takes one send from the user's budget; false when it is used up.
   bool allow(const std::string& user) {
@@ -27,8 +26,7 @@ public:
     auto& b = it->second;
     if (!added) {
       std::chrono::duration<double> dt = now - b.last;
-      b.tokens = std::min(double(per_minute_),
-                          b.tokens + dt.count() * per_minute_ / 60.0);
+      b.tokens = std::min(double(per_minute_), b.tokens + dt.count() * per_minute_ / 60.0);
       b.last = now;
     }
     if (buckets_.size() > 100000)
@@ -48,8 +46,7 @@ private:
   // Users idle for a minute have a full bucket again: forget them.
   void prune(std::chrono::steady_clock::time_point now) {
     for (auto i = buckets_.begin(); i != buckets_.end();)
-      i = now - i->second.last > std::chrono::minutes{1} ? buckets_.erase(i)
-                                                         : std::next(i);
+      i = now - i->second.last > std::chrono::minutes{1} ? buckets_.erase(i) : std::next(i);
   }
 
   int per_minute_;

@@ -40,8 +40,7 @@ void write(session* self, std::string frame) {
     link->send(shared_frame{std::move(frame)});
 }
 
-void write_error(session* self, protocol::error_frame e,
-                 const std::string& client_msg_id = {},
+void write_error(session* self, protocol::error_frame e, const std::string& client_msg_id = {},
                  const std::string& conversation_id = {}) {
   e.client_msg_id = client_msg_id;
   e.conversation_id = conversation_id;
@@ -54,8 +53,7 @@ bool receiver_down(const caf::error& err) {
 
 /// Calls `fn` with the actor of conversation `id`, from the cache or the
 /// directory; on a directory error, calls `fail`.
-void with_conversation(session* self, const std::string& id,
-                       std::function<void(caf::actor)> fn,
+void with_conversation(session* self, const std::string& id, std::function<void(caf::actor)> fn,
                        std::function<void(const caf::error&)> fail) {
   auto& st = self->state;
   if (auto i = st.conversations.find(id); i != st.conversations.end()) {
@@ -63,8 +61,7 @@ void with_conversation(session* self, const std::string& id,
     return;
   }
   self->request(st.cfg.directory, directory_timeout, lookup_atom::value, id)
-    .then([=](caf::actor conv) { fn(std::move(conv)); },
-          [=](caf::error& err) { fail(err); });
+      .then([=](caf::actor conv) { fn(std::move(conv)); }, [=](caf::error& err) { fail(err); });
 }
 
 // A conversation actor may stop (idle) just after the directory handed it
@@ -74,38 +71,34 @@ void forget(session* self, const std::string& id) {
   self->state.conversations.erase(id);
 }
 
-void subscribe_to(session* self, const std::string& id, int64_t after_seq,
-                  bool report_errors, int attempt = 0) {
+void subscribe_to(session* self, const std::string& id, int64_t after_seq, bool report_errors,
+                  int attempt = 0) {
   auto fail = [=](const caf::error& err) {
     if (report_errors)
       write_error(self, to_error_frame(err), {}, id);
   };
   with_conversation(
-    self, id,
-    [=](caf::actor conv) {
-      self
-        ->request(conv, conversation_timeout, subscribe_atom::value,
-                  self->state.user, after_seq, caf::actor{self})
-        .then(
-          [=](bool) { self->state.conversations.emplace(id, conv); },
-          [=](caf::error& err) {
-            forget(self, id);
-            if (receiver_down(err) && attempt == 0)
-              subscribe_to(self, id, after_seq, report_errors, 1);
-            else
-              fail(err);
-          });
-    },
-    fail);
+      self, id,
+      [=](caf::actor conv) {
+        self->request(conv, conversation_timeout, subscribe_atom::value, self->state.user,
+                      after_seq, caf::actor{self})
+            .then([=](bool) { self->state.conversations.emplace(id, conv); },
+                  [=](caf::error& err) {
+                    forget(self, id);
+                    if (receiver_down(err) && attempt == 0)
+                      subscribe_to(self, id, after_seq, report_errors, 1);
+                    else
+                      fail(err);
+                  });
+      },
+      fail);
 }
 
 /// A send was acknowledged (or was a repeat: then `res` is the original).
-void on_acked(session* self, const protocol::send_frame& f,
-              const std::string& conv_id, const caf::actor& conv,
-              const append_result& res) {
+void on_acked(session* self, const protocol::send_frame& f, const std::string& conv_id,
+              const caf::actor& conv, const append_result& res) {
   auto& st = self->state;
-  protocol::ack_frame ack{f.client_msg_id, res.conversation_id, res.message_id,
-                          res.seq};
+  protocol::ack_frame ack{f.client_msg_id, res.conversation_id, res.message_id, res.seq};
   write(self, protocol::encode(ack));
   if (res.conversation_id == conv_id && conv) {
     st.conversations.emplace(conv_id, conv);
@@ -123,141 +116,122 @@ void on_acked(session* self, const protocol::send_frame& f,
 /// A send failed with `err`. A repeat of a message already stored gets the
 /// original ack "whatever the conversation of the repeat", even one that
 /// does not exist, so a not_found is checked against the clientMsgId first.
-void refuse_send(session* self, const protocol::send_frame& f,
-                 const std::string& conv_id, const caf::error& err) {
+void refuse_send(session* self, const protocol::send_frame& f, const std::string& conv_id,
+                 const caf::error& err) {
   auto frame = to_error_frame(err);
   if (frame.code != error_code::not_found) {
     write_error(self, frame, f.client_msg_id, conv_id);
     return;
   }
   auto& st = self->state;
-  self
-    ->request(st.cfg.store, conversation_timeout, find_msg_atom::value, st.user,
-              f.client_msg_id)
-    .then(
-      [=](append_result& res) {
-        if (res.conversation_id.empty())
-          write_error(self, frame, f.client_msg_id, conv_id);
-        else
-          on_acked(self, f, conv_id, caf::actor{}, res);
-      },
-      [=](caf::error&) { write_error(self, frame, f.client_msg_id, conv_id); });
+  self->request(st.cfg.store, conversation_timeout, find_msg_atom::value, st.user, f.client_msg_id)
+      .then(
+          [=](append_result& res) {
+            if (res.conversation_id.empty())
+              write_error(self, frame, f.client_msg_id, conv_id);
+            else
+              on_acked(self, f, conv_id, caf::actor{}, res);
+          },
+          [=](caf::error&) { write_error(self, frame, f.client_msg_id, conv_id); });
 }
 
-void send_to(session* self, caf::actor conv, std::string conv_id,
-             protocol::send_frame f, const model_info& model, int attempt = 0) {
+void send_to(session* self, caf::actor conv, std::string conv_id, protocol::send_frame f,
+             const model_info& model, int attempt = 0) {
   auto& st = self->state;
-  self
-    ->request(conv, conversation_timeout, send_atom::value, st.user,
-              f.client_msg_id, f.content, model.name, model.provider,
-              caf::actor{self})
-    .then(
-      [=](append_result& res) { on_acked(self, f, conv_id, conv, res); },
-      [=](caf::error& err) {
-        forget(self, conv_id);
-        if (receiver_down(err) && attempt == 0) {
-          with_conversation(
-            self, conv_id,
-            [=](caf::actor c) { send_to(self, c, conv_id, f, model, 1); },
-            [=](const caf::error& e) { refuse_send(self, f, conv_id, e); });
-          return;
-        }
-        refuse_send(self, f, f.conversation_id, err);
-      });
+  self->request(conv, conversation_timeout, send_atom::value, st.user, f.client_msg_id, f.content,
+                model.name, model.provider, caf::actor{self})
+      .then([=](append_result& res) { on_acked(self, f, conv_id, conv, res); },
+            [=](caf::error& err) {
+              forget(self, conv_id);
+              if (receiver_down(err) && attempt == 0) {
+                with_conversation(
+                    self, conv_id, [=](caf::actor c) { send_to(self, c, conv_id, f, model, 1); },
+                    [=](const caf::error& e) { refuse_send(self, f, conv_id, e); });
+                return;
+              }
+              refuse_send(self, f, f.conversation_id, err);
+            });
 }
 
-caf::behavior session_impl(session* self, std::string user,
-                           client_link_ptr link, session_config cfg) {
+caf::behavior session_impl(session* self, std::string user, client_link_ptr link,
+                           session_config cfg) {
   auto& st = self->state;
   st.user = std::move(user);
   st.link = std::move(link);
   st.cfg = std::move(cfg);
   // No clean-up on exit: conversations monitor their subscribers.
   return {
-    [=](protocol::send_frame& f) {
-      auto& st = self->state;
-      log::info("message_received",
-                {{"user", st.user}, {"clientMsgId", f.client_msg_id}});
-      auto model = st.cfg.models->find(f.model);
-      if (model == nullptr) {
-        protocol::error_frame e{error_code::bad_request, "unknown model", {}, {}};
-        write_error(self, e, f.client_msg_id, f.conversation_id);
-        return;
-      }
-      if (!st.cfg.limiter->allow(st.user)) {
-        protocol::error_frame e{error_code::rate_limited,
-                                "too many messages, slow down", {}, {}};
-        write_error(self, e, f.client_msg_id, f.conversation_id);
-        return;
-      }
-      auto m = *model;
-      if (f.conversation_id.empty()) {
-        self
-          ->request(st.cfg.directory, directory_timeout, create_atom::value,
-                    st.user)
-          .then(
-            [=](std::string& id, caf::actor& conv) {
-              send_to(self, conv, id, f, m);
+      [=](protocol::send_frame& f) {
+        auto& st = self->state;
+        log::info("message_received", {{"user", st.user}, {"clientMsgId", f.client_msg_id}});
+        auto model = st.cfg.models->find(f.model);
+        if (model == nullptr) {
+          protocol::error_frame e{error_code::bad_request, "unknown model", {}, {}};
+          write_error(self, e, f.client_msg_id, f.conversation_id);
+          return;
+        }
+        if (!st.cfg.limiter->allow(st.user)) {
+          protocol::error_frame e{error_code::rate_limited, "too many messages, slow down", {}, {}};
+          write_error(self, e, f.client_msg_id, f.conversation_id);
+          return;
+        }
+        auto m = *model;
+        if (f.conversation_id.empty()) {
+          self->request(st.cfg.directory, directory_timeout, create_atom::value, st.user)
+              .then([=](std::string& id, caf::actor& conv) { send_to(self, conv, id, f, m); },
+                    [=](caf::error& err) {
+                      write_error(self, to_error_frame(err), f.client_msg_id);
+                    });
+          return;
+        }
+        auto id = f.conversation_id;
+        with_conversation(
+            self, id, [=](caf::actor conv) { send_to(self, conv, id, f, m); },
+            [=](const caf::error& err) { refuse_send(self, f, id, err); });
+      },
+      [=](protocol::subscribe_frame& f) {
+        subscribe_to(self, f.conversation_id, f.after_seq, true);
+      },
+      [=](protocol::unsubscribe_frame& f) {
+        // Through the same path as subscribe, so that an unsubscribe right
+        // after a subscribe reaches the conversation after it. Unknown ids
+        // and conversations we are not in ignore it.
+        auto id = f.conversation_id;
+        with_conversation(
+            self, id,
+            [=](caf::actor conv) { self->send(conv, unsubscribe_atom::value, caf::actor{self}); },
+            [](const caf::error&) {});
+        self->state.conversations.erase(id);
+      },
+      [=](protocol::cancel_frame& f) {
+        auto id = f.conversation_id;
+        auto fail = [=](const caf::error& err) { write_error(self, to_error_frame(err), {}, id); };
+        with_conversation(
+            self, id,
+            [=](caf::actor conv) {
+              self->request(conv, conversation_timeout, cancel_atom::value, self->state.user,
+                            f.message_id)
+                  .then([](bool) {},
+                        [=](caf::error& err) {
+                          forget(self, id);
+                          fail(err);
+                        });
             },
-            [=](caf::error& err) {
-              write_error(self, to_error_frame(err), f.client_msg_id);
-            });
-        return;
-      }
-      auto id = f.conversation_id;
-      with_conversation(
-        self, id, [=](caf::actor conv) { send_to(self, conv, id, f, m); },
-        [=](const caf::error& err) { refuse_send(self, f, id, err); });
-    },
-    [=](protocol::subscribe_frame& f) {
-      subscribe_to(self, f.conversation_id, f.after_seq, true);
-    },
-    [=](protocol::unsubscribe_frame& f) {
-      // Through the same path as subscribe, so that an unsubscribe right
-      // after a subscribe reaches the conversation after it. Unknown ids
-      // and conversations we are not in ignore it.
-      auto id = f.conversation_id;
-      with_conversation(
-        self, id,
-        [=](caf::actor conv) {
-          self->send(conv, unsubscribe_atom::value, caf::actor{self});
-        },
-        [](const caf::error&) {});
-      self->state.conversations.erase(id);
-    },
-    [=](protocol::cancel_frame& f) {
-      auto id = f.conversation_id;
-      auto fail = [=](const caf::error& err) {
-        write_error(self, to_error_frame(err), {}, id);
-      };
-      with_conversation(
-        self, id,
-        [=](caf::actor conv) {
-          self
-            ->request(conv, conversation_timeout, cancel_atom::value,
-                      self->state.user, f.message_id)
-            .then([](bool) {},
-                  [=](caf::error& err) {
-                    forget(self, id);
-                    fail(err);
-                  });
-        },
-        fail);
-    },
-    [=](event_atom, const std::string&, const std::string&) {
-      // Hand the bytes to the socket without copying them: they stay inside
-      // the message the conversation sent to all its subscribers.
-      if (auto link = self->state.link.lock())
-        link->send(shared_frame{
-          self->current_mailbox_element()->move_content_to_message(), 2});
-    },
+            fail);
+      },
+      [=](event_atom, const std::string&, const std::string&) {
+        // Hand the bytes to the socket without copying them: they stay inside
+        // the message the conversation sent to all its subscribers.
+        if (auto link = self->state.link.lock())
+          link->send(shared_frame{self->current_mailbox_element()->move_content_to_message(), 2});
+      },
   };
 }
 
 } // namespace
 
-caf::actor spawn_session(caf::actor_system& sys, std::string user_id,
-                         client_link_ptr link, const session_config& cfg) {
+caf::actor spawn_session(caf::actor_system& sys, std::string user_id, client_link_ptr link,
+                         const session_config& cfg) {
   return sys.spawn(session_impl, std::move(user_id), std::move(link), cfg);
 }
 

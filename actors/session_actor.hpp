@@ -33,34 +33,32 @@ struct session_config {
   std::shared_ptr<rate_limiter> limiter;
 };
 
-caf::actor spawn_session(caf::actor_system& sys, std::string user_id,
-                         client_link_ptr link, const session_config& cfg);
+caf::actor spawn_session(caf::actor_system& sys, std::string user_id, client_link_ptr link,
+                         const session_config& cfg);
 
 } // namespace chat
 
 namespace chat::protocol {
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, send_frame& x) {
-  return f(caf::meta::type_name("send_frame"), x.client_msg_id,
-           x.conversation_id, x.content, x.model);
+  return f(caf::meta::type_name("send_frame"), x.client_msg_id, x.conversation_id, x.content,
+           x.model);
 }
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subscribe_frame& x) {
-  return f(caf::meta::type_name("subscribe_frame"), x.conversation_id,
-           x.after_seq);
+  return f(caf::meta::type_name("subscribe_frame"), x.conversation_id, x.after_seq);
 }
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, unsubscribe_frame& x) {
   return f(caf::meta::type_name("unsubscribe_frame"), x.conversation_id);
 }
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cancel_frame& x) {
-  return f(caf::meta::type_name("cancel_frame"), x.conversation_id,
-           x.message_id);
+  return f(caf::meta::type_name("cancel_frame"), x.conversation_id, x.message_id);
 }
 
 } // namespace chat::protocol

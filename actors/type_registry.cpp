@@ -10,28 +10,26 @@ namespace chat {
 
 void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<chat_turn>("chat_turn")
-    .add_message_type<std::vector<chat_turn>>("std::vector<chat_turn>")
-    .add_message_type<generation_request>("generation_request")
-    .add_message_type<generation_outcome>("generation_outcome")
-    .add_message_type<stored_message>("stored_message")
-    .add_message_type<std::vector<stored_message>>("std::vector<stored_message>")
-    .add_message_type<user_message_write>("user_message_write")
-    .add_message_type<append_result>("append_result")
-    .add_message_type<conversation_snapshot>("conversation_snapshot")
-    .add_message_type<conversation_summary>("conversation_summary")
-    .add_message_type<std::vector<conversation_summary>>(
-      "std::vector<conversation_summary>")
-    .add_message_type<conversation_page>("conversation_page")
-    .add_message_type<message_page>("message_page")
-    .add_message_type<protocol::send_frame>("send_frame")
-    .add_message_type<protocol::subscribe_frame>("subscribe_frame")
-    .add_message_type<protocol::unsubscribe_frame>("unsubscribe_frame")
-    .add_message_type<protocol::cancel_frame>("cancel_frame");
+      .add_message_type<std::vector<chat_turn>>("std::vector<chat_turn>")
+      .add_message_type<generation_request>("generation_request")
+      .add_message_type<generation_outcome>("generation_outcome")
+      .add_message_type<stored_message>("stored_message")
+      .add_message_type<std::vector<stored_message>>("std::vector<stored_message>")
+      .add_message_type<user_message_write>("user_message_write")
+      .add_message_type<append_result>("append_result")
+      .add_message_type<conversation_snapshot>("conversation_snapshot")
+      .add_message_type<conversation_summary>("conversation_summary")
+      .add_message_type<std::vector<conversation_summary>>("std::vector<conversation_summary>")
+      .add_message_type<conversation_page>("conversation_page")
+      .add_message_type<message_page>("message_page")
+      .add_message_type<protocol::send_frame>("send_frame")
+      .add_message_type<protocol::subscribe_frame>("subscribe_frame")
+      .add_message_type<protocol::unsubscribe_frame>("unsubscribe_frame")
+      .add_message_type<protocol::cancel_frame>("cancel_frame");
   cfg.add_error_category(chat_error_category(),
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string s = "chat_error(";
-                           s += protocol::to_string(
-                             static_cast<protocol::error_code>(code - 1));
+                           s += protocol::to_string(static_cast<protocol::error_code>(code - 1));
                            if (ctx.match_elements<std::string>()) {
                              s += ", ";
                              s += ctx.get_as<std::string>(0);

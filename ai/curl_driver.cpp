@@ -45,8 +45,7 @@ struct transfer {
   }
 
   clock_type::time_point deadline() const {
-    return got_body ? last_byte + req.stall_timeout
-                    : started + req.first_byte_timeout;
+    return got_body ? last_byte + req.stall_timeout : started + req.first_byte_timeout;
   }
 };
 
@@ -77,8 +76,7 @@ struct curl_driver::impl {
       curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &t.status);
     if (t.status >= 400) {
       // Keep the start of an error body for a message; skip the rest.
-      auto keep = std::min(n, max_error_body - std::min(max_error_body,
-                                                        t.error_body.size()));
+      auto keep = std::min(n, max_error_body - std::min(max_error_body, t.error_body.size()));
       t.error_body.append(ptr, keep);
       return n;
     }
@@ -146,8 +144,7 @@ struct curl_driver::impl {
     } else {
       long status = 0;
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-      r.kind = status == 0 ? transfer_result::connect_failed
-                           : transfer_result::cut;
+      r.kind = status == 0 ? transfer_result::connect_failed : transfer_result::cut;
       // curl_easy_strerror is generic text: no URL, no header values.
       r.detail = curl_easy_strerror(code);
     }
@@ -170,8 +167,7 @@ struct curl_driver::impl {
   std::chrono::milliseconds poll_wait(clock_type::time_point now) const {
     auto wait = max_poll_wait;
     for (auto& [id, t] : active) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    t->deadline() - now)
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(t->deadline() - now)
                   + std::chrono::milliseconds{1};
       wait = std::min(wait, left);
     }
@@ -205,8 +201,7 @@ struct curl_driver::impl {
       auto now = clock_type::now();
       check_timeouts(now);
       // Also returns early when curl's own timers are due, or on wakeup.
-      curl_multi_poll(multi, nullptr, 0,
-                      static_cast<int>(poll_wait(now).count()), nullptr);
+      curl_multi_poll(multi, nullptr, 0, static_cast<int>(poll_wait(now).count()), nullptr);
     }
     // Stopping: nobody will read results any more, but every handler still
     // gets its one on_done.
@@ -254,8 +249,7 @@ curl_driver::~curl_driver() {
     impl_->thread.join();
 }
 
-curl_driver::transfer_id curl_driver::start(http_request req,
-                                            std::unique_ptr<transfer_handler> h) {
+curl_driver::transfer_id curl_driver::start(http_request req, std::unique_ptr<transfer_handler> h) {
   auto t = std::make_unique<transfer>();
   t->req = std::move(req);
   t->handler = std::move(h);

@@ -62,8 +62,7 @@ std::string trim_slash(std::string url) {
 std::string redact(std::string text, const std::string& secret) {
   if (secret.empty())
     return text;
-  for (auto pos = text.find(secret); pos != std::string::npos;
-       pos = text.find(secret, pos + 3))
+  for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3))
     text.replace(pos, secret.size(), "***");
   return text;
 }
@@ -75,14 +74,10 @@ std::string redact(std::string text, const std::string& secret) {
 /// thread, in order, so no chunk can follow the done.
 class openai_handler : public transfer_handler {
 public:
-  openai_handler(std::string stream_id, uint64_t token, caf::actor sink,
-                 caf::actor invoker, std::string api_key)
-    : stream_id_(std::move(stream_id)),
-      token_(token),
-      sink_(std::move(sink)),
-      invoker_(std::move(invoker)),
-      api_key_(std::move(api_key)) {
-  }
+  openai_handler(std::string stream_id, uint64_t token, caf::actor sink, caf::actor invoker,
+                 std::string api_key)
+      : stream_id_(std::move(stream_id)), token_(token), sink_(std::move(sink)),
+        invoker_(std::move(invoker)), api_key_(std::move(api_key)) {}
 
   bool on_body(std::string_view bytes) override {
     if (done_)
@@ -90,8 +85,7 @@ public:
     // All content of one read goes out as one chunk.
     auto delta = decoder_.feed(bytes);
     if (!delta.empty())
-      caf::anon_send(sink_, ai_chunk_atom::value, stream_id_,
-                     std::move(delta));
+      caf::anon_send(sink_, ai_chunk_atom::value, stream_id_, std::move(delta));
     if (decoder_.failed()) {
       fail(decoder_.error(), 200, "provider error event");
       return false; // drop the connection: nothing useful can follow
@@ -104,8 +98,7 @@ public:
   void on_done(const transfer_result& r) override {
     if (!done_)
       conclude(r);
-    caf::anon_send(invoker_, stream_end_atom::value, stream_id_,
-                   token_);
+    caf::anon_send(invoker_, stream_end_atom::value, stream_id_, token_);
   }
 
 private:
@@ -145,11 +138,10 @@ private:
 
   void fail(const std::string& message, long status, const std::string& why) {
     auto text = redact(message, api_key_);
-    log::warn("provider_request_failed",
-              {{"streamId", stream_id_},
-               {"status", static_cast<int64_t>(status)},
-               {"reason", text},
-               {"detail", redact(why, api_key_)}});
+    log::warn("provider_request_failed", {{"streamId", stream_id_},
+                                          {"status", static_cast<int64_t>(status)},
+                                          {"reason", text},
+                                          {"detail", redact(why, api_key_)}});
     send_done("error", std::move(text));
   }
 
@@ -193,8 +185,7 @@ struct invoker_state {
 
 using invoker_actor = caf::stateful_actor<invoker_state>;
 
-void answer_error(const std::string& stream_id, const caf::actor& sink,
-                  std::string message) {
+void answer_error(const std::string& stream_id, const caf::actor& sink, std::string message) {
   log::warn("provider_request_failed",
             {{"streamId", stream_id}, {"status", 0}, {"reason", message}});
   generation_outcome out;
@@ -203,13 +194,11 @@ void answer_error(const std::string& stream_id, const caf::actor& sink,
   caf::anon_send(sink, ai_done_atom::value, stream_id, std::move(out));
 }
 
-void start_openai(invoker_actor* self, generation_request& req,
-                  const caf::actor& sink) {
+void start_openai(invoker_actor* self, generation_request& req, const caf::actor& sink) {
   auto& st = self->state;
   http_request http;
   http.url = trim_slash(st.cfg.openai.base_url) + "/chat/completions";
-  http.headers = {"Content-Type: application/json",
-                  "Accept: text/event-stream",
+  http.headers = {"Content-Type: application/json", "Accept: text/event-stream",
                   // No "Expect: 100-continue" round trip for larger bodies.
                   "Expect:"};
   if (!st.cfg.openai.api_key.empty())
@@ -219,21 +208,18 @@ void start_openai(invoker_actor* self, generation_request& req,
   http.first_byte_timeout = st.cfg.first_token_timeout;
   http.stall_timeout = st.cfg.stall_timeout;
   auto token = st.next_token++;
-  auto tid = st.driver->start(
-    std::move(http),
-    std::make_unique<openai_handler>(req.stream_id, token, sink,
-                                     caf::actor_cast<caf::actor>(self),
-                                     st.cfg.openai.api_key));
-  log::debug("provider_request_started", {{"streamId", req.stream_id},
-                                          {"provider", "openai"},
-                                          {"model", req.model}});
+  auto tid = st.driver->start(std::move(http),
+                              std::make_unique<openai_handler>(req.stream_id, token, sink,
+                                                               caf::actor_cast<caf::actor>(self),
+                                                               st.cfg.openai.api_key));
+  log::debug("provider_request_started",
+             {{"streamId", req.stream_id}, {"provider", "openai"}, {"model", req.model}});
   if (st.sinks[sink.address()]++ == 0)
     self->monitor(sink);
   st.streams.emplace(req.stream_id, invoker_state::stream{tid, token, sink.address()});
 }
 
-void forget_stream(invoker_actor* self, const std::string& id,
-                   uint64_t token) {
+void forget_stream(invoker_actor* self, const std::string& id, uint64_t token) {
   auto& st = self->state;
   auto i = st.streams.find(id);
   if (i == st.streams.end() || i->second.token != token)
@@ -259,29 +245,28 @@ caf::behavior invoker(invoker_actor* self, pool_config cfg) {
     st.sinks.erase(dm.source);
   });
   return {
-    [=](generate_atom, generation_request& req,
-        caf::actor& sink) -> caf::actor {
-      auto me = caf::actor_cast<caf::actor>(self);
-      if (!sink)
+      [=](generate_atom, generation_request& req, caf::actor& sink) -> caf::actor {
+        auto me = caf::actor_cast<caf::actor>(self);
+        if (!sink)
+          return me;
+        if (self->state.streams.count(req.stream_id) > 0)
+          answer_error(req.stream_id, sink, "duplicate stream id");
+        else if (req.provider.empty() || req.provider == "openai")
+          start_openai(self, req, sink);
+        else if (req.provider == "anthropic")
+          answer_error(req.stream_id, sink, "provider not supported yet");
+        else
+          answer_error(req.stream_id, sink, "unknown provider");
         return me;
-      if (self->state.streams.count(req.stream_id) > 0)
-        answer_error(req.stream_id, sink, "duplicate stream id");
-      else if (req.provider.empty() || req.provider == "openai")
-        start_openai(self, req, sink);
-      else if (req.provider == "anthropic")
-        answer_error(req.stream_id, sink, "provider not supported yet");
-      else
-        answer_error(req.stream_id, sink, "unknown provider");
-      return me;
-    },
-    [=](ai_cancel_atom, const std::string& id) {
-      auto& st = self->state;
-      if (auto i = st.streams.find(id); i != st.streams.end())
-        st.driver->cancel(i->second.tid);
-    },
-    [=](stream_end_atom, const std::string& id, uint64_t token) {
-      forget_stream(self, id, token);
-    },
+      },
+      [=](ai_cancel_atom, const std::string& id) {
+        auto& st = self->state;
+        if (auto i = st.streams.find(id); i != st.streams.end())
+          st.driver->cancel(i->second.tid);
+      },
+      [=](stream_end_atom, const std::string& id, uint64_t token) {
+        forget_stream(self, id, token);
+      },
   };
 }
 
@@ -290,12 +275,11 @@ caf::behavior invoker(invoker_actor* self, pool_config cfg) {
 /// Dispatch: `generate` round robin; `ai_cancel` to every invoker, since only
 /// the one owning the stream knows it (the others ignore unknown ids).
 struct dispatch {
-  std::shared_ptr<std::atomic<size_t>> next =
-    std::make_shared<std::atomic<size_t>>(0);
+  std::shared_ptr<std::atomic<size_t>> next = std::make_shared<std::atomic<size_t>>(0);
 
   void operator()(caf::actor_system&, caf::actor_pool::uplock& guard,
-                  const caf::actor_pool::actor_vec& workers,
-                  caf::mailbox_element_ptr& ptr, caf::execution_unit* host) {
+                  const caf::actor_pool::actor_vec& workers, caf::mailbox_element_ptr& ptr,
+                  caf::execution_unit* host) {
     if (ptr->content().match_element<ai_cancel_atom>(0)) {
       auto msg = ptr->move_content_to_message();
       for (auto& w : workers)
@@ -310,12 +294,10 @@ struct dispatch {
 
 } // namespace
 
-chat::ai_actor spawn_invoker_pool(caf::actor_system& sys,
-                                  const pool_config& cfg) {
+chat::ai_actor spawn_invoker_pool(caf::actor_system& sys, const pool_config& cfg) {
   auto n = std::max<size_t>(cfg.invokers, 1);
   auto pool = caf::actor_pool::make(
-    sys.dummy_execution_unit(), n, [&] { return sys.spawn(invoker, cfg); },
-    dispatch{});
+      sys.dummy_execution_unit(), n, [&] { return sys.spawn(invoker, cfg); }, dispatch{});
   return caf::actor_cast<chat::ai_actor>(pool);
 }
 

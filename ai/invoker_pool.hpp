@@ -34,7 +34,6 @@ struct pool_config {
 
 /// Spawns `invokers` invoker actors behind one handle implementing
 /// chat::ai_actor (actors/ai_actor.hpp).
-chat::ai_actor spawn_invoker_pool(caf::actor_system& sys,
-                                  const pool_config& cfg);
+chat::ai_actor spawn_invoker_pool(caf::actor_system& sys, const pool_config& cfg);
 
 } // namespace chat::ai

@@ -22,8 +22,7 @@ std::string error_text(const rapidjson::Value& err, size_t max_len) {
   if (err.IsObject()) {
     auto msg = err.FindMember("message");
     if (msg != err.MemberEnd() && msg->value.IsString())
-      return shorten({msg->value.GetString(), msg->value.GetStringLength()},
-                     max_len);
+      return shorten({msg->value.GetString(), msg->value.GetStringLength()}, max_len);
   }
   return {};
 }
@@ -52,8 +51,7 @@ void openai_stream::on_event(const sse_event& ev, std::string& delta) {
     error_ = ev.event == "error" ? "provider error" : "provider sent invalid data";
     return;
   }
-  if (auto err = doc.FindMember("error");
-      err != doc.MemberEnd() && !err->value.IsNull()) {
+  if (auto err = doc.FindMember("error"); err != doc.MemberEnd() && !err->value.IsNull()) {
     auto text = error_text(err->value, 160);
     error_ = text.empty() ? "provider error" : "provider error: " + text;
     return;
@@ -65,30 +63,24 @@ void openai_stream::on_event(const sse_event& ev, std::string& delta) {
         continue;
       // We ask for one choice (n = 1); ignore any other index.
       auto index = choice.FindMember("index");
-      if (index != choice.MemberEnd() && index->value.IsInt()
-          && index->value.GetInt() != 0)
+      if (index != choice.MemberEnd() && index->value.IsInt() && index->value.GetInt() != 0)
         continue;
       auto d = choice.FindMember("delta");
       if (d != choice.MemberEnd() && d->value.IsObject()) {
         auto content = d->value.FindMember("content");
         if (content != d->value.MemberEnd() && content->value.IsString())
-          delta.append(content->value.GetString(),
-                       content->value.GetStringLength());
+          delta.append(content->value.GetString(), content->value.GetStringLength());
       }
       auto fr = choice.FindMember("finish_reason");
       if (fr != choice.MemberEnd() && fr->value.IsString())
-        finish_reason_.assign(fr->value.GetString(),
-                              fr->value.GetStringLength());
+        finish_reason_.assign(fr->value.GetString(), fr->value.GetStringLength());
     }
   }
-  if (auto usage = doc.FindMember("usage");
-      usage != doc.MemberEnd() && usage->value.IsObject()) {
+  if (auto usage = doc.FindMember("usage"); usage != doc.MemberEnd() && usage->value.IsObject()) {
     auto& u = usage->value;
-    if (auto p = u.FindMember("prompt_tokens");
-        p != u.MemberEnd() && p->value.IsInt64())
+    if (auto p = u.FindMember("prompt_tokens"); p != u.MemberEnd() && p->value.IsInt64())
       prompt_tokens_ = p->value.GetInt64();
-    if (auto c = u.FindMember("completion_tokens");
-        c != u.MemberEnd() && c->value.IsInt64())
+    if (auto c = u.FindMember("completion_tokens"); c != u.MemberEnd() && c->value.IsInt64())
       completion_tokens_ = c->value.GetInt64();
   }
 }

@@ -29,23 +29,37 @@ public:
   void on_event(const sse_event& ev, std::string& delta);
 
   /// `[DONE]` arrived.
-  bool done() const { return done_; }
+  bool done() const {
+    return done_;
+  }
 
   /// The stream reached a regular end: `[DONE]` or a finish reason.
-  bool finished() const { return done_ || !finish_reason_.empty(); }
+  bool finished() const {
+    return done_ || !finish_reason_.empty();
+  }
 
   /// The provider's finish reason as sent ("stop", "length", ...); empty
   /// until one arrives.
-  const std::string& finish_reason() const { return finish_reason_; }
+  const std::string& finish_reason() const {
+    return finish_reason_;
+  }
 
   /// Token counts from the usage chunk; -1 until reported.
-  int64_t prompt_tokens() const { return prompt_tokens_; }
-  int64_t completion_tokens() const { return completion_tokens_; }
+  int64_t prompt_tokens() const {
+    return prompt_tokens_;
+  }
+  int64_t completion_tokens() const {
+    return completion_tokens_;
+  }
 
   /// Set when the provider sent an error object or unparsable data: a short
   /// description. Later events are ignored.
-  bool failed() const { return !error_.empty(); }
-  const std::string& error() const { return error_; }
+  bool failed() const {
+    return !error_.empty();
+  }
+  const std::string& error() const {
+    return error_;
+  }
 
 private:
   sse_parser parser_;

@@ -34,8 +34,8 @@ void sse_parser::feed(std::string_view bytes, std::vector<sse_event>& out) {
         continue;
       }
     }
-    auto eol = std::find_if(bytes.begin(), bytes.end(),
-                            [](char c) { return c == '\n' || c == '\r'; });
+    auto eol
+        = std::find_if(bytes.begin(), bytes.end(), [](char c) { return c == '\n' || c == '\r'; });
     auto n = static_cast<size_t>(eol - bytes.begin());
     line_.append(bytes.data(), n);
     if (eol == bytes.end())

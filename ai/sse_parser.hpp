@@ -42,7 +42,7 @@ private:
   std::string last_id_;    // survives events, as the spec says
   size_t bom_checked_ = 0; // bytes of the stream start compared to the BOM
   bool bom_done_ = false;
-  bool after_cr_ = false;  // last line ended in '\r': skip a following '\n'
+  bool after_cr_ = false; // last line ended in '\r': skip a following '\n'
 };
 
 } // namespace chat::ai

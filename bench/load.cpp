@@ -47,7 +47,7 @@ struct options {
   int messages = 5;
   int users = 0; // 0: one user per connection
   int duration_limit_s = 120;
-  int timeout_ms = 30000;        // per message, send -> done
+  int timeout_ms = 30000;         // per message, send -> done
   int connect_timeout_ms = 10000; // TCP connect + upgrade
   std::string content = "hello from chat_load";
   std::string model;
@@ -55,17 +55,16 @@ struct options {
 };
 
 void usage(const char* argv0) {
-  std::cerr
-    << "usage: " << argv0
-    << " --secret SECRET [--url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
-       "         [--connections N] [--messages M] [--users U] [--duration-limit S]\n"
-       "         [--timeout-ms T] [--connect-timeout-ms T] [--content TEXT] [--model ID]\n"
-       "         [--verbose]\n\n"
-       "Opens N WebSocket connections (token for user load-<i % U>, U defaults to N);\n"
-       "each sends M messages in one conversation, each after the previous reply's\n"
-       "done. Prints latency percentiles; exits 1 if any reply was wrong or missing,\n"
-       "2 on bad arguments. Only ws://127.0.0.1 is accepted. SECRET may also come\n"
-       "from CHAT_JWT_SECRET.\n";
+  std::cerr << "usage: " << argv0
+            << " --secret SECRET [--url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
+               "         [--connections N] [--messages M] [--users U] [--duration-limit S]\n"
+               "         [--timeout-ms T] [--connect-timeout-ms T] [--content TEXT] [--model ID]\n"
+               "         [--verbose]\n\n"
+               "Opens N WebSocket connections (token for user load-<i % U>, U defaults to N);\n"
+               "each sends M messages in one conversation, each after the previous reply's\n"
+               "done. Prints latency percentiles; exits 1 if any reply was wrong or missing,\n"
+               "2 on bad arguments. Only ws://127.0.0.1 is accepted. SECRET may also come\n"
+               "from CHAT_JWT_SECRET.\n";
 }
 
 // -- statistics ------------------------------------------------------------------
@@ -101,8 +100,8 @@ struct stats {
 
 std::string random_hex(int n) {
   std::random_device rd;
-  std::mt19937_64 g{(static_cast<uint64_t>(rd()) << 32) ^ rd() ^
-                    static_cast<uint64_t>(clock_type::now().time_since_epoch().count())};
+  std::mt19937_64 g{(static_cast<uint64_t>(rd()) << 32) ^ rd()
+                    ^ static_cast<uint64_t>(clock_type::now().time_since_epoch().count())};
   static const char* hex = "0123456789abcdef";
   std::string s;
   for (int i = 0; i < n; ++i)
@@ -143,10 +142,10 @@ public:
     token_ = token;
     t_connect_ = clock_type::now();
     beast::get_lowest_layer(ws_).expires_after(
-      std::chrono::milliseconds{s_.opt.connect_timeout_ms});
+        std::chrono::milliseconds{s_.opt.connect_timeout_ms});
     tcp::endpoint ep{net::ip::make_address("127.0.0.1"), s_.port};
     beast::get_lowest_layer(ws_).async_connect(
-      ep, [self = shared_from_this()](beast::error_code ec) { self->on_connect(ec); });
+        ep, [self = shared_from_this()](beast::error_code ec) { self->on_connect(ec); });
   }
 
   // Called at the duration limit: abandon whatever is outstanding.
@@ -164,17 +163,15 @@ private:
       req.set(beast::http::field::user_agent, "chat_load");
     }));
     ws_.read_message_max(16 << 20);
-    ws_.async_handshake(res_, s_.host + ":" + std::to_string(s_.port),
-                        s_.target + "?token=" + token_,
-                        [self = shared_from_this()](beast::error_code ec) {
-                          self->on_handshake(ec);
-                        });
+    ws_.async_handshake(
+        res_, s_.host + ":" + std::to_string(s_.port), s_.target + "?token=" + token_,
+        [self = shared_from_this()](beast::error_code ec) { self->on_handshake(ec); });
   }
 
   void on_handshake(beast::error_code ec) {
     if (ec)
-      return connect_failed("upgrade: " + ec.message() + " (HTTP " +
-                            std::to_string(res_.result_int()) + ")");
+      return connect_failed("upgrade: " + ec.message() + " (HTTP "
+                            + std::to_string(res_.result_int()) + ")");
     beast::get_lowest_layer(ws_).expires_never();
     // Beast answers the server's pings while a read is pending.
     websocket::stream_base::timeout t{};
@@ -243,9 +240,8 @@ private:
   }
 
   void read() {
-    ws_.async_read(buf_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->on_read(ec);
-    });
+    ws_.async_read(
+        buf_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -254,8 +250,8 @@ private:
         ++s_.st.conn_errors;
         std::string why = "read: " + ec.message();
         if (ec == websocket::error::closed)
-          why += " (close code " + std::to_string(ws_.reason().code) + " '" +
-                 std::string(ws_.reason().reason.c_str()) + "')";
+          why += " (close code " + std::to_string(ws_.reason().code) + " '"
+                 + std::string(ws_.reason().reason.c_str()) + "')";
         fail_remaining(why, false);
       }
       return;
@@ -270,8 +266,8 @@ private:
 
   void wrong(const std::string& why, const std::string& frame) {
     ++s_.st.wrong;
-    s_.st.problem("conn " + std::to_string(id_) + " msg " + std::to_string(msg_) + ": " + why +
-                  ": " + frame.substr(0, 300));
+    s_.st.problem("conn " + std::to_string(id_) + " msg " + std::to_string(msg_) + ": " + why + ": "
+                  + frame.substr(0, 300));
   }
 
   void handle(const std::string& text, clock_type::time_point now) {
@@ -314,8 +310,7 @@ private:
           wrong("chunk messageId changed", text);
       }
       if (index != cur_.chunks)
-        wrong("chunk index " + std::to_string(index) + ", expected " +
-                std::to_string(cur_.chunks),
+        wrong("chunk index " + std::to_string(index) + ", expected " + std::to_string(cur_.chunks),
               text);
       if (str(d, "delta").empty())
         wrong("empty delta", text);
@@ -333,8 +328,8 @@ private:
       s_.st.done.add(now - cur_.t_send);
       bool ok = true;
       if (num(d, "chunks") != cur_.chunks) {
-        wrong("done.chunks " + std::to_string(num(d, "chunks")) + " but received " +
-                std::to_string(cur_.chunks),
+        wrong("done.chunks " + std::to_string(num(d, "chunks")) + " but received "
+                  + std::to_string(cur_.chunks),
               text);
         ok = false;
       }
@@ -452,8 +447,8 @@ bool parse_url(const std::string& url, shared_state& s) {
 
 void print_row(const char* name, series& s) {
   std::sort(s.ms.begin(), s.ms.end());
-  std::printf("  %-14s n=%-7zu p50=%8.1f  p90=%8.1f  p99=%8.1f  max=%8.1f ms\n", name,
-              s.ms.size(), s.pct(50), s.pct(90), s.pct(99), s.ms.empty() ? 0.0 : s.ms.back());
+  std::printf("  %-14s n=%-7zu p50=%8.1f  p90=%8.1f  p99=%8.1f  max=%8.1f ms\n", name, s.ms.size(),
+              s.pct(50), s.pct(90), s.pct(99), s.ms.empty() ? 0.0 : s.ms.back());
 }
 
 } // namespace
@@ -527,8 +522,8 @@ int main(int argc, char** argv) {
 
   net::io_context ioc{1};
   auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
   std::vector<std::shared_ptr<connection>> conns;
   conns.reserve(static_cast<size_t>(o.connections));
   for (int i = 0; i < o.connections; ++i)
@@ -547,8 +542,8 @@ int main(int argc, char** argv) {
       c->stop();
   });
 
-  std::printf("chat_load: %d connections x %d messages, %d users, %s, run %s\n",
-              o.connections, o.messages, o.users, o.url.c_str(), s.run_id.c_str());
+  std::printf("chat_load: %d connections x %d messages, %d users, %s, run %s\n", o.connections,
+              o.messages, o.users, o.url.c_str(), s.run_id.c_str());
   std::fflush(stdout);
   auto t0 = clock_type::now();
   for (int i = 0; i < o.connections; ++i) {
@@ -585,8 +580,8 @@ int main(int argc, char** argv) {
     std::printf("  error code %s: %lld\n", kv.first.c_str(), static_cast<long long>(kv.second));
   for (auto& p : st.samples)
     std::printf("  problem: %s\n", p.c_str());
-  bool ok = st.completed == expected && st.wrong == 0 && st.missing == 0 &&
-            st.connect_failures == 0 && st.conn_errors == 0 && st.timeouts == 0;
+  bool ok = st.completed == expected && st.wrong == 0 && st.missing == 0 && st.connect_failures == 0
+            && st.conn_errors == 0 && st.timeouts == 0;
   std::printf("result: %s\n", ok ? "OK" : "FAILED");
   return ok ? 0 : 1;
 }

@@ -34,8 +34,8 @@ const char* level_name(level lvl) {
 // whole. We only format the JSON object.
 spdlog::logger& sink() {
   static auto logger = [] {
-    auto l = std::make_shared<spdlog::logger>(
-      "chat", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    auto l = std::make_shared<spdlog::logger>("chat",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
     l->set_pattern("%v");
     l->set_level(spdlog::level::trace);
     l->flush_on(spdlog::level::trace);

@@ -22,8 +22,7 @@ struct field {
   field(std::string_view k, const char* v) : key(k), str(v) {}
   field(std::string_view k, int64_t v) : key(k), num(v), is_num(true) {}
   field(std::string_view k, int v) : key(k), num(v), is_num(true) {}
-  field(std::string_view k, uint64_t v)
-    : key(k), num(static_cast<int64_t>(v)), is_num(true) {}
+  field(std::string_view k, uint64_t v) : key(k), num(static_cast<int64_t>(v)), is_num(true) {}
   field(std::string_view k, double v) : key(k), dbl(v), is_dbl(true) {}
   field(std::string_view k, bool v) : key(k), boolean(v), is_bool(true) {}
 

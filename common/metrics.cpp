@@ -10,8 +10,7 @@ counters& global() {
 std::string render_prometheus() {
   auto& c = global();
   std::string out;
-  auto add = [&out](const char* name, const char* type, const char* help,
-                    int64_t value) {
+  auto add = [&out](const char* name, const char* type, const char* help, int64_t value) {
     out += "# HELP ";
     out += name;
     out += ' ';
@@ -26,18 +25,25 @@ std::string render_prometheus() {
     out += std::to_string(value);
     out += '\n';
   };
-  add("chat_connections_opened_total", "counter", "WebSocket connections accepted.", c.connections_opened);
+  add("chat_connections_opened_total", "counter", "WebSocket connections accepted.",
+      c.connections_opened);
   add("chat_connections_open", "gauge", "WebSocket connections open now.", c.connections_open);
-  add("chat_connections_closed_slow_total", "counter", "Connections closed because the client read too slowly.", c.connections_closed_slow);
+  add("chat_connections_closed_slow_total", "counter",
+      "Connections closed because the client read too slowly.", c.connections_closed_slow);
   add("chat_frames_received_total", "counter", "Client frames received.", c.frames_received);
-  add("chat_frames_rejected_total", "counter", "Client frames answered with an error.", c.frames_rejected);
-  add("chat_messages_acked_total", "counter", "User messages made durable and acknowledged.", c.messages_acked);
+  add("chat_frames_rejected_total", "counter", "Client frames answered with an error.",
+      c.frames_rejected);
+  add("chat_messages_acked_total", "counter", "User messages made durable and acknowledged.",
+      c.messages_acked);
   add("chat_replies_started_total", "counter", "AI replies started.", c.replies_started);
   add("chat_replies_active", "gauge", "AI replies being generated now.", c.replies_active);
   add("chat_replies_finished_total", "counter", "AI replies ended and stored.", c.replies_finished);
-  add("chat_replies_failed_total", "counter", "AI replies that ended with a provider error.", c.replies_failed);
-  add("chat_chunks_sent_total", "counter", "Reply chunks fanned out (once per chunk, not per subscriber).", c.chunks_sent);
-  add("chat_conversations_live", "gauge", "Conversation actors alive on this node.", c.conversations_live);
+  add("chat_replies_failed_total", "counter", "AI replies that ended with a provider error.",
+      c.replies_failed);
+  add("chat_chunks_sent_total", "counter",
+      "Reply chunks fanned out (once per chunk, not per subscriber).", c.chunks_sent);
+  add("chat_conversations_live", "gauge", "Conversation actors alive on this node.",
+      c.conversations_live);
   add("chat_http_requests_total", "counter", "HTTP requests served.", c.http_requests);
   return out;
 }

@@ -32,7 +32,8 @@ std::string percent_decode(std::string_view in) {
     char c = in[i];
     if (c == '+') {
       out += ' ';
-    } else if (c == '%' && i + 2 < in.size() && hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
+    } else if (c == '%' && i + 2 < in.size() && hex_value(in[i + 1]) >= 0
+               && hex_value(in[i + 2]) >= 0) {
       out += static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2]));
       i += 2;
     } else {
@@ -52,22 +53,19 @@ target parse_target(std::string_view raw) {
   while (!rest.empty()) {
     auto amp = rest.find('&');
     auto item = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view{}
-                                         : rest.substr(amp + 1);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
     if (item.empty())
       continue;
     auto eq = item.find('=');
     auto key = percent_decode(item.substr(0, eq));
-    auto value = eq == std::string_view::npos
-                   ? std::string{}
-                   : percent_decode(item.substr(eq + 1));
+    auto value = eq == std::string_view::npos ? std::string{} : percent_decode(item.substr(eq + 1));
     t.query.emplace_back(std::move(key), std::move(value));
   }
   return t;
 }
 
-std::optional<int64_t> int_param(const target& t, std::string_view name,
-                                 int64_t min, int64_t max, bool& ok) {
+std::optional<int64_t> int_param(const target& t, std::string_view name, int64_t min, int64_t max,
+                                 bool& ok) {
   ok = true;
   auto v = t.param(name);
   if (!v)
@@ -83,8 +81,7 @@ std::optional<int64_t> int_param(const target& t, std::string_view name,
   return x;
 }
 
-std::string find_token(std::string_view authorization_header,
-                       const target& t) {
+std::string find_token(std::string_view authorization_header, const target& t) {
   constexpr std::string_view bearer = "Bearer ";
   if (authorization_header.size() > bearer.size()
       && authorization_header.substr(0, bearer.size()) == bearer)
@@ -103,8 +100,7 @@ std::vector<std::string_view> split_path(std::string_view path) {
     }
     auto slash = path.find('/');
     out.push_back(path.substr(0, slash));
-    path = slash == std::string_view::npos ? std::string_view{}
-                                           : path.substr(slash);
+    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash);
   }
   return out;
 }

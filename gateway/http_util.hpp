@@ -27,12 +27,11 @@ std::string percent_decode(std::string_view in);
 
 /// Parses an integer query parameter in [min, max]; nullopt when absent.
 /// `ok` is false when present but not a whole number in range.
-std::optional<int64_t> int_param(const target& t, std::string_view name,
-                                 int64_t min, int64_t max, bool& ok);
+std::optional<int64_t> int_param(const target& t, std::string_view name, int64_t min, int64_t max,
+                                 bool& ok);
 
 /// The token from "Authorization: Bearer X" or, failing that, `?token=X`.
-std::string find_token(std::string_view authorization_header,
-                       const target& t);
+std::string find_token(std::string_view authorization_header, const target& t);
 
 /// Splits "/api/v1/conversations/ID/messages" into its segments.
 std::vector<std::string_view> split_path(std::string_view path);

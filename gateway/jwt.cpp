@@ -13,13 +13,17 @@ namespace chat::auth {
 namespace {
 
 struct jwt_deleter {
-  void operator()(jwt_t* j) const { jwt_free(j); }
+  void operator()(jwt_t* j) const {
+    jwt_free(j);
+  }
 };
 using jwt_ptr = std::unique_ptr<jwt_t, jwt_deleter>;
 
 // libjwt hands out malloc'ed strings.
 struct free_deleter {
-  void operator()(char* p) const { std::free(p); }
+  void operator()(char* p) const {
+    std::free(p);
+  }
 };
 using c_string = std::unique_ptr<char, free_deleter>;
 
@@ -64,8 +68,8 @@ bool decode_json_part(std::string_view part, rapidjson::Document& doc) {
   std::string text;
   if (part.empty() || !b64url_decode(part, text))
     return false;
-  doc.Parse<rapidjson::kParseValidateEncodingFlag
-            | rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(text.data(),
+                                                                                    text.size());
   return !doc.HasParseError() && doc.IsObject();
 }
 
@@ -98,8 +102,7 @@ const char* to_string(token_error e) {
 }
 
 std::variant<verified_token, token_error>
-verify_token(std::string_view token, std::string_view secret,
-             int64_t now_seconds) {
+verify_token(std::string_view token, std::string_view secret, int64_t now_seconds) {
   if (token.empty())
     return token_error::missing;
   if (token.size() > max_token_bytes)
@@ -119,8 +122,7 @@ verify_token(std::string_view token, std::string_view secret,
   auto alg = header.FindMember("alg");
   if (alg == header.MemberEnd() || !alg->value.IsString())
     return token_error::malformed;
-  if (std::string_view{alg->value.GetString(), alg->value.GetStringLength()}
-      != "HS256")
+  if (std::string_view{alg->value.GetString(), alg->value.GetStringLength()} != "HS256")
     return token_error::wrong_algorithm;
   if (secret.empty() || dot2 + 1 == token.size())
     return token_error::bad_signature;
@@ -129,8 +131,7 @@ verify_token(std::string_view token, std::string_view secret,
   // CVE-2024-25189 in 1.10.2-1+deb12u1) and parses the claims.
   std::string text{token};
   jwt_t* raw = nullptr;
-  int rc = jwt_decode(&raw, text.c_str(),
-                      reinterpret_cast<const unsigned char*>(secret.data()),
+  int rc = jwt_decode(&raw, text.c_str(), reinterpret_cast<const unsigned char*>(secret.data()),
                       static_cast<int>(secret.size()));
   jwt_ptr jwt{raw};
   if (rc != 0 || !jwt)
@@ -172,8 +173,8 @@ verify_token(std::string_view token, std::string_view secret,
   return verified_token{std::string{user}, exp};
 }
 
-std::string make_token(std::string_view user_id, std::string_view secret,
-                       int64_t now_seconds, int64_t ttl_seconds) {
+std::string make_token(std::string_view user_id, std::string_view secret, int64_t now_seconds,
+                       int64_t ttl_seconds) {
   if (secret.empty())
     throw std::invalid_argument("make_token: empty secret");
   jwt_t* raw = nullptr;
@@ -181,10 +182,9 @@ std::string make_token(std::string_view user_id, std::string_view secret,
     throw std::bad_alloc();
   jwt_ptr jwt{raw};
   std::string sub{user_id};
-  if (jwt_set_alg(jwt.get(), JWT_ALG_HS256,
-                  reinterpret_cast<const unsigned char*>(secret.data()),
+  if (jwt_set_alg(jwt.get(), JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
                   static_cast<int>(secret.size()))
-        != 0
+          != 0
       || jwt_add_grant(jwt.get(), "sub", sub.c_str()) != 0
       || jwt_add_grant_int(jwt.get(), "iat", now_seconds) != 0
       || jwt_add_grant_int(jwt.get(), "exp", now_seconds + ttl_seconds) != 0)

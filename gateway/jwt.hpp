@@ -38,12 +38,11 @@ constexpr size_t max_token_bytes = 8192;
 /// Verifies signature (HS256 only), `exp` (required, `leeway_seconds` of
 /// leeway) and `sub` (1..128 characters).
 std::variant<verified_token, token_error>
-verify_token(std::string_view token, std::string_view secret,
-             int64_t now_seconds);
+verify_token(std::string_view token, std::string_view secret, int64_t now_seconds);
 
 /// Creates a signed HS256 token with `sub` = user_id, `iat` = now and
 /// `exp` = now + ttl. Throws std::invalid_argument on an empty secret.
-std::string make_token(std::string_view user_id, std::string_view secret,
-                       int64_t now_seconds, int64_t ttl_seconds);
+std::string make_token(std::string_view user_id, std::string_view secret, int64_t now_seconds,
+                       int64_t ttl_seconds);
 
 } // namespace chat::auth

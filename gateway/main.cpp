@@ -46,8 +46,8 @@ int64_t int_setting(const settings& s, const char* env, int64_t min, int64_t max
       throw std::out_of_range{env};
     return x;
   } catch (const std::exception&) {
-    bad_setting(std::string{env} + " must be a whole number in " + std::to_string(min)
-                + ".." + std::to_string(max) + " (got '" + v + "')");
+    bad_setting(std::string{env} + " must be a whole number in " + std::to_string(min) + ".."
+                + std::to_string(max) + " (got '" + v + "')");
   }
 }
 
@@ -248,8 +248,8 @@ int cmd_serve(const settings& s) {
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec)
       return;
-    log::info("drain_started", {{"signal", sig},
-                                {"repliesActive", metrics::global().replies_active.load()}});
+    log::info("drain_started",
+              {{"signal", sig}, {"repliesActive", metrics::global().replies_active.load()}});
     drain_started = std::chrono::steady_clock::now();
     srv.begin_drain();
     poll_drain();

@@ -21,13 +21,10 @@ constexpr auto rest_timeout = 30s;
 /// Asks an actor from outside the actor world without blocking: a one-shot
 /// actor makes the request and hands the answer to `ok` / `fail`, which must
 /// not block either (they only post to a connection).
-template <class Handle, class Ok, class Fail, class... Ts>
-void ask(caf::actor_system& sys, const Handle& dest, Ok ok, Fail fail,
-         Ts... xs) {
+template<class Handle, class Ok, class Fail, class... Ts>
+void ask(caf::actor_system& sys, const Handle& dest, Ok ok, Fail fail, Ts... xs) {
   sys.spawn([=](caf::event_based_actor* self) {
-    self->request(dest, rest_timeout, xs...).then(ok, [=](caf::error& err) {
-      fail(err);
-    });
+    self->request(dest, rest_timeout, xs...).then(ok, [=](caf::error& err) { fail(err); });
   });
 }
 
@@ -76,25 +73,24 @@ std::string models_body(const model_catalog& models) {
   return {buf.GetString(), buf.GetSize()};
 }
 
-void list_conversations(const gateway_services& s, const target& t,
-                        const std::string& user, reply_fn reply) {
+void list_conversations(const gateway_services& s, const target& t, const std::string& user,
+                        reply_fn reply) {
   bool ok = true;
   auto limit = int_param(t, "limit", 1, 200, ok);
   if (!ok)
     return reply(rest_error(400, "bad_request", "limit must be 1..200"));
   auto before = t.param("before").value_or("");
   ask(
-    *s.system, s.store,
-    [=](conversation_page& page) {
-      reply({200, protocol::encode_conversation_list(page)});
-    },
-    [=](const caf::error& err) { reply(from_error(err)); }, list_conv_atom::value,
-    user, before, static_cast<int32_t>(limit.value_or(50)));
+      *s.system, s.store,
+      [=](conversation_page& page) {
+        reply({200, protocol::encode_conversation_list(page)});
+      },
+      [=](const caf::error& err) { reply(from_error(err)); }, list_conv_atom::value, user, before,
+      static_cast<int32_t>(limit.value_or(50)));
 }
 
-void list_messages(const gateway_services& s, const target& t,
-                   const std::string& user, const std::string& id,
-                   reply_fn reply) {
+void list_messages(const gateway_services& s, const target& t, const std::string& user,
+                   const std::string& id, reply_fn reply) {
   bool ok_after = true;
   bool ok_limit = true;
   auto after = int_param(t, "afterSeq", 0, INT64_MAX, ok_after);
@@ -106,36 +102,34 @@ void list_messages(const gateway_services& s, const target& t,
   if (!looks_like_uuid(id))
     return reply(not_found());
   ask(
-    *s.system, s.store,
-    [=](message_page& page) {
-      if (!page.found)
-        return reply(not_found());
-      reply({200, protocol::encode_message_list(page)});
-    },
-    [=](const caf::error& err) { reply(from_error(err)); }, history_atom::value,
-    user, id, after.value_or(0), static_cast<int32_t>(limit.value_or(100)));
+      *s.system, s.store,
+      [=](message_page& page) {
+        if (!page.found)
+          return reply(not_found());
+        reply({200, protocol::encode_message_list(page)});
+      },
+      [=](const caf::error& err) { reply(from_error(err)); }, history_atom::value, user, id,
+      after.value_or(0), static_cast<int32_t>(limit.value_or(100)));
 }
 
 // Deleting goes through the conversation actor: it cancels a reply in
 // progress and stops, so nothing writes to the conversation afterwards.
-void delete_conversation(const gateway_services& s, const std::string& user,
-                         const std::string& id, reply_fn reply) {
+void delete_conversation(const gateway_services& s, const std::string& user, const std::string& id,
+                         reply_fn reply) {
   if (!looks_like_uuid(id))
     return reply(not_found());
   auto sys = s.system;
   ask(
-    *sys, s.directory,
-    [=](caf::actor conv) {
-      ask(
-        *sys, conv,
-        [=](bool removed) {
-          reply(removed ? http_reply{204, {}, {}} : not_found());
-        },
-        [=](const caf::error& err) { reply(from_error(err)); },
-        delete_conv_atom::value, user);
-    },
-    [=](const caf::error& err) { reply(from_error(err)); }, lookup_atom::value,
-    id);
+      *sys, s.directory,
+      [=](caf::actor conv) {
+        ask(
+            *sys, conv,
+            [=](bool removed) {
+              reply(removed ? http_reply{204, {}, {}} : not_found());
+            },
+            [=](const caf::error& err) { reply(from_error(err)); }, delete_conv_atom::value, user);
+      },
+      [=](const caf::error& err) { reply(from_error(err)); }, lookup_atom::value, id);
 }
 
 } // namespace
@@ -144,8 +138,8 @@ http_reply rest_error(unsigned status, const char* code, std::string message) {
   return {status, protocol::encode_rest_error(code, message)};
 }
 
-void handle_rest(const gateway_services& s, const std::string& method,
-                 const target& t, const std::string& user, reply_fn reply) {
+void handle_rest(const gateway_services& s, const std::string& method, const target& t,
+                 const std::string& user, reply_fn reply) {
   auto seg = split_path(t.path); // "api", "v1", ...
   if (seg.size() == 3 && seg[2] == "models") {
     if (method != "GET")
@@ -169,15 +163,15 @@ void handle_readyz(const gateway_services& s, bool draining, reply_fn reply) {
   if (draining)
     return reply({503, R"({"status":"draining"})"});
   ask(
-    *s.system, s.store,
-    [=](bool ok) {
-      reply(ok ? http_reply{200, R"({"status":"ready"})"}
-               : http_reply{503, R"({"status":"database unreachable"})"});
-    },
-    [=](const caf::error&) {
-      reply({503, R"({"status":"database unreachable"})"});
-    },
-    db_ping_atom::value);
+      *s.system, s.store,
+      [=](bool ok) {
+        reply(ok ? http_reply{200, R"({"status":"ready"})"}
+                 : http_reply{503, R"({"status":"database unreachable"})"});
+      },
+      [=](const caf::error&) {
+        reply({503, R"({"status":"database unreachable"})"});
+      },
+      db_ping_atom::value);
 }
 
 } // namespace chat::gateway

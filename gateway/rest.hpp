@@ -28,11 +28,10 @@ http_reply rest_error(unsigned status, const char* code, std::string message);
 
 /// Handles an authenticated request under /api/v1/ (not the WebSocket).
 /// `method` is "GET", "DELETE", ...
-void handle_rest(const gateway_services& services, const std::string& method,
-                 const target& t, const std::string& user, reply_fn reply);
+void handle_rest(const gateway_services& services, const std::string& method, const target& t,
+                 const std::string& user, reply_fn reply);
 
 /// GET /readyz: 200 when the database answers and we are not draining.
-void handle_readyz(const gateway_services& services, bool draining,
-                   reply_fn reply);
+void handle_readyz(const gateway_services& services, bool draining, reply_fn reply);
 
 } // namespace chat::gateway

@@ -28,13 +28,11 @@ int64_t unix_now() {
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
   http_session(net::ip::tcp::socket&& socket, std::shared_ptr<server::impl> srv)
-    : stream_(std::move(socket)), server_(std::move(srv)) {
-  }
+      : stream_(std::move(socket)), server_(std::move(srv)) {}
 
   void run() {
     net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&http_session::do_read,
-                                            shared_from_this()));
+                  beast::bind_front_handler(&http_session::do_read, shared_from_this()));
   }
 
 private:
@@ -43,8 +41,7 @@ private:
     parser_->body_limit(server_->cfg.max_body_bytes);
     stream_.expires_after(std::chrono::seconds{30});
     http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&http_session::on_read,
-                                               shared_from_this()));
+                     beast::bind_front_handler(&http_session::on_read, shared_from_this()));
   }
 
   void on_read(beast::error_code ec, size_t) {
@@ -74,9 +71,8 @@ private:
     }
     auto& tok = std::get<auth::verified_token>(auth);
     stream_.expires_never();
-    std::make_shared<websocket_session>(std::move(stream_), server_,
-                                        tok.user_id, tok.expires_at)
-      ->run(std::move(req));
+    std::make_shared<websocket_session>(std::move(stream_), server_, tok.user_id, tok.expires_at)
+        ->run(std::move(req));
   }
 
   std::variant<auth::verified_token, auth::token_error>
@@ -91,8 +87,7 @@ private:
     if (t.path == "/healthz")
       return write(req, {200, R"({"status":"ok"})"});
     if (t.path == "/metrics")
-      return write(req, {200, metrics::render_prometheus(),
-                         "text/plain; version=0.0.4"});
+      return write(req, {200, metrics::render_prometheus(), "text/plain; version=0.0.4"});
     if (t.path == "/readyz")
       return handle_readyz(server_->services, server_->draining, replier(req));
     if (t.path.rfind("/api/v1/", 0) == 0) {
@@ -125,10 +120,10 @@ private:
     auto version = req.version();
     auto keep_alive = req.keep_alive();
     return [self = shared_from_this(), version, keep_alive](http_reply r) {
-      net::post(self->stream_.get_executor(), [self, version, keep_alive,
-                                               r = std::move(r)]() mutable {
-        self->write(version, keep_alive, std::move(r));
-      });
+      net::post(self->stream_.get_executor(),
+                [self, version, keep_alive, r = std::move(r)]() mutable {
+                  self->write(version, keep_alive, std::move(r));
+                });
     };
   }
 
@@ -138,7 +133,7 @@ private:
 
   void write(unsigned version, bool keep_alive, http_reply r) {
     auto res = std::make_shared<http::response<http::string_body>>(
-      static_cast<http::status>(r.status), version);
+        static_cast<http::status>(r.status), version);
     res->set(http::field::server, "chatd");
     if (!r.content_type.empty())
       res->set(http::field::content_type, r.content_type);
@@ -151,8 +146,7 @@ private:
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, size_t) {
                         if (ec || !res->keep_alive()) {
-                          self->stream_.socket().shutdown(
-                            net::ip::tcp::socket::shutdown_send, ec);
+                          self->stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
                           return;
                         }
                         self->do_read();
@@ -169,26 +163,24 @@ private:
 
 void server::impl::do_accept() {
   acceptor.async_accept(
-    net::make_strand(ioc),
-    [self = shared_from_this()](beast::error_code ec, net::ip::tcp::socket socket) {
-      if (!self->acceptor.is_open())
-        return; // draining
-      if (ec) {
-        // Out of file descriptors and the like: log, go on accepting.
-        log::warn("accept_failed", {{"error", ec.message()}});
-      } else {
-        socket.set_option(net::ip::tcp::no_delay{true}, ec);
-        socket.set_option(net::socket_base::send_buffer_size{self->cfg.socket_send_buffer}, ec);
-        std::make_shared<http_session>(std::move(socket), self)->run();
-      }
-      self->do_accept();
-    });
+      net::make_strand(ioc),
+      [self = shared_from_this()](beast::error_code ec, net::ip::tcp::socket socket) {
+        if (!self->acceptor.is_open())
+          return; // draining
+        if (ec) {
+          // Out of file descriptors and the like: log, go on accepting.
+          log::warn("accept_failed", {{"error", ec.message()}});
+        } else {
+          socket.set_option(net::ip::tcp::no_delay{true}, ec);
+          socket.set_option(net::socket_base::send_buffer_size{self->cfg.socket_send_buffer}, ec);
+          std::make_shared<http_session>(std::move(socket), self)->run();
+        }
+        self->do_accept();
+      });
 }
 
-server::server(net::io_context& ioc, gateway_config cfg,
-               gateway_services services)
-  : impl_(std::make_shared<impl>(ioc, std::move(cfg), std::move(services))) {
-}
+server::server(net::io_context& ioc, gateway_config cfg, gateway_services services)
+    : impl_(std::make_shared<impl>(ioc, std::move(cfg), std::move(services))) {}
 
 server::~server() = default;
 
@@ -208,8 +200,7 @@ uint16_t server::start() {
     acc.listen(net::socket_base::max_listen_connections, ec);
   if (ec)
     throw std::runtime_error("cannot listen on " + impl_->cfg.listen_host + ":"
-                             + std::to_string(impl_->cfg.listen_port) + ": "
-                             + ec.message());
+                             + std::to_string(impl_->cfg.listen_port) + ": " + ec.message());
   impl_->do_accept();
   return acc.local_endpoint().port();
 }

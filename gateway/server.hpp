@@ -56,8 +56,7 @@ struct gateway_services {
 
 class server {
 public:
-  server(boost::asio::io_context& ioc, gateway_config cfg,
-         gateway_services services);
+  server(boost::asio::io_context& ioc, gateway_config cfg, gateway_services services);
   ~server();
 
   /// Binds and starts accepting. Returns the port (useful with port 0).

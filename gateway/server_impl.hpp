@@ -16,11 +16,8 @@ namespace chat::gateway {
 class websocket_session;
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
-  impl(boost::asio::io_context& ioc, gateway_config cfg,
-       gateway_services services)
-    : ioc(ioc), cfg(std::move(cfg)), services(std::move(services)),
-      acceptor(ioc) {
-  }
+  impl(boost::asio::io_context& ioc, gateway_config cfg, gateway_services services)
+      : ioc(ioc), cfg(std::move(cfg)), services(std::move(services)), acceptor(ioc) {}
 
   boost::asio::io_context& ioc;
   const gateway_config cfg;
@@ -30,9 +27,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
   // Live WebSocket sessions, for closing them all at shutdown.
   std::mutex sessions_mtx;
-  std::set<std::weak_ptr<websocket_session>,
-           std::owner_less<std::weak_ptr<websocket_session>>>
-    sessions;
+  std::set<std::weak_ptr<websocket_session>, std::owner_less<std::weak_ptr<websocket_session>>>
+      sessions;
 
   void do_accept();
 };

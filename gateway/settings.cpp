@@ -6,36 +6,37 @@ namespace chat::gateway {
 
 const std::vector<setting_spec>& setting_specs() {
   static const std::vector<setting_spec> specs{
-    {"CHAT_LISTEN", "listen", "127.0.0.1:8080", "HTTP/WebSocket address"},
-    {"DATABASE_URL", "database-url", nullptr, "PostgreSQL connection URI"},
-    {"CHAT_JWT_SECRET", "jwt-secret", nullptr, "HS256 secret, at least 32 bytes"},
-    {"CHAT_MODELS", "models", "gpt-4o-mini",
-     "comma-separated name or name=provider (openai|anthropic); first is the default"},
-    {"OPENAI_BASE_URL", "openai-base-url", "https://api.openai.com/v1",
-     "OpenAI-compatible provider"},
-    {"OPENAI_API_KEY", "openai-api-key", "", "its API key"},
-    {"ANTHROPIC_BASE_URL", "anthropic-base-url", "https://api.anthropic.com",
-     "Anthropic provider"},
-    {"ANTHROPIC_API_KEY", "anthropic-api-key", "", "its API key"},
-    {"CHAT_THREADS", "threads", "", "worker threads (actors and I/O); default: cores"},
-    {"CHAT_USER_SENDS_PER_MIN", "user-sends-per-min", "120",
-     "sends per user per minute before rate_limited; 0: off"},
-    {"CHAT_LOG_LEVEL", "log-level", "info", "debug, info, warn, error"},
-    {"CHAT_NODE_ID", "node-id", "", "this node's name; default: host name"},
-    {"CHAT_CLUSTER_LISTEN", "cluster-listen", "", "address for other nodes; off: single node"},
-    {"CHAT_CLUSTER_PEERS", "cluster-peers", "", "comma-separated host:port of other nodes"},
-    {"CHAT_DRAIN_TIMEOUT", "drain-timeout", "30", "seconds replies may take to finish at shutdown"},
-    {"CHAT_IDLE_TIMEOUT", "idle-timeout", "60", "seconds without any frame before closing with 1001"},
-    {"CHAT_MAX_FRAME_BYTES", "max-frame-bytes", "65536", "largest WebSocket message"},
-    {"CHAT_MAX_CONTENT_BYTES", "max-content-bytes", "32768", "largest send.content"},
-    {"CHAT_MAX_PENDING_BYTES", "max-pending-bytes", "4194304",
-     "bytes queued for a slow client before closing it with 1013"},
+      {"CHAT_LISTEN", "listen", "127.0.0.1:8080", "HTTP/WebSocket address"},
+      {"DATABASE_URL", "database-url", nullptr, "PostgreSQL connection URI"},
+      {"CHAT_JWT_SECRET", "jwt-secret", nullptr, "HS256 secret, at least 32 bytes"},
+      {"CHAT_MODELS", "models", "gpt-4o-mini",
+       "comma-separated name or name=provider (openai|anthropic); first is the default"},
+      {"OPENAI_BASE_URL", "openai-base-url", "https://api.openai.com/v1",
+       "OpenAI-compatible provider"},
+      {"OPENAI_API_KEY", "openai-api-key", "", "its API key"},
+      {"ANTHROPIC_BASE_URL", "anthropic-base-url", "https://api.anthropic.com",
+       "Anthropic provider"},
+      {"ANTHROPIC_API_KEY", "anthropic-api-key", "", "its API key"},
+      {"CHAT_THREADS", "threads", "", "worker threads (actors and I/O); default: cores"},
+      {"CHAT_USER_SENDS_PER_MIN", "user-sends-per-min", "120",
+       "sends per user per minute before rate_limited; 0: off"},
+      {"CHAT_LOG_LEVEL", "log-level", "info", "debug, info, warn, error"},
+      {"CHAT_NODE_ID", "node-id", "", "this node's name; default: host name"},
+      {"CHAT_CLUSTER_LISTEN", "cluster-listen", "", "address for other nodes; off: single node"},
+      {"CHAT_CLUSTER_PEERS", "cluster-peers", "", "comma-separated host:port of other nodes"},
+      {"CHAT_DRAIN_TIMEOUT", "drain-timeout", "30",
+       "seconds replies may take to finish at shutdown"},
+      {"CHAT_IDLE_TIMEOUT", "idle-timeout", "60",
+       "seconds without any frame before closing with 1001"},
+      {"CHAT_MAX_FRAME_BYTES", "max-frame-bytes", "65536", "largest WebSocket message"},
+      {"CHAT_MAX_CONTENT_BYTES", "max-content-bytes", "32768", "largest send.content"},
+      {"CHAT_MAX_PENDING_BYTES", "max-pending-bytes", "4194304",
+       "bytes queued for a slow client before closing it with 1013"},
   };
   return specs;
 }
 
-settings settings::load(const std::vector<std::string>& args,
-                        std::vector<std::string>& rest) {
+settings settings::load(const std::vector<std::string>& args, std::vector<std::string>& rest) {
   settings s;
   for (auto& spec : setting_specs()) {
     if (auto v = std::getenv(spec.env); v != nullptr && *v != '\0')
@@ -80,13 +81,12 @@ bool settings::has(const std::string& env) const {
 }
 
 std::string usage() {
-  std::string out =
-    "usage: chatd [flags]                 serve until SIGTERM/SIGINT, then drain\n"
-    "       chatd migrate [flags]         apply database migrations and exit\n"
-    "       chatd token --user U [--ttl SECONDS] [flags]\n"
-    "                                     print a JWT for user U\n"
-    "       chatd --help | --version\n\n"
-    "Settings (environment variable, or the flag, which overrides it):\n";
+  std::string out = "usage: chatd [flags]                 serve until SIGTERM/SIGINT, then drain\n"
+                    "       chatd migrate [flags]         apply database migrations and exit\n"
+                    "       chatd token --user U [--ttl SECONDS] [flags]\n"
+                    "                                     print a JWT for user U\n"
+                    "       chatd --help | --version\n\n"
+                    "Settings (environment variable, or the flag, which overrides it):\n";
   for (auto& s : setting_specs()) {
     std::string line = "  --" + std::string{s.flag} + " / " + s.env;
     if (line.size() < 48)

@@ -10,7 +10,7 @@ namespace chat::gateway {
 
 struct setting_spec {
   const char* env;
-  const char* flag; // without the leading "--"
+  const char* flag;     // without the leading "--"
   const char* fallback; // default; nullptr: required (for serving)
   const char* help;
 };
@@ -23,8 +23,7 @@ public:
   /// Reads the environment, then flags from `args` (after the subcommand).
   /// Flags may be `--name value` or `--name=value`. Unknown flags and
   /// positional arguments are left in `rest`.
-  static settings load(const std::vector<std::string>& args,
-                       std::vector<std::string>& rest);
+  static settings load(const std::vector<std::string>& args, std::vector<std::string>& rest);
 
   /// The value of a setting by env name ("" when unset and no default).
   const std::string& get(const std::string& env) const;

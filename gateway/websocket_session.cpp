@@ -27,16 +27,11 @@ bool quiet_error(beast::error_code ec) {
 } // namespace
 
 websocket_session::websocket_session(beast::tcp_stream&& stream,
-                                     std::shared_ptr<server::impl> server,
-                                     std::string user, int64_t token_expires_at)
-  : ws_(std::move(stream)),
-    server_(std::move(server)),
-    cfg_(server_->cfg),
-    user_(std::move(user)),
-    token_expires_at_(token_expires_at),
-    idle_timer_(ws_.get_executor()),
-    expiry_timer_(ws_.get_executor()) {
-}
+                                     std::shared_ptr<server::impl> server, std::string user,
+                                     int64_t token_expires_at)
+    : ws_(std::move(stream)), server_(std::move(server)), cfg_(server_->cfg),
+      user_(std::move(user)), token_expires_at_(token_expires_at), idle_timer_(ws_.get_executor()),
+      expiry_timer_(ws_.get_executor()) {}
 
 websocket_session::~websocket_session() {
   if (counted_)
@@ -54,14 +49,14 @@ void websocket_session::run(http::request<http::string_body> req) {
   opt.keep_alive_pings = true;
   ws_.set_option(opt);
   ws_.set_option(websocket::stream_base::decorator(
-    [](websocket::response_type& res) { res.set(http::field::server, "chatd"); }));
+      [](websocket::response_type& res) { res.set(http::field::server, "chatd"); }));
   // We enforce the frame limit ourselves (see on_read): Beast's own limit
   // tears the socket down with the rest of the oversized frame unread, and
   // the client then gets a TCP reset instead of our 1009 close frame.
   ws_.read_message_max(0);
   ws_.auto_fragment(false);
-  ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept,
-                                                  shared_from_this()));
+  ws_.async_accept(req,
+                   beast::bind_front_handler(&websocket_session::on_accept, shared_from_this()));
 }
 
 void websocket_session::on_accept(beast::error_code ec) {
@@ -77,9 +72,9 @@ void websocket_session::on_accept(beast::error_code ec) {
     std::lock_guard<std::mutex> guard{server_->sessions_mtx};
     server_->sessions.insert(weak_from_this());
   }
-  session_ = spawn_session(*server_->services.system, user_,
-                           std::weak_ptr<client_link>{shared_from_this()},
-                           server_->services.session);
+  session_
+      = spawn_session(*server_->services.system, user_,
+                      std::weak_ptr<client_link>{shared_from_this()}, server_->services.session);
   log::info("connection_opened", {{"user", user_}});
   last_receive_ = std::chrono::steady_clock::now();
   ws_.control_callback([this](websocket::frame_type, beast::string_view) {
@@ -96,8 +91,7 @@ void websocket_session::do_read() {
   // Never buffer more than one byte past the limit.
   auto room = cfg_.max_frame_bytes + 1 - buffer_.size();
   ws_.async_read_some(buffer_, room,
-                      beast::bind_front_handler(&websocket_session::on_read,
-                                                shared_from_this()));
+                      beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
 }
 
 void websocket_session::on_read(beast::error_code ec, size_t) {
@@ -148,26 +142,24 @@ void websocket_session::handle_text(std::string_view text) {
   }
   // Everything else is the session actor's business.
   std::visit(
-    [this](auto& f) {
-      using type = std::decay_t<decltype(f)>;
-      if constexpr (!std::is_same_v<type, protocol::ping_frame>)
-        caf::anon_send(session_, std::move(f));
-    },
-    frame);
+      [this](auto& f) {
+        using type = std::decay_t<decltype(f)>;
+        if constexpr (!std::is_same_v<type, protocol::ping_frame>)
+          caf::anon_send(session_, std::move(f));
+      },
+      frame);
 }
 
 void websocket_session::send(shared_frame frame) {
-  net::post(ws_.get_executor(),
-            [self = shared_from_this(), f = std::move(frame)]() mutable {
-              self->enqueue(std::move(f));
-            });
+  net::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(frame)]() mutable {
+    self->enqueue(std::move(f));
+  });
 }
 
 void websocket_session::close(uint16_t code, std::string reason) {
-  net::post(ws_.get_executor(),
-            [self = shared_from_this(), code, r = std::move(reason)]() mutable {
-              self->start_close(code, std::move(r));
-            });
+  net::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)]() mutable {
+    self->start_close(code, std::move(r));
+  });
 }
 
 void websocket_session::enqueue(shared_frame frame) {
@@ -200,8 +192,7 @@ void websocket_session::do_write() {
   auto text = queue_.front().text();
   ws_.text(true);
   ws_.async_write(net::buffer(text.data(), text.size()),
-                  beast::bind_front_handler(&websocket_session::on_write,
-                                            shared_from_this()));
+                  beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
 }
 
 void websocket_session::on_write(beast::error_code ec, size_t) {
@@ -242,8 +233,8 @@ void websocket_session::do_close() {
 void websocket_session::arm_idle_timer() {
   auto deadline = last_receive_ + cfg_.idle_timeout;
   idle_timer_.expires_at(deadline);
-  idle_timer_.async_wait(beast::bind_front_handler(
-    &websocket_session::on_idle_timer, shared_from_this()));
+  idle_timer_.async_wait(
+      beast::bind_front_handler(&websocket_session::on_idle_timer, shared_from_this()));
 }
 
 void websocket_session::on_idle_timer(beast::error_code ec) {

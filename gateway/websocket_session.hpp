@@ -30,13 +30,11 @@ namespace http = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 namespace net = boost::asio;
 
-class websocket_session
-  : public client_link,
-    public std::enable_shared_from_this<websocket_session> {
+class websocket_session : public client_link,
+                          public std::enable_shared_from_this<websocket_session> {
 public:
-  websocket_session(beast::tcp_stream&& stream,
-                    std::shared_ptr<server::impl> server, std::string user,
-                    int64_t token_expires_at);
+  websocket_session(beast::tcp_stream&& stream, std::shared_ptr<server::impl> server,
+                    std::string user, int64_t token_expires_at);
   ~websocket_session() override;
 
   /// Completes the upgrade with the request already read.

@@ -16,17 +16,15 @@ namespace {
 // Any fixed key: every node migrating the same database takes the same lock.
 constexpr int64_t migration_lock_key = 0x63686174'6d696772; // "chatmigr"
 
-constexpr const char* create_schema_migrations
-  = "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    "version int PRIMARY KEY, "
-    "applied_at timestamptz NOT NULL DEFAULT now())";
+constexpr const char* create_schema_migrations = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                                 "version int PRIMARY KEY, "
+                                                 "applied_at timestamptz NOT NULL DEFAULT now())";
 
 // Session-level advisory lock, released by `unlock` or when the connection
 // closes (also on a crash), so a second node waits instead of racing.
 void lock(pqxx::connection& c, bool on) {
   pqxx::nontransaction tx{c};
-  tx.exec_params(on ? "SELECT pg_advisory_lock($1)"
-                    : "SELECT pg_advisory_unlock($1)",
+  tx.exec_params(on ? "SELECT pg_advisory_lock($1)" : "SELECT pg_advisory_unlock($1)",
                  migration_lock_key);
 }
 
@@ -37,8 +35,7 @@ int migrate(const std::string& database_url) {
   try {
     c = std::make_unique<pqxx::connection>(database_url);
   } catch (const std::exception& e) {
-    throw std::runtime_error("migrate: cannot connect to the database: "
-                             + first_line(e));
+    throw std::runtime_error("migrate: cannot connect to the database: " + first_line(e));
   }
   const char* current = "schema_migrations";
   try {
@@ -59,18 +56,15 @@ int migrate(const std::string& database_url) {
       current = m.name;
       pqxx::work tx{*c};
       tx.exec(m.sql);
-      tx.exec_params("INSERT INTO schema_migrations (version) VALUES ($1)",
-                     m.version);
+      tx.exec_params("INSERT INTO schema_migrations (version) VALUES ($1)", m.version);
       tx.commit();
       ++count;
-      log::info("migration_applied",
-                {{"version", m.version}, {"name", m.name}});
+      log::info("migration_applied", {{"version", m.version}, {"name", m.name}});
     }
     lock(*c, false);
     return count;
   } catch (const std::exception& e) {
-    throw std::runtime_error(std::string{"migrate: "} + current
-                             + " failed: " + first_line(e));
+    throw std::runtime_error(std::string{"migrate: "} + current + " failed: " + first_line(e));
   }
 }
 

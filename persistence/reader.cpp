@@ -43,8 +43,7 @@ stored_message to_message(const pqxx::row& r) {
   return m;
 }
 
-conversation_snapshot load_conv(pqxx::read_transaction& tx,
-                                const std::string& conv) {
+conversation_snapshot load_conv(pqxx::read_transaction& tx, const std::string& conv) {
   conversation_snapshot s;
   auto owner = tx.exec_prepared(sql::conversation_owner.name, conv);
   if (owner.empty())
@@ -52,49 +51,42 @@ conversation_snapshot load_conv(pqxx::read_transaction& tx,
   s.found = true;
   s.owner = owner[0][0].as<std::string>();
   s.last_seq = tx.exec_prepared1(sql::last_seq.name, conv)[0].as<int64_t>();
-  for (const auto& row :
-       tx.exec_prepared(sql::recent_messages.name, conv, recent_context))
+  for (const auto& row : tx.exec_prepared(sql::recent_messages.name, conv, recent_context))
     s.recent.push_back(to_message(row));
   return s;
 }
 
-message_page history(pqxx::read_transaction& tx, const std::string& user,
-                     const std::string& conv, int64_t after_seq,
-                     int32_t limit) {
+message_page history(pqxx::read_transaction& tx, const std::string& user, const std::string& conv,
+                     int64_t after_seq, int32_t limit) {
   message_page page;
   auto owner = tx.exec_prepared(sql::conversation_owner.name, conv);
   // Another user's conversation looks exactly like a missing one.
   if (owner.empty() || owner[0][0].as<std::string>() != user)
     return page;
   page.found = true;
-  for (const auto& row :
-       tx.exec_prepared(sql::message_page.name, conv,
-                        std::max<int64_t>(after_seq, 0), clamp_limit(limit)))
+  for (const auto& row : tx.exec_prepared(sql::message_page.name, conv,
+                                          std::max<int64_t>(after_seq, 0), clamp_limit(limit)))
     page.messages.push_back(to_message(row));
   return page;
 }
 
 conversation_page list_conv(pqxx::read_transaction& tx, const std::string& user,
-                            const std::optional<list_cursor>& before,
-                            int32_t limit) {
+                            const std::optional<list_cursor>& before, int32_t limit) {
   limit = clamp_limit(limit);
   // One row more than asked tells whether there is a next page.
-  auto rows = before
-    ? tx.exec_prepared(sql::next_conversations.name, user, before->updated_us,
-                       before->id, limit + 1)
-    : tx.exec_prepared(sql::first_conversations.name, user, limit + 1);
+  auto rows = before ? tx.exec_prepared(sql::next_conversations.name, user, before->updated_us,
+                                        before->id, limit + 1)
+                     : tx.exec_prepared(sql::first_conversations.name, user, limit + 1);
   conversation_page page;
   auto shown = std::min<size_t>(rows.size(), static_cast<size_t>(limit));
   for (size_t i = 0; i < shown; ++i) {
     auto r = rows[static_cast<pqxx::result::size_type>(i)];
-    page.conversations.push_back({r[0].as<std::string>(),
-                                  r[1].as<std::string>(), r[2].as<int64_t>(),
-                                  r[3].as<int64_t>()});
+    page.conversations.push_back(
+        {r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<int64_t>(), r[3].as<int64_t>()});
   }
   if (rows.size() > shown) {
     auto last = rows[static_cast<pqxx::result::size_type>(shown - 1)];
-    page.next_before
-      = encode_cursor({last[4].as<int64_t>(), last[0].as<std::string>()});
+    page.next_before = encode_cursor({last[4].as<int64_t>(), last[0].as<std::string>()});
   }
   return page;
 }
@@ -102,8 +94,7 @@ conversation_page list_conv(pqxx::read_transaction& tx, const std::string& user,
 class reader_impl : public reader_actor::base {
 public:
   reader_impl(caf::actor_config& cfg, std::unique_ptr<session> db)
-    : reader_actor::base(cfg)
-    , db_(std::move(db)) {}
+      : reader_actor::base(cfg), db_(std::move(db)) {}
 
   const char* name() const override {
     return "chat.persistence.reader";
@@ -111,63 +102,54 @@ public:
 
   behavior_type make_behavior() override {
     return {
-      [this](load_conv_atom,
-             const std::string& conv) -> caf::result<conversation_snapshot> {
-        if (!looks_like_uuid(conv))
-          return conversation_snapshot{};
-        return read([&](auto& tx) {
-          return load_conv(tx, conv);
-        });
-      },
-      [this](history_atom, const std::string& user, const std::string& conv,
-             int64_t after_seq, int32_t limit) -> caf::result<message_page> {
-        if (!looks_like_uuid(conv))
-          return message_page{};
-        return read([&](auto& tx) {
-          return history(tx, user, conv, after_seq, limit);
-        });
-      },
-      [this](list_conv_atom, const std::string& user, const std::string& before,
-             int32_t limit) -> caf::result<conversation_page> {
-        std::optional<list_cursor> cursor;
-        if (!before.empty() && !(cursor = decode_cursor(before)))
-          return caf::make_error(caf::sec::invalid_argument,
-                                 "invalid conversation list cursor");
-        return read([&](auto& tx) {
-          return list_conv(tx, user, cursor, limit);
-        });
-      },
-      [this](find_msg_atom, const std::string& user,
-             const std::string& client_msg_id) -> caf::result<append_result> {
-        return read([&](auto& tx) {
-          append_result r;
-          auto rows = tx.exec_prepared(sql::find_client_msg.name, user, client_msg_id);
-          if (!rows.empty()) {
-            r.duplicate = true;
-            r.conversation_id = rows[0][0].template as<std::string>();
-            r.message_id = rows[0][1].template as<std::string>();
-            r.seq = rows[0][2].template as<int64_t>();
-          }
-          return r;
-        });
-      },
-      [this](db_ping_atom) -> caf::result<bool> {
-        auto res = read([](auto& tx) {
-          tx.exec_prepared1(sql::ping.name);
-          return true;
-        });
-        // Readiness wants a yes or no, not an error.
-        return res.flag == caf::rt_value;
-      },
+        [this](load_conv_atom, const std::string& conv) -> caf::result<conversation_snapshot> {
+          if (!looks_like_uuid(conv))
+            return conversation_snapshot{};
+          return read([&](auto& tx) { return load_conv(tx, conv); });
+        },
+        [this](history_atom, const std::string& user, const std::string& conv, int64_t after_seq,
+               int32_t limit) -> caf::result<message_page> {
+          if (!looks_like_uuid(conv))
+            return message_page{};
+          return read([&](auto& tx) { return history(tx, user, conv, after_seq, limit); });
+        },
+        [this](list_conv_atom, const std::string& user, const std::string& before,
+               int32_t limit) -> caf::result<conversation_page> {
+          std::optional<list_cursor> cursor;
+          if (!before.empty() && !(cursor = decode_cursor(before)))
+            return caf::make_error(caf::sec::invalid_argument, "invalid conversation list cursor");
+          return read([&](auto& tx) { return list_conv(tx, user, cursor, limit); });
+        },
+        [this](find_msg_atom, const std::string& user,
+               const std::string& client_msg_id) -> caf::result<append_result> {
+          return read([&](auto& tx) {
+            append_result r;
+            auto rows = tx.exec_prepared(sql::find_client_msg.name, user, client_msg_id);
+            if (!rows.empty()) {
+              r.duplicate = true;
+              r.conversation_id = rows[0][0].template as<std::string>();
+              r.message_id = rows[0][1].template as<std::string>();
+              r.seq = rows[0][2].template as<int64_t>();
+            }
+            return r;
+          });
+        },
+        [this](db_ping_atom) -> caf::result<bool> {
+          auto res = read([](auto& tx) {
+            tx.exec_prepared1(sql::ping.name);
+            return true;
+          });
+          // Readiness wants a yes or no, not an error.
+          return res.flag == caf::rt_value;
+        },
     };
   }
 
 private:
   /// Runs `fn` in a read-only transaction. A lost connection is reopened
   /// and the read tried once more; reads have no effects to worry about.
-  template <class F>
-  auto read(F fn)
-    -> caf::result<decltype(fn(std::declval<pqxx::read_transaction&>()))> {
+  template<class F>
+  auto read(F fn) -> caf::result<decltype(fn(std::declval<pqxx::read_transaction&>()))> {
     std::string err;
     for (int attempt = 0; attempt < 2; ++attempt) {
       try {
@@ -178,8 +160,7 @@ private:
         db_->drop(name(), e);
       } catch (const std::exception& e) {
         log::error("db_read_failed", {{"error", first_line(e)}});
-        return caf::make_error(caf::sec::runtime_error,
-                               "database read failed: " + first_line(e));
+        return caf::make_error(caf::sec::runtime_error, "database read failed: " + first_line(e));
       }
     }
     log::error("db_read_failed", {{"error", err}});

@@ -5,8 +5,7 @@
 
 namespace chat::persistence {
 
-session::session(std::string url)
-  : url_(std::move(url)) {
+session::session(std::string url) : url_(std::move(url)) {
   connect();
 }
 

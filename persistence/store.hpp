@@ -42,8 +42,7 @@ struct store_config {
 /// Spawns the writer and readers and returns one handle implementing
 /// chat::persistence_actor. Throws std::runtime_error if the database cannot
 /// be reached at start.
-chat::persistence_actor spawn_store(caf::actor_system& sys,
-                                    const store_config& cfg);
+chat::persistence_actor spawn_store(caf::actor_system& sys, const store_config& cfg);
 
 /// Applies the migrations in order, idempotently (blocking; for `chatd
 /// migrate` and start-up). Returns the number applied now. Throws
@@ -56,7 +55,6 @@ int migrate(const std::string& database_url);
 /// conversations' updated_at; logs `replies_interrupted_recovered`. Throws
 /// std::invalid_argument for an empty node id and std::runtime_error with a
 /// clear message on a database failure.
-int recover_interrupted(const std::string& database_url,
-                        const std::string& node_id);
+int recover_interrupted(const std::string& database_url, const std::string& node_id);
 
 } // namespace chat::persistence

@@ -25,6 +25,6 @@ using db_stats_atom = caf::atom_constant<caf::atom("db_stats")>;
 
 /// The store's full interface: persistence_actor plus its counters.
 using store_actor = chat::persistence_actor::extend<
-  caf::replies_to<db_stats_atom>::with<int64_t, int64_t, int64_t>>;
+    caf::replies_to<db_stats_atom>::with<int64_t, int64_t, int64_t>>;
 
 } // namespace chat::persistence

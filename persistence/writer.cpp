@@ -35,18 +35,15 @@ std::optional<std::string> text_or_null(const std::string& s) {
 append_result append_user(pqxx::work& tx, const user_message_write& w) {
   auto& m = w.message;
   if (w.create_conversation)
-    tx.exec_prepared0(sql::insert_conversation.name, m.conversation_id,
-                      m.user_id, w.title);
-  auto inserted = tx.exec_prepared(
-    sql::insert_user_message.name, m.conversation_id, m.seq, m.id, m.content,
-    m.user_id, m.client_msg_id, ms_or_null(m.created_at));
+    tx.exec_prepared0(sql::insert_conversation.name, m.conversation_id, m.user_id, w.title);
+  auto inserted = tx.exec_prepared(sql::insert_user_message.name, m.conversation_id, m.seq, m.id,
+                                   m.content, m.user_id, m.client_msg_id, ms_or_null(m.created_at));
   if (!inserted.empty()) {
     tx.exec_prepared0(sql::touch_conversation.name, m.conversation_id);
     return {false, m.conversation_id, m.id, m.seq};
   }
   // The clientMsgId is taken: answer the original and leave no trace.
-  auto orig
-    = tx.exec_prepared1(sql::find_client_msg.name, m.user_id, m.client_msg_id);
+  auto orig = tx.exec_prepared1(sql::find_client_msg.name, m.user_id, m.client_msg_id);
   if (w.create_conversation)
     tx.exec_prepared0(sql::delete_conversation.name, m.conversation_id);
   append_result r{true, orig[0].as<std::string>(), orig[1].as<std::string>(),
@@ -61,8 +58,7 @@ append_result append_user(pqxx::work& tx, const user_message_write& w) {
 /// After an upsert took nothing, the row holding `m.id`: it must be m's
 /// reply, finished already (an in-progress one would have been taken);
 /// anything else (another message's id, another place) throws.
-pqxx::row finished_reply(pqxx::work& tx, const stored_message& m,
-                         const char* what) {
+pqxx::row finished_reply(pqxx::work& tx, const stored_message& m, const char* what) {
   auto r = tx.exec_prepared1(sql::find_reply.name, m.id);
   if (r[0].as<std::string>() != m.conversation_id || r[1].as<int64_t>() != m.seq
       || r[2].as<std::string>() != "assistant" || r[3].is_null())
@@ -73,12 +69,10 @@ pqxx::row finished_reply(pqxx::work& tx, const stored_message& m,
 
 /// Saves what was streamed so far of a reply. `false` (nothing written)
 /// when that reply is already finished: a checkpoint never undoes its end.
-bool checkpoint(pqxx::work& tx, const stored_message& m,
-                const std::string& node) {
-  auto res = tx.exec_prepared(
-    sql::checkpoint_reply.name, m.conversation_id, m.seq, m.id, m.content,
-    m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
-    ms_or_null(m.created_at), node);
+bool checkpoint(pqxx::work& tx, const stored_message& m, const std::string& node) {
+  auto res = tx.exec_prepared(sql::checkpoint_reply.name, m.conversation_id, m.seq, m.id, m.content,
+                              m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
+                              ms_or_null(m.created_at), node);
   if (!res.empty())
     return true;
   finished_reply(tx, m, "checkpoint");
@@ -89,15 +83,13 @@ bool checkpoint(pqxx::work& tx, const stored_message& m,
 /// same finished reply again (a retry whose first answer was lost) is a
 /// no-op answered true; another end for a finished reply is an error.
 bool append_reply(pqxx::work& tx, const stored_message& m) {
-  auto res = tx.exec_prepared(
-    sql::upsert_reply.name, m.conversation_id, m.seq, m.id, m.content,
-    m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
-    text_or_null(m.finish_reason), count_or_null(m.prompt_tokens),
-    count_or_null(m.completion_tokens), ms_or_null(m.created_at));
+  auto res = tx.exec_prepared(sql::upsert_reply.name, m.conversation_id, m.seq, m.id, m.content,
+                              m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
+                              text_or_null(m.finish_reason), count_or_null(m.prompt_tokens),
+                              count_or_null(m.completion_tokens), ms_or_null(m.created_at));
   if (res.empty()) {
     auto r = finished_reply(tx, m, "append_reply");
-    if (r[3].as<std::string>() != m.finish_reason
-        || r[4].as<std::string>() != m.content)
+    if (r[3].as<std::string>() != m.finish_reason || r[4].as<std::string>() != m.content)
       throw std::runtime_error("append_reply: reply " + m.id
                                + " is already stored with another end");
     return true; // stored before, identically; updated_at was bumped then
@@ -106,8 +98,7 @@ bool append_reply(pqxx::work& tx, const stored_message& m) {
   return true;
 }
 
-bool remove_conv(pqxx::work& tx, const std::string& user,
-                 const std::string& conv) {
+bool remove_conv(pqxx::work& tx, const std::string& user, const std::string& conv) {
   auto res = tx.exec_prepared(sql::remove_conversation.name, conv, user);
   return res.affected_rows() > 0;
 }
@@ -124,14 +115,12 @@ public:
   virtual void fail(caf::error err) = 0;
 };
 
-template <class T>
+template<class T>
 class write_op final : public pending_write {
 public:
   using sql_fn = std::function<T(pqxx::work&)>;
 
-  write_op(caf::typed_response_promise<T> rp, sql_fn fn)
-    : rp_(std::move(rp))
-    , fn_(std::move(fn)) {}
+  write_op(caf::typed_response_promise<T> rp, sql_fn fn) : rp_(std::move(rp)), fn_(std::move(fn)) {}
 
   void apply(pqxx::work& tx) override {
     result_ = fn_(tx);
@@ -159,11 +148,8 @@ enum class outcome { committed, failed, unreachable };
 
 class writer_impl : public writer_actor::base {
 public:
-  writer_impl(caf::actor_config& cfg, std::unique_ptr<session> db,
-              size_t max_batch)
-    : writer_actor::base(cfg)
-    , db_(std::move(db))
-    , max_batch_(std::max<size_t>(1, max_batch)) {}
+  writer_impl(caf::actor_config& cfg, std::unique_ptr<session> db, size_t max_batch)
+      : writer_actor::base(cfg), db_(std::move(db)), max_batch_(std::max<size_t>(1, max_batch)) {}
 
   const char* name() const override {
     return "chat.persistence.writer";
@@ -171,52 +157,41 @@ public:
 
   behavior_type make_behavior() override {
     return {
-      [this](append_user_atom,
-             user_message_write& w) -> caf::result<append_result> {
-        return enqueue<append_result>([w{std::move(w)}](pqxx::work& tx) {
-          return append_user(tx, w);
-        });
-      },
-      [this](append_reply_atom, stored_message& m) -> caf::result<bool> {
-        // Without one the row would read as in progress: never shown.
-        if (m.finish_reason.empty())
-          return caf::make_error(caf::sec::invalid_argument,
-                                 "append_reply without a finish_reason");
-        return enqueue<bool>([m{std::move(m)}](pqxx::work& tx) {
-          return append_reply(tx, m);
-        });
-      },
-      [this](checkpoint_atom, stored_message& m,
-             std::string& node) -> caf::result<bool> {
-        // Without a node the row could never be recovered after a crash.
-        if (node.empty())
-          return caf::make_error(caf::sec::invalid_argument,
-                                 "checkpoint without a node id");
-        return enqueue<bool>(
-          [m{std::move(m)}, node{std::move(node)}](pqxx::work& tx) {
+        [this](append_user_atom, user_message_write& w) -> caf::result<append_result> {
+          return enqueue<append_result>(
+              [w{std::move(w)}](pqxx::work& tx) { return append_user(tx, w); });
+        },
+        [this](append_reply_atom, stored_message& m) -> caf::result<bool> {
+          // Without one the row would read as in progress: never shown.
+          if (m.finish_reason.empty())
+            return caf::make_error(caf::sec::invalid_argument,
+                                   "append_reply without a finish_reason");
+          return enqueue<bool>([m{std::move(m)}](pqxx::work& tx) { return append_reply(tx, m); });
+        },
+        [this](checkpoint_atom, stored_message& m, std::string& node) -> caf::result<bool> {
+          // Without a node the row could never be recovered after a crash.
+          if (node.empty())
+            return caf::make_error(caf::sec::invalid_argument, "checkpoint without a node id");
+          return enqueue<bool>([m{std::move(m)}, node{std::move(node)}](pqxx::work& tx) {
             return checkpoint(tx, m, node);
           });
-      },
-      [this](remove_conv_atom, std::string& user,
-             std::string& conv) -> caf::result<bool> {
-        if (!looks_like_uuid(conv))
-          return false;
-        return enqueue<bool>(
-          [user{std::move(user)}, conv{std::move(conv)}](pqxx::work& tx) {
+        },
+        [this](remove_conv_atom, std::string& user, std::string& conv) -> caf::result<bool> {
+          if (!looks_like_uuid(conv))
+            return false;
+          return enqueue<bool>([user{std::move(user)}, conv{std::move(conv)}](pqxx::work& tx) {
             return remove_conv(tx, user, conv);
           });
-      },
-      [this](db_stats_atom) -> caf::result<int64_t, int64_t, int64_t> {
-        return {transactions_, writes_, largest_batch_};
-      },
-      [this](flush_atom) {
-        flush();
-      },
+        },
+        [this](db_stats_atom) -> caf::result<int64_t, int64_t, int64_t> {
+          return {transactions_, writes_, largest_batch_};
+        },
+        [this](flush_atom) { flush(); },
     };
   }
 
 private:
-  template <class T>
+  template<class T>
   caf::typed_response_promise<T> enqueue(typename write_op<T>::sql_fn fn) {
     auto rp = make_response_promise<T>();
     pending_.push_back(std::make_unique<write_op<T>>(rp, std::move(fn)));
@@ -238,8 +213,7 @@ private:
     auto n = std::min(pending_.size(), max_batch_);
     batch current;
     current.reserve(n);
-    std::move(pending_.begin(), pending_.begin() + n,
-              std::back_inserter(current));
+    std::move(pending_.begin(), pending_.begin() + n, std::back_inserter(current));
     pending_.erase(pending_.begin(), pending_.begin() + n);
     if (!pending_.empty())
       request_flush();
@@ -251,18 +225,16 @@ private:
       case outcome::committed:
         for (auto& w : current)
           w->deliver();
-        log::debug(
-          "db_batch_committed",
-          {{"writes", static_cast<int64_t>(n)}, {"ms", elapsed_ms(start)}});
+        log::debug("db_batch_committed",
+                   {{"writes", static_cast<int64_t>(n)}, {"ms", elapsed_ms(start)}});
         return;
       case outcome::unreachable:
-        log::error("db_batch_failed",
-                   {{"writes", static_cast<int64_t>(n)}, {"error", err}});
+        log::error("db_batch_failed", {{"writes", static_cast<int64_t>(n)}, {"error", err}});
         for (auto& w : current)
-          w->fail(
-            caf::make_error(caf::sec::runtime_error, "database unavailable"));
+          w->fail(caf::make_error(caf::sec::runtime_error, "database unavailable"));
         return;
-      case outcome::failed: break;
+      case outcome::failed:
+        break;
     }
     if (n == 1) {
       log::warn("db_write_failed", {{"error", err}});
@@ -270,9 +242,7 @@ private:
       return;
     }
     log::warn("db_batch_failed",
-              {{"writes", static_cast<int64_t>(n)},
-               {"error", err},
-               {"retry", "one by one"}});
+              {{"writes", static_cast<int64_t>(n)}, {"error", err}, {"retry", "one by one"}});
     // One bad write must not fail the others: each alone in its own
     // transaction.
     for (auto& w : current) {
@@ -289,8 +259,7 @@ private:
   }
 
   static caf::error write_failed(const std::string& why) {
-    return caf::make_error(caf::sec::runtime_error,
-                           "database write failed: " + why);
+    return caf::make_error(caf::sec::runtime_error, "database write failed: " + why);
   }
 
   /// Runs all of `writes` in one transaction. A connection lost before
@@ -338,8 +307,7 @@ private:
 
 } // namespace
 
-writer_actor spawn_writer(caf::actor_system& sys, std::unique_ptr<session> db,
-                          size_t max_batch) {
+writer_actor spawn_writer(caf::actor_system& sys, std::unique_ptr<session> db, size_t max_batch) {
   return sys.spawn<writer_impl, caf::detached>(std::move(db), max_batch);
 }
 

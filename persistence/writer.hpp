@@ -31,15 +31,14 @@ class session;
 
 using flush_atom = caf::atom_constant<caf::atom("db_flush")>;
 
-using writer_actor = caf::typed_actor<
-  caf::replies_to<append_user_atom, user_message_write>::with<append_result>,
-  caf::replies_to<checkpoint_atom, stored_message, std::string>::with<bool>,
-  caf::replies_to<append_reply_atom, stored_message>::with<bool>,
-  caf::replies_to<remove_conv_atom, std::string, std::string>::with<bool>,
-  caf::replies_to<db_stats_atom>::with<int64_t, int64_t, int64_t>,
-  caf::reacts_to<flush_atom>>;
+using writer_actor
+    = caf::typed_actor<caf::replies_to<append_user_atom, user_message_write>::with<append_result>,
+                       caf::replies_to<checkpoint_atom, stored_message, std::string>::with<bool>,
+                       caf::replies_to<append_reply_atom, stored_message>::with<bool>,
+                       caf::replies_to<remove_conv_atom, std::string, std::string>::with<bool>,
+                       caf::replies_to<db_stats_atom>::with<int64_t, int64_t, int64_t>,
+                       caf::reacts_to<flush_atom>>;
 
-writer_actor spawn_writer(caf::actor_system& sys, std::unique_ptr<session> db,
-                          size_t max_batch);
+writer_actor spawn_writer(caf::actor_system& sys, std::unique_ptr<session> db, size_t max_batch);
 
 } // namespace chat::persistence

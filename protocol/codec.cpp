@@ -23,8 +23,8 @@ using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Iterative: a recursive descent parser could overflow the stack on
 // `[[[[...` long before the frame size limit is reached.
-constexpr unsigned parse_flags =
-  rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
+constexpr unsigned parse_flags
+    = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
 
 // Deeper input is refused: walking a value (Writer::Accept, to echo a ping
 // nonce) is recursive. No valid frame needs more than 2 levels.
@@ -48,13 +48,27 @@ struct depth_limited {
     too_deep = true;
     return false;
   }
-  bool Null() { return doc.Null(); }
-  bool Bool(bool b) { return doc.Bool(b); }
-  bool Int(int i) { return doc.Int(i); }
-  bool Uint(unsigned i) { return doc.Uint(i); }
-  bool Int64(int64_t i) { return doc.Int64(i); }
-  bool Uint64(uint64_t i) { return doc.Uint64(i); }
-  bool Double(double d) { return doc.Double(d); }
+  bool Null() {
+    return doc.Null();
+  }
+  bool Bool(bool b) {
+    return doc.Bool(b);
+  }
+  bool Int(int i) {
+    return doc.Int(i);
+  }
+  bool Uint(unsigned i) {
+    return doc.Uint(i);
+  }
+  bool Int64(int64_t i) {
+    return doc.Int64(i);
+  }
+  bool Uint64(uint64_t i) {
+    return doc.Uint64(i);
+  }
+  bool Double(double d) {
+    return doc.Double(d);
+  }
   bool RawNumber(const char* s, SizeType n, bool copy) {
     return doc.RawNumber(s, n, copy);
   }
@@ -70,20 +84,23 @@ struct depth_limited {
   // is validated, so ED followed by A0..BF can only come from such an escape.
   static bool no_lone_surrogate(const char* s, SizeType n) {
     const char* end = s + n;
-    while (auto p = static_cast<const char*>(
-             std::memchr(s, 0xED, static_cast<size_t>(end - s)))) {
+    while (auto p = static_cast<const char*>(std::memchr(s, 0xED, static_cast<size_t>(end - s)))) {
       if (p + 1 < end && static_cast<unsigned char>(p[1]) >= 0xA0)
         return false;
       s = p + 1;
     }
     return true;
   }
-  bool StartObject() { return enter() && doc.StartObject(); }
+  bool StartObject() {
+    return enter() && doc.StartObject();
+  }
   bool EndObject(SizeType n) {
     --depth;
     return doc.EndObject(n);
   }
-  bool StartArray() { return enter() && doc.StartArray(); }
+  bool StartArray() {
+    return enter() && doc.StartArray();
+  }
   bool EndArray(SizeType n) {
     --depth;
     return doc.EndArray(n);
@@ -97,8 +114,7 @@ parse_status parse(std::string_view text, rapidjson::Document& doc) {
   bool ok = false;
   auto generate = [&](rapidjson::Document&) {
     rapidjson::MemoryStream ms{text.data(), text.size()};
-    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream>
-      in{ms};
+    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in{ms};
     rapidjson::Reader reader;
     ok = !reader.Parse<parse_flags>(in, handler).IsError();
     return ok;
@@ -114,15 +130,14 @@ std::string_view view(const Value& v) {
 }
 
 const Value* member(const Value& obj, std::string_view key) {
-  auto it = obj.FindMember(
-    Value{rapidjson::StringRef(key.data(), static_cast<SizeType>(key.size()))});
+  auto it
+      = obj.FindMember(Value{rapidjson::StringRef(key.data(), static_cast<SizeType>(key.size()))});
   return it == obj.MemberEnd() ? nullptr : &it->value;
 }
 
 /// Whether `v` is a string of 1..max_id_bytes bytes.
 bool is_id(const Value* v) {
-  return v && v->IsString() && v->GetStringLength() > 0
-         && v->GetStringLength() <= max_id_bytes;
+  return v && v->IsString() && v->GetStringLength() > 0 && v->GetStringLength() <= max_id_bytes;
 }
 
 /// Builds the decode_error for one frame, with the context PROTOCOL.md asks
@@ -130,8 +145,7 @@ bool is_id(const Value* v) {
 struct error_builder {
   error_frame context;
 
-  decode_result operator()(std::string message,
-                           error_code code = error_code::bad_request) const {
+  decode_result operator()(std::string message, error_code code = error_code::bad_request) const {
     error_frame e = context;
     e.code = code;
     e.message = std::move(message);
@@ -142,8 +156,8 @@ struct error_builder {
 /// Reads the required or optional id-like string `key` into `out`. Returns
 /// false (with `why` filled) when it is present but not a string of
 /// 1..max_id_bytes bytes, or missing while required.
-bool read_id(const Value& obj, std::string_view key, bool required,
-             std::string& out, std::string& why) {
+bool read_id(const Value& obj, std::string_view key, bool required, std::string& out,
+             std::string& why) {
   const Value* v = member(obj, key);
   if (!v) {
     if (required)
@@ -158,8 +172,7 @@ bool read_id(const Value& obj, std::string_view key, bool required,
   return true;
 }
 
-decode_result decode_send(const Value& obj, const limits& lim,
-                          const error_builder& fail) {
+decode_result decode_send(const Value& obj, const limits& lim, const error_builder& fail) {
   send_frame f;
   const Value* id = member(obj, "clientMsgId");
   if (!id)
@@ -177,8 +190,7 @@ decode_result decode_send(const Value& obj, const limits& lim,
   if (text.empty())
     return fail("content must not be empty");
   if (text.size() > lim.max_content_bytes)
-    return fail("content exceeds " + std::to_string(lim.max_content_bytes)
-                  + " bytes",
+    return fail("content exceeds " + std::to_string(lim.max_content_bytes) + " bytes",
                 error_code::too_large);
   // PostgreSQL text cannot hold NUL; refuse it here rather than fail later.
   if (text.find('\0') != std::string_view::npos)
@@ -243,28 +255,30 @@ struct out {
   rapidjson::StringBuffer sb;
   json_writer w{sb};
 
-  template <size_t N>
+  template<size_t N>
   void key(const char (&k)[N]) {
     w.Key(k, N - 1);
   }
-  template <size_t N>
+  template<size_t N>
   void str(const char (&k)[N], std::string_view v) {
     key(k);
     w.String(v.data(), static_cast<SizeType>(v.size()));
   }
-  template <size_t N>
+  template<size_t N>
   void num(const char (&k)[N], int64_t v) {
     key(k);
     w.Int64(v);
   }
-  template <size_t N>
+  template<size_t N>
   void time(const char (&k)[N], timestamp_ms t) {
     char buf[40];
     auto n = format_timestamp(t, buf);
     key(k);
     w.String(buf, static_cast<SizeType>(n));
   }
-  std::string take() const { return {sb.GetString(), sb.GetSize()}; }
+  std::string take() const {
+    return {sb.GetString(), sb.GetSize()};
+  }
 
   static size_t format_timestamp(timestamp_ms t, char (&buf)[40]);
 };
@@ -298,9 +312,8 @@ size_t out::format_timestamp(timestamp_ms t, char (&buf)[40]) {
   auto s = static_cast<unsigned>(rem / 1000 % 60);
   auto mi = static_cast<unsigned>(rem / 60'000 % 60);
   auto h = static_cast<unsigned>(rem / 3'600'000);
-  int n = std::snprintf(buf, sizeof(buf),
-                        "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%03uZ", y, mo,
-                        d, h, mi, s, ms);
+  int n = std::snprintf(buf, sizeof(buf), "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%03uZ", y, mo, d,
+                        h, mi, s, ms);
   return n < 0 ? 0 : static_cast<size_t>(n);
 }
 
@@ -329,8 +342,8 @@ bool valid_client_msg_id(std::string_view id) {
   if (id.empty() || id.size() > max_client_msg_id)
     return false;
   for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
+              || c == '-';
     if (!ok)
       return false;
   }
@@ -355,8 +368,7 @@ decode_result decode(std::string_view text, const limits& lim) {
   // echo back.
   const Value* conv = member(doc, "conversationId");
   if (is_id(conv))
-    fail.context.conversation_id.assign(conv->GetString(),
-                                        conv->GetStringLength());
+    fail.context.conversation_id.assign(conv->GetString(), conv->GetStringLength());
 
   const Value* type = member(doc, "type");
   if (!type)

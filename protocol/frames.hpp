@@ -40,8 +40,8 @@ struct ping_frame {
   std::string nonce_json;
 };
 
-using client_frame = std::variant<send_frame, subscribe_frame,
-                                  unsubscribe_frame, cancel_frame, ping_frame>;
+using client_frame
+    = std::variant<send_frame, subscribe_frame, unsubscribe_frame, cancel_frame, ping_frame>;
 
 // -- server to client ---------------------------------------------------------
 

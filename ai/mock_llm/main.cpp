@@ -77,7 +77,8 @@ using tcp = net::ip::tcp;
 using boost::system::error_code;
 using namespace chat::mock_llm;
 
-constexpr const char* kUsage = R"(usage: mock_llm [--listen HOST:PORT] [--ttft-ms N] [--token-delay-ms N]
+constexpr const char* kUsage
+    = R"(usage: mock_llm [--listen HOST:PORT] [--ttft-ms N] [--token-delay-ms N]
                 [--tokens N] [--fail MODE] [--fail-every N] [--api-key KEY]
 
 An OpenAI-compatible chat completion server with deterministic replies.
@@ -137,11 +138,10 @@ struct shared_state {
   uint64_t next_id = 0;      // chatcmpl-mock-<n>, never reset
 
   std::string stats_json() const {
-    return "{\"requests\":" + std::to_string(requests)
-           + ",\"streams_started\":" + std::to_string(streams_started)
-           + ",\"completed\":" + std::to_string(completed)
-           + ",\"aborted\":" + std::to_string(aborted)
-           + ",\"active\":" + std::to_string(active) + "}";
+    return "{\"requests\":" + std::to_string(requests) + ",\"streams_started\":"
+           + std::to_string(streams_started) + ",\"completed\":" + std::to_string(completed)
+           + ",\"aborted\":" + std::to_string(aborted) + ",\"active\":" + std::to_string(active)
+           + "}";
   }
 };
 
@@ -156,8 +156,7 @@ constexpr uint64_t kBodyLimit = 8 * 1024 * 1024;
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket sock, shared_state& st)
-    : socket_(std::move(sock)), timer_(socket_.get_executor()), state_(st) {
-  }
+      : socket_(std::move(sock)), timer_(socket_.get_executor()), state_(st) {}
 
   void start() {
     error_code ec;
@@ -174,9 +173,7 @@ private:
     parser_.emplace();
     parser_->body_limit(kBodyLimit);
     http::async_read(socket_, buffer_, *parser_,
-                     [self = shared_from_this()](error_code ec, size_t) {
-                       self->on_read(ec);
-                     });
+                     [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
@@ -222,17 +219,15 @@ private:
     auto& cfg = state_.cfg;
     if (target.substr(0, 4) == "/v1/" && !cfg.api_key.empty()
         && req[http::field::authorization] != "Bearer " + cfg.api_key)
-      return make_simple_plan(401,
-                              json_error("Incorrect API key provided.",
-                                         "invalid_request_error",
-                                         "invalid_api_key"),
-                              keep_alive_);
+      return make_simple_plan(
+          401,
+          json_error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+          keep_alive_);
     if (target == "/v1/chat/completions" && method == http::verb::post)
       return chat(req);
     if (target == "/v1/models" && method == http::verb::get)
-      return make_simple_plan(
-        200, R"({"object":"list","data":[{"id":"mock-1","object":"model"}]})",
-        keep_alive_);
+      return make_simple_plan(200, R"({"object":"list","data":[{"id":"mock-1","object":"model"}]})",
+                              keep_alive_);
     if (target == "/stats" && method == http::verb::get)
       return make_simple_plan(200, state_.stats_json(), keep_alive_);
     if (target == "/stats/reset" && method == http::verb::post) {
@@ -240,34 +235,27 @@ private:
       state_.aborted = state_.fail_counter = 0;
       return make_simple_plan(200, state_.stats_json(), keep_alive_);
     }
-    bool known = target == "/v1/chat/completions" || target == "/v1/models"
-                 || target == "/stats" || target == "/stats/reset";
+    bool known = target == "/v1/chat/completions" || target == "/v1/models" || target == "/stats"
+                 || target == "/stats/reset";
     if (known)
-      return make_simple_plan(405,
-                              json_error("Method not allowed.",
-                                         "invalid_request_error",
-                                         "method_not_allowed"),
-                              keep_alive_);
-    return make_simple_plan(404,
-                            json_error("Unknown path.", "invalid_request_error",
-                                       "unknown_url"),
-                            keep_alive_);
+      return make_simple_plan(
+          405, json_error("Method not allowed.", "invalid_request_error", "method_not_allowed"),
+          keep_alive_);
+    return make_simple_plan(
+        404, json_error("Unknown path.", "invalid_request_error", "unknown_url"), keep_alive_);
   }
 
   reply_plan chat(const request& req) {
     ++state_.requests;
     chat_request creq;
     if (auto err = parse_chat_request(req.body(), creq))
-      return make_simple_plan(400,
-                              json_error(*err, "invalid_request_error",
-                                         "invalid_json"),
+      return make_simple_plan(400, json_error(*err, "invalid_request_error", "invalid_json"),
                               keep_alive_);
     auto defaults = state_.cfg.defaults;
-    if (state_.cfg.fail != fail_mode::none
-        && ++state_.fail_counter % state_.cfg.fail_every == 0)
+    if (state_.cfg.fail != fail_mode::none && ++state_.fail_counter % state_.cfg.fail_every == 0)
       defaults.fail = state_.cfg.fail;
-    return make_chat_plan(creq, effective_settings(creq, defaults),
-                          ++state_.next_id, std::time(nullptr), keep_alive_);
+    return make_chat_plan(creq, effective_settings(creq, defaults), ++state_.next_id,
+                          std::time(nullptr), keep_alive_);
   }
 
   /// Queues every step that is due; waits on the timer for the next one.
@@ -325,9 +313,7 @@ private:
 
   void do_write() {
     net::async_write(socket_, net::buffer(out_.front()),
-                     [self = shared_from_this()](error_code ec, size_t) {
-                       self->on_write(ec);
-                     });
+                     [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
   }
 
   void on_write(error_code ec) {
@@ -382,7 +368,7 @@ private:
 class listener {
 public:
   listener(net::io_context& ioc, const tcp::endpoint& ep, shared_state& st)
-    : ioc_(ioc), acceptor_(ioc), retry_(ioc), state_(st) {
+      : ioc_(ioc), acceptor_(ioc), retry_(ioc), state_(st) {
     acceptor_.open(ep.protocol());
     acceptor_.set_option(net::socket_base::reuse_address{true});
     acceptor_.bind(ep);
@@ -447,8 +433,7 @@ config parse_args(int argc, char** argv) {
       cfg.host = val.substr(0, colon);
       cfg.port = val.substr(colon + 1);
       // [::1]:8090
-      if (cfg.host.size() >= 2 && cfg.host.front() == '['
-          && cfg.host.back() == ']')
+      if (cfg.host.size() >= 2 && cfg.host.front() == '[' && cfg.host.back() == ']')
         cfg.host = cfg.host.substr(1, cfg.host.size() - 2);
       to_int("--listen port", cfg.port, 0);
     } else if (flag == "--ttft-ms") {
@@ -491,15 +476,13 @@ int main(int argc, char** argv) {
   net::io_context ioc{1};
   try {
     tcp::resolver resolver{ioc};
-    auto results = resolver.resolve(state.cfg.host, state.cfg.port,
-                                    tcp::resolver::passive);
+    auto results = resolver.resolve(state.cfg.host, state.cfg.port, tcp::resolver::passive);
     listener lst{ioc, *results.begin(), state};
     auto ep = lst.local_endpoint();
     auto addr = ep.address().to_string();
     if (ep.address().is_v6())
       addr = "[" + addr + "]";
-    std::printf("mock_llm listening on %s:%u\n", addr.c_str(),
-                static_cast<unsigned>(ep.port()));
+    std::printf("mock_llm listening on %s:%u\n", addr.c_str(), static_cast<unsigned>(ep.port()));
     std::fflush(stdout);
     lst.do_accept();
     net::signal_set signals{ioc, SIGINT, SIGTERM};

@@ -16,8 +16,7 @@ namespace {
 using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
-         || c == '\v';
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
 std::optional<int> parse_int(std::string_view str) {
@@ -57,8 +56,8 @@ std::string content_text(const rapidjson::Value& msg) {
 }
 
 /// The members every chunk and completion object starts with.
-void write_head(json_writer& w, const chat_request& req, std::string_view obj,
-                uint64_t id, int64_t created) {
+void write_head(json_writer& w, const chat_request& req, std::string_view obj, uint64_t id,
+                int64_t created) {
   w.Key("id");
   write_string(w, "chatcmpl-mock-" + std::to_string(id));
   w.Key("object");
@@ -85,8 +84,8 @@ void write_usage(json_writer& w, const chat_request& req, size_t n) {
 /// empty final delta; `finish` null writes `"finish_reason":null`; `usage`
 /// writes the usage-only chunk with `"choices":[]`.
 std::string chunk_event(const chat_request& req, uint64_t id, int64_t created,
-                        const std::string* token, bool first,
-                        const char* finish, std::optional<size_t> usage) {
+                        const std::string* token, bool first, const char* finish,
+                        std::optional<size_t> usage) {
   rapidjson::StringBuffer sb;
   json_writer w{sb};
   w.StartObject();
@@ -128,24 +127,37 @@ std::string chunk_event(const chat_request& req, uint64_t id, int64_t created,
 std::string http_head(int status, bool keep_alive, std::string_view extra) {
   const char* reason = "Error";
   switch (status) {
-    case 200: reason = "OK"; break;
-    case 400: reason = "Bad Request"; break;
-    case 401: reason = "Unauthorized"; break;
-    case 404: reason = "Not Found"; break;
-    case 405: reason = "Method Not Allowed"; break;
-    case 429: reason = "Too Many Requests"; break;
-    case 500: reason = "Internal Server Error"; break;
+    case 200:
+      reason = "OK";
+      break;
+    case 400:
+      reason = "Bad Request";
+      break;
+    case 401:
+      reason = "Unauthorized";
+      break;
+    case 404:
+      reason = "Not Found";
+      break;
+    case 405:
+      reason = "Method Not Allowed";
+      break;
+    case 429:
+      reason = "Too Many Requests";
+      break;
+    case 500:
+      reason = "Internal Server Error";
+      break;
   }
-  std::string head = "HTTP/1.1 " + std::to_string(status) + " " + reason
-                     + "\r\nServer: mock_llm\r\n";
+  std::string head
+      = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nServer: mock_llm\r\n";
   head += extra;
   head += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
   return head;
 }
 
-std::string http_response(int status, std::string_view content_type,
-                          std::string_view body, bool keep_alive,
-                          std::string_view extra = {}) {
+std::string http_response(int status, std::string_view content_type, std::string_view body,
+                          bool keep_alive, std::string_view extra = {}) {
   auto result = http_head(status, keep_alive, extra);
   result += "Content-Type: ";
   result += content_type;
@@ -222,30 +234,24 @@ void take_directives(std::string& text, chat_request& req) {
   }
 }
 
-std::optional<std::string> parse_chat_request(std::string_view body,
-                                              chat_request& out) {
+std::optional<std::string> parse_chat_request(std::string_view body, chat_request& out) {
   rapidjson::Document doc;
   doc.Parse(body.data(), body.size());
   if (doc.HasParseError())
-    return std::string{"invalid JSON body: "}
-           + rapidjson::GetParseError_En(doc.GetParseError()) + " (offset "
-           + std::to_string(doc.GetErrorOffset()) + ")";
+    return std::string{"invalid JSON body: "} + rapidjson::GetParseError_En(doc.GetParseError())
+           + " (offset " + std::to_string(doc.GetErrorOffset()) + ")";
   if (!doc.IsObject())
     return "the body must be a JSON object";
   auto msgs = doc.FindMember("messages");
   if (msgs == doc.MemberEnd() || !msgs->value.IsArray())
     return "'messages' is a required array";
-  if (auto i = doc.FindMember("model");
-      i != doc.MemberEnd() && i->value.IsString())
+  if (auto i = doc.FindMember("model"); i != doc.MemberEnd() && i->value.IsString())
     out.model.assign(i->value.GetString(), i->value.GetStringLength());
-  if (auto i = doc.FindMember("stream");
-      i != doc.MemberEnd() && i->value.IsBool())
+  if (auto i = doc.FindMember("stream"); i != doc.MemberEnd() && i->value.IsBool())
     out.stream = i->value.GetBool();
-  if (auto i = doc.FindMember("stream_options");
-      i != doc.MemberEnd() && i->value.IsObject()) {
+  if (auto i = doc.FindMember("stream_options"); i != doc.MemberEnd() && i->value.IsObject()) {
     auto j = i->value.FindMember("include_usage");
-    out.include_usage = j != i->value.MemberEnd() && j->value.IsBool()
-                        && j->value.GetBool();
+    out.include_usage = j != i->value.MemberEnd() && j->value.IsBool() && j->value.GetBool();
   }
   for (auto key : {"max_tokens", "max_completion_tokens"})
     if (auto i = doc.FindMember(key);
@@ -274,8 +280,7 @@ std::optional<std::string> parse_chat_request(std::string_view body,
   return std::nullopt;
 }
 
-reply_settings effective_settings(const chat_request& req,
-                                  reply_settings defaults) {
+reply_settings effective_settings(const chat_request& req, reply_settings defaults) {
   auto s = defaults;
   if (req.tokens)
     s.tokens = *req.tokens;
@@ -303,8 +308,7 @@ std::vector<std::string> reply_tokens(std::string_view text, size_t n) {
   return tokens;
 }
 
-std::string json_error(std::string_view message, std::string_view type,
-                       std::string_view code) {
+std::string json_error(std::string_view message, std::string_view type, std::string_view code) {
   rapidjson::StringBuffer sb;
   json_writer w{sb};
   w.StartObject();
@@ -338,13 +342,12 @@ reply_plan make_simple_plan(int status, std::string body, bool keep_alive,
   reply_plan plan;
   plan.status = status;
   plan.steps.push_back(
-    {std::chrono::milliseconds{0},
-     http_response(status, content_type, body, keep_alive)});
+      {std::chrono::milliseconds{0}, http_response(status, content_type, body, keep_alive)});
   return plan;
 }
 
-reply_plan make_chat_plan(const chat_request& req, const reply_settings& s,
-                          uint64_t id, int64_t created, bool keep_alive) {
+reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint64_t id,
+                          int64_t created, bool keep_alive) {
   using std::chrono::milliseconds;
   if (s.fail == fail_mode::http500)
     return make_simple_plan(500,
@@ -355,11 +358,10 @@ reply_plan make_chat_plan(const chat_request& req, const reply_settings& s,
   if (s.fail == fail_mode::http429) {
     reply_plan plan;
     plan.status = 429;
-    auto body = json_error("Rate limit reached (mock_llm --fail http429).",
-                           "requests", "rate_limit_exceeded");
-    plan.steps.push_back({milliseconds{0},
-                          http_response(429, "application/json", body,
-                                        keep_alive, "Retry-After: 1\r\n")});
+    auto body = json_error("Rate limit reached (mock_llm --fail http429).", "requests",
+                           "rate_limit_exceeded");
+    plan.steps.push_back({milliseconds{0}, http_response(429, "application/json", body, keep_alive,
+                                                         "Retry-After: 1\r\n")});
     return plan;
   }
   // A reply has at least one token ("Echo:"); max_tokens cuts it shorter.
@@ -370,9 +372,8 @@ reply_plan make_chat_plan(const chat_request& req, const reply_settings& s,
     finish = "length";
   }
   auto tokens = reply_tokens(req.text, n);
-  auto token_at = [&](size_t i) {
-    return milliseconds{s.ttft_ms + static_cast<int64_t>(i) * s.delay_ms};
-  };
+  auto token_at
+      = [&](size_t i) { return milliseconds{s.ttft_ms + static_cast<int64_t>(i) * s.delay_ms}; };
   // The failure modes that break a started reply cut it after this many
   // tokens (before-first: none).
   size_t cut = n;
@@ -421,24 +422,21 @@ reply_plan make_chat_plan(const chat_request& req, const reply_settings& s,
   }
   plan.stream = true;
   plan.steps.push_back(
-    {milliseconds{0},
-     http_head(200, keep_alive,
-               "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-               "Transfer-Encoding: chunked\r\n")
-       + "\r\n"});
+      {milliseconds{0}, http_head(200, keep_alive,
+                                  "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                                  "Transfer-Encoding: chunked\r\n")
+                            + "\r\n"});
   for (size_t i = 0; i < cut; ++i)
-    plan.steps.push_back(
-      {token_at(i), http_chunk(chunk_event(req, id, created, &tokens[i], i == 0,
-                                           nullptr, std::nullopt))});
+    plan.steps.push_back({token_at(i), http_chunk(chunk_event(req, id, created, &tokens[i], i == 0,
+                                                              nullptr, std::nullopt))});
   if (cut < n)
     return plan;
   auto end = token_at(n - 1);
-  plan.steps.push_back({end, http_chunk(chunk_event(req, id, created, nullptr,
-                                                    false, finish,
-                                                    std::nullopt))});
+  plan.steps.push_back(
+      {end, http_chunk(chunk_event(req, id, created, nullptr, false, finish, std::nullopt))});
   if (req.include_usage)
-    plan.steps.push_back({end, http_chunk(chunk_event(req, id, created, nullptr,
-                                                      false, nullptr, n))});
+    plan.steps.push_back(
+        {end, http_chunk(chunk_event(req, id, created, nullptr, false, nullptr, n))});
   plan.steps.push_back({end, http_chunk("data: [DONE]\n\n") + "0\r\n\r\n"});
   return plan;
 }

@@ -48,8 +48,7 @@ struct chat_request {
 
 /// Parses an OpenAI request body into `out`. Returns an error text for
 /// bodies that are not JSON or lack a `messages` array.
-std::optional<std::string> parse_chat_request(std::string_view body,
-                                              chat_request& out);
+std::optional<std::string> parse_chat_request(std::string_view body, chat_request& out);
 
 /// Removes every `[[mock key=value ...]]` from `text` and stores its keys
 /// (tokens, ttft_ms, delay_ms, fail) in `req`. Unknown keys and bad values
@@ -57,8 +56,7 @@ std::optional<std::string> parse_chat_request(std::string_view body,
 void take_directives(std::string& text, chat_request& req);
 
 /// `defaults` with the request's directive applied.
-reply_settings effective_settings(const chat_request& req,
-                                  reply_settings defaults);
+reply_settings effective_settings(const chat_request& req, reply_settings defaults);
 
 /// Whitespace-separated words, byte-exact.
 std::vector<std::string_view> split_words(std::string_view text);
@@ -91,17 +89,15 @@ struct reply_plan {
 
 /// The response to a parsed chat completion request. `id` makes the
 /// `chatcmpl-mock-<id>` name, `created` is the Unix time.
-reply_plan make_chat_plan(const chat_request& req, const reply_settings& s,
-                          uint64_t id, int64_t created, bool keep_alive);
+reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint64_t id,
+                          int64_t created, bool keep_alive);
 
 /// A plan that answers at once with one complete response.
 reply_plan make_simple_plan(int status, std::string body, bool keep_alive,
-                            std::string_view content_type
-                            = "application/json");
+                            std::string_view content_type = "application/json");
 
 /// An OpenAI-style error body: {"error":{"message",...,"type","param","code"}}.
-std::string json_error(std::string_view message, std::string_view type,
-                       std::string_view code);
+std::string json_error(std::string_view message, std::string_view type, std::string_view code);
 
 /// `data` framed as one HTTP/1.1 chunk.
 std::string http_chunk(std::string_view data);

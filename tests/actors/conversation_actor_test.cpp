@@ -27,9 +27,9 @@ struct fake_store_state {
   bool hold = false;
   std::vector<std::pair<user_message_write, caf::response_promise>> held;
   std::vector<user_message_write> user_writes;
-  std::vector<stored_message> messages; // committed, any conversation
+  std::vector<stored_message> messages;              // committed, any conversation
   std::map<std::string, append_result> by_client_id; // user + "/" + id
-  std::map<std::string, std::string> owners;          // conversation -> user
+  std::map<std::string, std::string> owners;         // conversation -> user
   std::vector<std::pair<stored_message, std::string>> checkpoints;
 
   append_result commit(const user_message_write& w) {
@@ -52,79 +52,76 @@ struct fake_store_state {
 fake_store_actor::behavior_type
 fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
   return {
-    [=](append_user_atom, user_message_write& w) -> caf::result<append_result> {
-      auto& st = self->state;
-      if (st.hold) {
-        auto rp = self->make_response_promise();
-        st.held.emplace_back(w, rp);
-        return caf::delegated<append_result>{};
-      }
-      return st.commit(w);
-    },
-    [=](checkpoint_atom, stored_message& m, const std::string& node) {
-      self->state.checkpoints.emplace_back(m, node);
-      return true;
-    },
-    [=](append_reply_atom, stored_message& m) {
-      self->state.messages.push_back(m);
-      return true;
-    },
-    [=](load_conv_atom, const std::string& id) {
-      auto& st = self->state;
-      conversation_snapshot s;
-      auto i = st.owners.find(id);
-      if (i == st.owners.end())
-        return s;
-      s.found = true;
-      s.owner = i->second;
-      for (auto& m : st.messages)
-        if (m.conversation_id == id) {
-          s.last_seq = std::max(s.last_seq, m.seq);
-          s.recent.push_back(m);
+      [=](append_user_atom, user_message_write& w) -> caf::result<append_result> {
+        auto& st = self->state;
+        if (st.hold) {
+          auto rp = self->make_response_promise();
+          st.held.emplace_back(w, rp);
+          return caf::delegated<append_result>{};
         }
-      return s;
-    },
-    [=](history_atom, const std::string& user, const std::string& id,
-        int64_t after, int32_t limit) {
-      auto& st = self->state;
-      message_page p;
-      auto i = st.owners.find(id);
-      if (i == st.owners.end() || i->second != user)
+        return st.commit(w);
+      },
+      [=](checkpoint_atom, stored_message& m, const std::string& node) {
+        self->state.checkpoints.emplace_back(m, node);
+        return true;
+      },
+      [=](append_reply_atom, stored_message& m) {
+        self->state.messages.push_back(m);
+        return true;
+      },
+      [=](load_conv_atom, const std::string& id) {
+        auto& st = self->state;
+        conversation_snapshot s;
+        auto i = st.owners.find(id);
+        if (i == st.owners.end())
+          return s;
+        s.found = true;
+        s.owner = i->second;
+        for (auto& m : st.messages)
+          if (m.conversation_id == id) {
+            s.last_seq = std::max(s.last_seq, m.seq);
+            s.recent.push_back(m);
+          }
+        return s;
+      },
+      [=](history_atom, const std::string& user, const std::string& id, int64_t after,
+          int32_t limit) {
+        auto& st = self->state;
+        message_page p;
+        auto i = st.owners.find(id);
+        if (i == st.owners.end() || i->second != user)
+          return p;
+        p.found = true;
+        std::vector<stored_message> all;
+        for (auto& m : st.messages)
+          if (m.conversation_id == id && m.seq > after)
+            all.push_back(m);
+        std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.seq < b.seq; });
+        for (auto& m : all)
+          if (static_cast<int32_t>(p.messages.size()) < limit)
+            p.messages.push_back(m);
         return p;
-      p.found = true;
-      std::vector<stored_message> all;
-      for (auto& m : st.messages)
-        if (m.conversation_id == id && m.seq > after)
-          all.push_back(m);
-      std::sort(all.begin(), all.end(),
-                [](auto& a, auto& b) { return a.seq < b.seq; });
-      for (auto& m : all)
-        if (static_cast<int32_t>(p.messages.size()) < limit)
-          p.messages.push_back(m);
-      return p;
-    },
-    [=](list_conv_atom, const std::string&, const std::string&, int32_t) {
-      return conversation_page{};
-    },
-    [=](remove_conv_atom, const std::string&, const std::string&) {
-      return true;
-    },
-    [=](find_msg_atom, const std::string& user, const std::string& client_id) {
-      auto& st = self->state;
-      auto i = st.by_client_id.find(user + "/" + client_id);
-      if (i == st.by_client_id.end())
-        return append_result{};
-      auto r = i->second;
-      r.duplicate = true;
-      return r;
-    },
-    [=](db_ping_atom) { return true; },
-    [=](release_atom) {
-      auto& st = self->state;
-      for (auto& [w, rp] : st.held)
-        rp.deliver(st.commit(w));
-      st.held.clear();
-    },
+      },
+      [=](list_conv_atom, const std::string&, const std::string&, int32_t) {
+        return conversation_page{};
+      },
+      [=](remove_conv_atom, const std::string&, const std::string&) { return true; },
+      [=](find_msg_atom, const std::string& user, const std::string& client_id) {
+        auto& st = self->state;
+        auto i = st.by_client_id.find(user + "/" + client_id);
+        if (i == st.by_client_id.end())
+          return append_result{};
+        auto r = i->second;
+        r.duplicate = true;
+        return r;
+      },
+      [=](db_ping_atom) { return true; },
+      [=](release_atom) {
+        auto& st = self->state;
+        for (auto& [w, rp] : st.held)
+          rp.deliver(st.commit(w));
+        st.held.clear();
+      },
   };
 }
 
@@ -135,13 +132,11 @@ struct fake_ai_state {
 
 ai_actor::behavior_type fake_ai(ai_actor::stateful_pointer<fake_ai_state> self) {
   return {
-    [=](generate_atom, generation_request& r, caf::actor&) {
-      self->state.requests.push_back(r);
-      return caf::actor_cast<caf::actor>(self);
-    },
-    [=](ai_cancel_atom, const std::string& id) {
-      self->state.cancels.push_back(id);
-    },
+      [=](generate_atom, generation_request& r, caf::actor&) {
+        self->state.requests.push_back(r);
+        return caf::actor_cast<caf::actor>(self);
+      },
+      [=](ai_cancel_atom, const std::string& id) { self->state.cancels.push_back(id); },
   };
 }
 
@@ -152,15 +147,15 @@ struct recorder_state {
 
 caf::behavior recorder(caf::stateful_actor<recorder_state>* self) {
   return {
-    [=](event_atom, const std::string&, const std::string& frame) {
-      self->state.frames.push_back(frame);
-    },
+      [=](event_atom, const std::string&, const std::string& frame) {
+        self->state.frames.push_back(frame);
+      },
   };
 }
 
 /// Like the DSL's `deref`, which uses CAF's own CHECK macros and so crashes
 /// outside CAF's test runner.
-template <class T, class Handle>
+template<class T, class Handle>
 T& state_of(const Handle& h) {
   auto ptr = caf::actor_cast<caf::abstract_actor*>(h);
   REQUIRE(ptr != nullptr);
@@ -219,15 +214,13 @@ struct fixture : test_coordinator_fixture<test_config> {
   /// Sends a user message as `user` on behalf of `session`; returns the
   /// answer (an ack) or the error.
   caf::expected<append_result> send(const caf::actor& conv, const std::string& user,
-                                    const std::string& client_id,
-                                    const std::string& content,
+                                    const std::string& client_id, const std::string& content,
                                     const caf::actor& session) {
-    auto h = self->request(conv, caf::infinite, send_atom::value, user, client_id,
-                           content, std::string{"m1"}, std::string{"openai"}, session);
+    auto h = self->request(conv, caf::infinite, send_atom::value, user, client_id, content,
+                           std::string{"m1"}, std::string{"openai"}, session);
     consume_messages();
     caf::expected<append_result> result{caf::sec::request_timeout};
-    h.receive([&](append_result& r) { result = r; },
-              [&](caf::error& e) { result = e; });
+    h.receive([&](append_result& r) { result = r; }, [&](caf::error& e) { result = e; });
     return result;
   }
 
@@ -253,7 +246,8 @@ struct fixture : test_coordinator_fixture<test_config> {
 
 } // namespace
 
-TEST_CASE_FIXTURE(fixture, "conversation: ack only after the write commits, then the reply streams") {
+TEST_CASE_FIXTURE(fixture,
+                  "conversation: ack only after the write commits, then the reply streams") {
   auto conv = spawn_new_conversation(sys, "11111111-1111-4111-8111-111111111111", "alice", cfg);
   auto session = sys.spawn(recorder);
   store_state().hold = true;
@@ -304,7 +298,8 @@ TEST_CASE_FIXTURE(fixture, "conversation: ack only after the write commits, then
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: a send during a reply is acked at once and answered after it") {
+TEST_CASE_FIXTURE(fixture,
+                  "conversation: a send during a reply is acked at once and answered after it") {
   auto conv = spawn_new_conversation(sys, "22222222-2222-4222-8222-222222222222", "alice", cfg);
   auto session = sys.spawn(recorder);
   auto a1 = send(conv, "alice", "c1", "one", session);
@@ -314,7 +309,7 @@ TEST_CASE_FIXTURE(fixture, "conversation: a send during a reply is acked at once
   chunk(conv, first, "x");
   auto a2 = send(conv, "alice", "c2", "two", session);
   REQUIRE(a2);
-  CHECK(a2->seq == 3); // the reply to "one" keeps seq 2
+  CHECK(a2->seq == 3);                    // the reply to "one" keeps seq 2
   CHECK(ai_state().requests.size() == 1); // replies never overlap
   done(conv, first, "stop");
   REQUIRE(ai_state().requests.size() == 2);
@@ -331,7 +326,8 @@ TEST_CASE_FIXTURE(fixture, "conversation: a send during a reply is acked at once
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: a repeated clientMsgId answers the original and leaves no gap") {
+TEST_CASE_FIXTURE(fixture,
+                  "conversation: a repeated clientMsgId answers the original and leaves no gap") {
   auto conv = spawn_new_conversation(sys, "33333333-3333-4333-8333-333333333333", "alice", cfg);
   auto session = sys.spawn(recorder);
   auto a1 = send(conv, "alice", "same", "one", session);
@@ -366,7 +362,8 @@ TEST_CASE_FIXTURE(fixture, "conversation: another user's conversation answers no
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: subscribe replays stored messages, then the reply so far, then live") {
+TEST_CASE_FIXTURE(
+    fixture, "conversation: subscribe replays stored messages, then the reply so far, then live") {
   auto conv = spawn_new_conversation(sys, "55555555-5555-4555-8555-555555555555", "alice", cfg);
   auto tab1 = sys.spawn(recorder);
   REQUIRE(send(conv, "alice", "c1", "one", tab1));
@@ -389,7 +386,8 @@ TEST_CASE_FIXTURE(fixture, "conversation: subscribe replays stored messages, the
   std::vector<std::string> types;
   for (auto& x : f)
     types.push_back(type_of(x));
-  std::vector<std::string> expected{"message", "message", "message", "chunk", "chunk", "chunk", "done"};
+  std::vector<std::string> expected{"message", "message", "message", "chunk",
+                                    "chunk",   "chunk",   "done"};
   CHECK(types == expected);
   CHECK(parse(f[0])["seq"].GetInt() == 1);
   CHECK(std::string{parse(f[1])["content"].GetString()} == "first reply");
@@ -405,7 +403,9 @@ TEST_CASE_FIXTURE(fixture, "conversation: subscribe replays stored messages, the
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: cancel reaches the AI, the reply ends cancelled, unknown ids not_found") {
+TEST_CASE_FIXTURE(
+    fixture,
+    "conversation: cancel reaches the AI, the reply ends cancelled, unknown ids not_found") {
   auto conv = spawn_new_conversation(sys, "66666666-6666-4666-8666-666666666666", "alice", cfg);
   auto session = sys.spawn(recorder);
   REQUIRE(send(conv, "alice", "c1", "one", session));
@@ -427,14 +427,17 @@ TEST_CASE_FIXTURE(fixture, "conversation: cancel reaches the AI, the reply ends 
                                std::string{"nope"});
   consume_messages();
   bool not_found = false;
-  unknown.receive([](bool) {}, [&](caf::error& e) {
-    not_found = to_error_frame(e).code == protocol::error_code::not_found;
-  });
+  unknown.receive([](bool) {},
+                  [&](caf::error& e) {
+                    not_found = to_error_frame(e).code == protocol::error_code::not_found;
+                  });
   CHECK(not_found);
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: a provider failure sends provider_error, then done error, and is stored") {
+TEST_CASE_FIXTURE(
+    fixture,
+    "conversation: a provider failure sends provider_error, then done error, and is stored") {
   auto conv = spawn_new_conversation(sys, "77777777-7777-4777-8777-777777777777", "alice", cfg);
   auto session = sys.spawn(recorder);
   REQUIRE(send(conv, "alice", "c1", "one", session));
@@ -452,7 +455,8 @@ TEST_CASE_FIXTURE(fixture, "conversation: a provider failure sends provider_erro
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: an existing conversation loads its owner and seq before answering") {
+TEST_CASE_FIXTURE(
+    fixture, "conversation: an existing conversation loads its owner and seq before answering") {
   {
     auto conv = spawn_new_conversation(sys, "88888888-8888-4888-8888-888888888888", "alice", cfg);
     auto session = sys.spawn(recorder);
@@ -479,12 +483,12 @@ TEST_CASE_FIXTURE(fixture, "conversation: stops by itself when idle") {
   sched.clock().advance_time(std::chrono::seconds{61});
   consume_messages();
   bool down = false;
-  self->receive([&](caf::down_msg&) { down = true; },
-                caf::after(std::chrono::seconds{0}) >> [] {});
+  self->receive([&](caf::down_msg&) { down = true; }, caf::after(std::chrono::seconds{0}) >> [] {});
   CHECK(down);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: the reply in progress is checkpointed at start and then periodically") {
+TEST_CASE_FIXTURE(
+    fixture, "conversation: the reply in progress is checkpointed at start and then periodically") {
   cfg.node_id = "node-a";
   cfg.checkpoint_interval = std::chrono::seconds{1};
   auto conv = spawn_new_conversation(sys, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "alice", cfg);
@@ -512,7 +516,8 @@ TEST_CASE_FIXTURE(fixture, "conversation: the reply in progress is checkpointed 
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: drain ends the reply in progress as interrupted, keeping it") {
+TEST_CASE_FIXTURE(fixture,
+                  "conversation: drain ends the reply in progress as interrupted, keeping it") {
   auto conv = spawn_new_conversation(sys, "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "alice", cfg);
   auto session = sys.spawn(recorder);
   REQUIRE(send(conv, "alice", "c1", "one", session));
@@ -532,7 +537,9 @@ TEST_CASE_FIXTURE(fixture, "conversation: drain ends the reply in progress as in
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: a repeated send from another connection gets the reply so far, then live") {
+TEST_CASE_FIXTURE(
+    fixture,
+    "conversation: a repeated send from another connection gets the reply so far, then live") {
   auto conv = spawn_new_conversation(sys, "cccccccc-cccc-4ccc-8ccc-cccccccccccc", "alice", cfg);
   auto tab1 = sys.spawn(recorder);
   auto a1 = send(conv, "alice", "c1", "one", tab1);
@@ -561,7 +568,9 @@ TEST_CASE_FIXTURE(fixture, "conversation: a repeated send from another connectio
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_FIXTURE(fixture, "conversation: subscribing mid-reply gets the reply's chunks even after later user messages") {
+TEST_CASE_FIXTURE(
+    fixture,
+    "conversation: subscribing mid-reply gets the reply's chunks even after later user messages") {
   auto conv = spawn_new_conversation(sys, "dddddddd-dddd-4ddd-8ddd-dddddddddddd", "alice", cfg);
   auto tab1 = sys.spawn(recorder);
   REQUIRE(send(conv, "alice", "c1", "one", tab1));

@@ -88,11 +88,10 @@ struct mock_process {
     auto url = base() + "/stats";
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION,
-      +[](char* p, size_t size, size_t nmemb, void* user) -> size_t {
-        static_cast<std::string*>(user)->append(p, size * nmemb);
-        return size * nmemb;
-      });
+        curl, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t nmemb, void* user) -> size_t {
+          static_cast<std::string*>(user)->append(p, size * nmemb);
+          return size * nmemb;
+        });
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_perform(curl);
@@ -169,8 +168,7 @@ struct fixture {
   }
 
   /// Sends `generate` (sink: self) and returns the invoker's handle.
-  caf::actor generate(const ai_actor& pool, const std::string& id,
-                      const std::string& text,
+  caf::actor generate(const ai_actor& pool, const std::string& id, const std::string& text,
                       const std::string& provider = "openai") {
     generation_request req;
     req.stream_id = id;
@@ -179,10 +177,8 @@ struct fixture {
     req.messages = {{"user", text}};
     caf::actor invoker;
     self->request(pool, 5s, generate_atom::value, std::move(req), caf::actor{self})
-      .receive([&](caf::actor& inv) { invoker = std::move(inv); },
-               [&](caf::error& err) {
-                 FAIL("generate failed: " << sys.render(err));
-               });
+        .receive([&](caf::actor& inv) { invoker = std::move(inv); },
+                 [&](caf::error& err) { FAIL("generate failed: " << sys.render(err)); });
     return invoker;
   }
 
@@ -198,8 +194,8 @@ struct fixture {
     };
     bool timed_out = false;
     while (done_count() < n && !timed_out) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - clock_type::now());
+      auto left
+          = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
       receive_one(std::max(left, 0ms), timed_out);
     }
     return done_count();
@@ -214,20 +210,20 @@ struct fixture {
 
   void receive_one(std::chrono::milliseconds timeout, bool& timed_out) {
     self->receive(
-      [&](ai_chunk_atom, const std::string& id, const std::string& delta) {
-        CHECK_FALSE(delta.empty());
-        auto& r = results[id];
-        if (r.done)
-          ++r.chunks_after_done;
-        r.chunks.push_back(delta);
-      },
-      [&](ai_done_atom, const std::string& id, const generation_outcome& out) {
-        auto& r = results[id];
-        CHECK_FALSE_MESSAGE(r.done, "second done for " << id);
-        r.done = true;
-        r.outcome = out;
-      },
-      caf::after(timeout) >> [&] { timed_out = true; });
+        [&](ai_chunk_atom, const std::string& id, const std::string& delta) {
+          CHECK_FALSE(delta.empty());
+          auto& r = results[id];
+          if (r.done)
+            ++r.chunks_after_done;
+          r.chunks.push_back(delta);
+        },
+        [&](ai_done_atom, const std::string& id, const generation_outcome& out) {
+          auto& r = results[id];
+          CHECK_FALSE_MESSAGE(r.done, "second done for " << id);
+          r.done = true;
+          r.outcome = out;
+        },
+        caf::after(timeout) >> [&] { timed_out = true; });
   }
 };
 
@@ -236,8 +232,7 @@ struct fixture {
 TEST_CASE_FIXTURE(fixture, "ai invoker: content, several chunks, usage") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  auto inv = generate(pool, "s1",
-                      "[[mock tokens=8 ttft_ms=0 delay_ms=20]] hello there world");
+  auto inv = generate(pool, "s1", "[[mock tokens=8 ttft_ms=0 delay_ms=20]] hello there world");
   CHECK(inv != nullptr);
   REQUIRE(collect(1) == 1);
   auto& r = results["s1"];
@@ -261,27 +256,23 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: 50 concurrent streams on one pool") {
   auto start = clock_type::now();
   for (int i = 0; i < streams; ++i)
     invokers.insert(generate(pool, "s" + std::to_string(i),
-                             "[[mock tokens=20 ttft_ms=20 delay_ms=10]] stream "
-                               + std::to_string(i) + " says hi"));
+                             "[[mock tokens=20 ttft_ms=20 delay_ms=10]] stream " + std::to_string(i)
+                                 + " says hi"));
   REQUIRE(collect(streams, 20s) == streams);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-              clock_type::now() - start)
-              .count();
+  auto ms
+      = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - start).count();
   // Each stream alone takes ~210 ms (20 ms + 19 x 10 ms).
   MESSAGE("50 streams x 20 tokens, 2 invokers: " << ms << " ms");
   CHECK(invokers.size() == 2); // round robin over both invokers
   size_t chunks = 0;
   for (int i = 0; i < streams; ++i) {
     auto& r = results["s" + std::to_string(i)];
-    CHECK(r.content()
-          == expected_reply("stream " + std::to_string(i) + " says hi",
-                            tokens));
+    CHECK(r.content() == expected_reply("stream " + std::to_string(i) + " says hi", tokens));
     CHECK(r.outcome.finish_reason == "stop");
     CHECK(r.outcome.completion_tokens == tokens);
     chunks += r.chunks.size();
   }
-  MESSAGE("chunk messages: " << chunks << " for " << streams * tokens
-                             << " tokens");
+  MESSAGE("chunk messages: " << chunks << " for " << streams * tokens << " tokens");
   CHECK(ms < 5000);
   CHECK(mock.stats()["completed"] == streams);
 }
@@ -292,14 +283,11 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: HTTP 500 and 429 end in error") {
   generate(pool, "e500", "[[mock fail=http500]] hi");
   generate(pool, "e429", "[[mock fail=http429]] hi");
   REQUIRE(collect(2) == 2);
-  for (auto [id, code] : {std::pair<std::string, std::string>{"e500", "500"},
-                          {"e429", "429"}}) {
+  for (auto [id, code] : {std::pair<std::string, std::string>{"e500", "500"}, {"e429", "429"}}) {
     auto& r = results[id];
     CHECK(r.chunks.empty());
     CHECK(r.outcome.finish_reason == "error");
-    CHECK(r.outcome.error_message.rfind(
-            std::string{"provider returned HTTP "} + code, 0)
-          == 0);
+    CHECK(r.outcome.error_message.rfind(std::string{"provider returned HTTP "} + code, 0) == 0);
     MESSAGE(id << ": " << r.outcome.error_message);
   }
 }
@@ -307,8 +295,7 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: HTTP 500 and 429 end in error") {
 TEST_CASE_FIXTURE(fixture, "ai invoker: a stream cut mid-way keeps its chunks") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  generate(pool, "cut",
-           "[[mock tokens=10 ttft_ms=0 delay_ms=10 fail=mid-stream]] a b c");
+  generate(pool, "cut", "[[mock tokens=10 ttft_ms=0 delay_ms=10 fail=mid-stream]] a b c");
   generate(pool, "b4", "[[mock tokens=10 fail=before-first]] a b c");
   REQUIRE(collect(2) == 2);
   auto& r = results["cut"];
@@ -391,7 +378,7 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: a dead sink's streams are aborted") {
     req.provider = "openai";
     req.messages = {{"user", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] x"}};
     sink->request(pool, 5s, generate_atom::value, req, caf::actor{sink})
-      .receive([](caf::actor&) {}, [](caf::error&) { FAIL("no invoker"); });
+        .receive([](caf::actor&) {}, [](caf::error&) { FAIL("no invoker"); });
     CHECK(mock.wait_for_stat("streams_started", 1, 2s) == 1);
   } // the sink terminates here
   CHECK(mock.wait_for_stat("aborted", 1, 3s) >= 1);

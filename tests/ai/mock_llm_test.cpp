@@ -102,8 +102,7 @@ http_result fetch(const std::string& url, const std::string& body = {},
                   const std::string& auth = {}, long timeout_ms = 10000) {
   http_result res;
   CURL* curl = curl_easy_init();
-  curl_slist* headers = curl_slist_append(nullptr,
-                                          "Content-Type: application/json");
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   if (!auth.empty())
     headers = curl_slist_append(headers, ("Authorization: " + auth).c_str());
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -122,13 +121,11 @@ http_result fetch(const std::string& url, const std::string& body = {},
   return res;
 }
 
-std::string chat_body(const std::string& prompt, bool stream,
-                      const std::string& extra = {}) {
+std::string chat_body(const std::string& prompt, bool stream, const std::string& extra = {}) {
   // The prompts below need no JSON escaping except the quotes we avoid.
   return R"({"model":"mock-1","messages":[{"role":"system","content":"be brief"},)"
          R"({"role":"user","content":")"
-         + prompt + R"("}],"stream":)" + (stream ? "true" : "false") + extra
-         + "}";
+         + prompt + R"("}],"stream":)" + (stream ? "true" : "false") + extra + "}";
 }
 
 /// The `data: ` payloads of an SSE body.
@@ -188,8 +185,7 @@ struct curl_global {
 TEST_CASE("mock_llm: reply tokens echo the words, then fillers, exactly n") {
   CHECK(reply_tokens("hi there", 5)
         == std::vector<std::string>{"Echo:", " hi", " there", " w3", " w4"});
-  CHECK(reply_tokens("  a\tb\nc  ", 3)
-        == std::vector<std::string>{"Echo:", " a", " b"});
+  CHECK(reply_tokens("  a\tb\nc  ", 3) == std::vector<std::string>{"Echo:", " a", " b"});
   CHECK(reply_tokens("", 2) == std::vector<std::string>{"Echo:", " w1"});
 }
 
@@ -222,35 +218,32 @@ TEST_CASE("mock_llm: streamed reply follows the spec byte for byte") {
   mock_process mock{{"--tokens", "7", "--ttft-ms", "5", "--token-delay-ms", "1"}};
   auto prompt = std::string{"hello <b>w\xc3\xb6rld</b> & co"};
   auto res = fetch(mock.url("/v1/chat/completions"),
-                   chat_body(prompt, true,
-                             R"(,"stream_options":{"include_usage":true})"));
+                   chat_body(prompt, true, R"(,"stream_options":{"include_usage":true})"));
   REQUIRE(res.code == CURLE_OK);
   CHECK(res.status == 200);
   auto events = sse_data(res.body);
   // 7 tokens, final, usage, [DONE]
   REQUIRE(events.size() == 10);
-  CHECK(streamed_content(events)
-        == "Echo: hello <b>w\xc3\xb6rld</b> & co w5 w6");
+  CHECK(streamed_content(events) == "Echo: hello <b>w\xc3\xb6rld</b> & co w5 w6");
   auto first = parse(events[0]);
   auto created = std::to_string(first["created"].GetInt64());
   auto id = std::string{first["id"].GetString()};
   CHECK(id.rfind("chatcmpl-mock-", 0) == 0);
-  CHECK(events[0]
-        == R"({"id":")" + id
-             + R"(","object":"chat.completion.chunk","created":)" + created
+  CHECK(
+      events[0]
+      == R"({"id":")" + id + R"(","object":"chat.completion.chunk","created":)" + created
              + R"(,"model":"mock-1","choices":[{"index":0,"delta":{"role":"assistant","content":"Echo:"},"finish_reason":null}]})");
-  CHECK(events[1]
-        == R"({"id":")" + id
-             + R"(","object":"chat.completion.chunk","created":)" + created
+  CHECK(
+      events[1]
+      == R"({"id":")" + id + R"(","object":"chat.completion.chunk","created":)" + created
              + R"(,"model":"mock-1","choices":[{"index":0,"delta":{"content":" hello"},"finish_reason":null}]})");
   CHECK(events[7]
-        == R"({"id":")" + id
-             + R"(","object":"chat.completion.chunk","created":)" + created
-             + R"(,"model":"mock-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})");
+        == R"({"id":")" + id + R"(","object":"chat.completion.chunk","created":)" + created
+               + R"(,"model":"mock-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})");
   // P: "be brief" (2) + 4 words of the prompt.
-  CHECK(events[8]
-        == R"({"id":")" + id
-             + R"(","object":"chat.completion.chunk","created":)" + created
+  CHECK(
+      events[8]
+      == R"({"id":")" + id + R"(","object":"chat.completion.chunk","created":)" + created
              + R"(,"model":"mock-1","choices":[],"usage":{"prompt_tokens":6,"completion_tokens":7,"total_tokens":13}})");
   CHECK(events[9] == "[DONE]");
   CHECK(stat(mock, "completed") == 1);
@@ -260,25 +253,20 @@ TEST_CASE("mock_llm: streamed reply follows the spec byte for byte") {
 
 TEST_CASE("mock_llm: non-streaming reply, max_tokens cuts with finish_reason length") {
   mock_process mock{{"--ttft-ms", "1", "--token-delay-ms", "0"}};
-  auto res = fetch(mock.url("/v1/chat/completions"),
-                   chat_body("hi there", false, R"(,"max_tokens":5)"));
+  auto res
+      = fetch(mock.url("/v1/chat/completions"), chat_body("hi there", false, R"(,"max_tokens":5)"));
   REQUIRE(res.code == CURLE_OK);
   CHECK(res.status == 200);
   auto doc = parse(res.body);
   CHECK(std::string{doc["object"].GetString()} == "chat.completion");
   auto& choice = doc["choices"][0];
-  CHECK(std::string{choice["message"]["content"].GetString()}
-        == "Echo: hi there w3 w4");
+  CHECK(std::string{choice["message"]["content"].GetString()} == "Echo: hi there w3 w4");
   CHECK(std::string{choice["finish_reason"].GetString()} == "length");
   CHECK(doc["usage"]["completion_tokens"].GetInt() == 5);
   CHECK(doc["usage"]["prompt_tokens"].GetInt() == 4);
-  auto full = parse(fetch(mock.url("/v1/chat/completions"),
-                          chat_body("hi", false))
-                      .body);
-  CHECK(std::string{full["choices"][0]["finish_reason"].GetString()}
-        == "stop");
-  CHECK(split_words(full["choices"][0]["message"]["content"].GetString()).size()
-        == 24);
+  auto full = parse(fetch(mock.url("/v1/chat/completions"), chat_body("hi", false)).body);
+  CHECK(std::string{full["choices"][0]["finish_reason"].GetString()} == "stop");
+  CHECK(split_words(full["choices"][0]["message"]["content"].GetString()).size() == 24);
 }
 
 TEST_CASE("mock_llm: a directive overrides length and timing and is not echoed") {
@@ -294,8 +282,8 @@ TEST_CASE("mock_llm: a directive overrides length and timing and is not echoed")
 }
 
 TEST_CASE("mock_llm: fail modes: http500 every 2nd request, mid-stream, 429") {
-  mock_process mock{{"--fail", "http500", "--fail-every", "2", "--ttft-ms",
-                     "1", "--token-delay-ms", "1"}};
+  mock_process mock{
+      {"--fail", "http500", "--fail-every", "2", "--ttft-ms", "1", "--token-delay-ms", "1"}};
   auto url = mock.url("/v1/chat/completions");
   CHECK(fetch(url, chat_body("a", false)).status == 200);
   auto failed = fetch(url, chat_body("a", true));
@@ -355,12 +343,10 @@ TEST_CASE("mock_llm: a client closing mid-stream counts as aborted at once") {
 }
 
 TEST_CASE("mock_llm: models, 404, bad JSON, api key, keep-alive") {
-  mock_process mock{{"--api-key", "sekret", "--ttft-ms", "0",
-                     "--token-delay-ms", "0"}};
+  mock_process mock{{"--api-key", "sekret", "--ttft-ms", "0", "--token-delay-ms", "0"}};
   CHECK(fetch(mock.url("/v1/models")).status == 401);
   auto models = fetch(mock.url("/v1/models"), {}, "Bearer sekret");
-  CHECK(models.body
-        == R"({"object":"list","data":[{"id":"mock-1","object":"model"}]})");
+  CHECK(models.body == R"({"object":"list","data":[{"id":"mock-1","object":"model"}]})");
   CHECK(fetch(mock.url("/nope"), {}, "Bearer sekret").status == 404);
   auto bad = fetch(mock.url("/v1/chat/completions"), "{oops", "Bearer sekret");
   CHECK(bad.status == 400);
@@ -370,8 +356,7 @@ TEST_CASE("mock_llm: models, 404, bad JSON, api key, keep-alive") {
   std::string out;
   auto url = mock.url("/v1/chat/completions");
   auto body = chat_body("k", true);
-  curl_slist* headers = curl_slist_append(nullptr,
-                                          "Authorization: Bearer sekret");
+  curl_slist* headers = curl_slist_append(nullptr, "Authorization: Bearer sekret");
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());

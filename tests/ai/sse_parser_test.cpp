@@ -29,8 +29,7 @@ bool same(const std::vector<sse_event>& a, const std::vector<sse_event>& b) {
   if (a.size() != b.size())
     return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].event != b[i].event || a[i].data != b[i].data
-        || a[i].id != b[i].id)
+    if (a[i].event != b[i].event || a[i].data != b[i].data || a[i].id != b[i].id)
       return false;
   return true;
 }
@@ -59,8 +58,8 @@ TEST_CASE("sse parser: one event per blank line, data lines joined") {
 }
 
 TEST_CASE("sse parser: all three line endings, also mixed") {
-  for (auto text : {"data: x\r\n\r\n", "data: x\n\n", "data: x\r\r",
-                    "data: x\r\n\n", "data: x\r\r\n"}) {
+  for (auto text :
+       {"data: x\r\n\r\n", "data: x\n\n", "data: x\r\r", "data: x\r\n\n", "data: x\r\r\n"}) {
     auto evs = parse_whole(text);
     REQUIRE_MESSAGE(evs.size() == 1, text);
     CHECK(evs[0].data == "x");

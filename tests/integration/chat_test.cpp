@@ -29,7 +29,7 @@ reply_seen read_reply(ws_client& ws, std::chrono::milliseconds timeout = 20s,
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
+        deadline - std::chrono::steady_clock::now());
     REQUIRE(left.count() > 0);
     auto f = ws.read_json(left);
     auto type = str(f, "type");
@@ -93,10 +93,9 @@ TEST_CASE("integration: send, ack, streamed reply, both messages stored") {
 
   pqxx::connection db{database_url()};
   pqxx::read_transaction tx{db};
-  auto rows = tx.exec_params(
-    "SELECT seq, role, content, coalesce(finish_reason, '') FROM messages "
-    "WHERE conversation_id = $1 ORDER BY seq",
-    conv);
+  auto rows = tx.exec_params("SELECT seq, role, content, coalesce(finish_reason, '') FROM messages "
+                             "WHERE conversation_id = $1 ORDER BY seq",
+                             conv);
   REQUIRE(rows.size() == 4);
   CHECK(rows[0][1].as<std::string>() == "user");
   CHECK(rows[0][2].as<std::string>() == text);
@@ -130,14 +129,14 @@ TEST_CASE("integration: malformed frames get error frames, the connection keeps 
   ws_client ws;
   REQUIRE(ws.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(unique_user())) == 101);
   const char* bad[] = {
-    "not json",
-    "[1,2,3]",
-    R"({"type":"nope"})",
-    R"({"type":"send","content":"x"})",
-    R"({"type":"send","clientMsgId":"bad id!","content":"x"})",
-    R"({"type":"send","clientMsgId":"c1","content":""})",
-    R"({"type":"subscribe","conversationId":"x","afterSeq":-1})",
-    R"({"type":"subscribe","conversationId":7})",
+      "not json",
+      "[1,2,3]",
+      R"({"type":"nope"})",
+      R"({"type":"send","content":"x"})",
+      R"({"type":"send","clientMsgId":"bad id!","content":"x"})",
+      R"({"type":"send","clientMsgId":"c1","content":""})",
+      R"({"type":"subscribe","conversationId":"x","afterSeq":-1})",
+      R"({"type":"subscribe","conversationId":7})",
   };
   for (auto frame : bad) {
     CAPTURE(frame);
@@ -231,10 +230,11 @@ TEST_CASE("integration: health, readiness, metrics and REST") {
 
   // Another user sees nothing, exactly as if it did not exist.
   auto other = svc.token(unique_user());
-  auto foreign = http_request(svc.port, "GET", "/api/v1/conversations/" + conv + "/messages", other);
-  auto missing = http_request(svc.port, "GET",
-                              "/api/v1/conversations/00000000-0000-4000-8000-000000000000/messages",
-                              other);
+  auto foreign
+      = http_request(svc.port, "GET", "/api/v1/conversations/" + conv + "/messages", other);
+  auto missing
+      = http_request(svc.port, "GET",
+                     "/api/v1/conversations/00000000-0000-4000-8000-000000000000/messages", other);
   CHECK(foreign.status == 404);
   CHECK(foreign.body == missing.body);
   CHECK(http_request(svc.port, "DELETE", "/api/v1/conversations/" + conv, other).status == 404);
@@ -301,7 +301,8 @@ TEST_CASE("integration: SIGTERM drains and exits 0") {
   CHECK(svc.chatd->wait(20s) == 0);
 }
 
-TEST_CASE("integration: sends beyond CHAT_USER_SENDS_PER_MIN get rate_limited, across connections") {
+TEST_CASE(
+    "integration: sends beyond CHAT_USER_SENDS_PER_MIN get rate_limited, across connections") {
   service::options opts;
   opts.chatd_env["CHAT_USER_SENDS_PER_MIN"] = "2";
   service svc{opts};
@@ -330,13 +331,22 @@ TEST_CASE("integration: unsubscribe stops live events for that connection only")
   a.send_text(send_frame("u-1", "first [[mock tokens=3]]"));
   auto conv = str(a.read_until("ack"), "conversationId");
   a.read_until("done");
-  b.send_text(R"({"type":"subscribe","conversationId":")" + conv + R"(","afterSeq":2})");
+  // b subscribes (the replay of seq 2 shows it is attached), unsubscribes,
+  // then cancels an unknown reply: its not_found comes from the conversation
+  // after it handled the unsubscribe.
+  b.send_text(R"({"type":"subscribe","conversationId":")" + conv + R"(","afterSeq":1})");
+  CHECK(num(b.read_until("message"), "seq") == 2);
   b.send_text(R"({"type":"unsubscribe","conversationId":")" + conv + R"("})");
+  b.send_text(R"({"type":"cancel","conversationId":")" + conv + R"(","messageId":"nope"})");
+  CHECK(str(b.read_until("error"), "code") == "not_found");
   // Unsubscribing from something not subscribed does nothing.
   b.send_text(R"({"type":"unsubscribe","conversationId":"00000000-0000-4000-8000-000000000000"})");
   a.send_text(send_frame("u-2", "second [[mock tokens=3]]", conv));
   a.read_until("done");
   // b got nothing of the second exchange: its next frame is the pong.
   b.send_text(R"({"type":"ping","nonce":1})");
-  CHECK(str(b.read_json(), "type") == "pong");
+  auto next = b.read_json();
+  CHECK_MESSAGE(str(next, "type") == "pong", "got " << str(next, "type") << " seq "
+                                                    << num(next, "seq") << " content "
+                                                    << str(next, "content"));
 }

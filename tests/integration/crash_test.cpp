@@ -26,11 +26,12 @@ struct restartable {
   std::map<std::string, std::string> extra;
 
   explicit restartable(std::map<std::string, std::string> extra_env = {})
-    : extra(std::move(extra_env)) {
-    mock = std::make_unique<process>(
-      bin_dir() + "/mock_llm",
-      std::vector<std::string>{"--listen", "127.0.0.1:0", "--ttft-ms", "5", "--token-delay-ms", "2"},
-      std::map<std::string, std::string>{});
+      : extra(std::move(extra_env)) {
+    mock
+        = std::make_unique<process>(bin_dir() + "/mock_llm",
+                                    std::vector<std::string>{"--listen", "127.0.0.1:0", "--ttft-ms",
+                                                             "5", "--token-delay-ms", "2"},
+                                    std::map<std::string, std::string>{});
     auto line = mock->wait_for_line("listening on");
     mock_port = static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
     start();
@@ -38,12 +39,12 @@ struct restartable {
 
   void start() {
     std::map<std::string, std::string> env{
-      {"DATABASE_URL", database_url()},
-      {"CHAT_JWT_SECRET", secret},
-      {"CHAT_LISTEN", "127.0.0.1:0"},
-      {"CHAT_NODE_ID", node},
-      {"OPENAI_BASE_URL", "http://127.0.0.1:" + std::to_string(mock_port) + "/v1"},
-      {"CHAT_THREADS", "2"},
+        {"DATABASE_URL", database_url()},
+        {"CHAT_JWT_SECRET", secret},
+        {"CHAT_LISTEN", "127.0.0.1:0"},
+        {"CHAT_NODE_ID", node},
+        {"OPENAI_BASE_URL", "http://127.0.0.1:" + std::to_string(mock_port) + "/v1"},
+        {"CHAT_THREADS", "2"},
     };
     for (auto& kv : extra)
       env[kv.first] = kv.second;
@@ -55,15 +56,16 @@ struct restartable {
 
   std::string token(const std::string& user) const {
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
     return chat::auth::make_token(user, secret, now, 3600);
   }
 };
 
 } // namespace
 
-TEST_CASE("crash: kill -9 mid-reply, restart: every acked message is there, the reply is interrupted") {
+TEST_CASE(
+    "crash: kill -9 mid-reply, restart: every acked message is there, the reply is interrupted") {
   restartable svc;
   auto user = unique_user();
   std::string conv;
@@ -103,8 +105,8 @@ TEST_CASE("crash: kill -9 mid-reply, restart: every acked message is there, the 
   CHECK(str(interrupted, "role") == "assistant");
   CHECK(str(interrupted, "finishReason") == "interrupted");
   auto kept = str(interrupted, "content");
-  CHECK_FALSE(kept.empty());                      // the checkpoint
-  CHECK(reply_prefix.rfind(kept, 0) == 0);        // a prefix of what was streamed
+  CHECK_FALSE(kept.empty());               // the checkpoint
+  CHECK(reply_prefix.rfind(kept, 0) == 0); // a prefix of what was streamed
   // The conversation goes on with the next seqs.
   ws.send_text(send_frame("k-3", "after the crash", conv));
   CHECK(num(ws.read_until("ack"), "seq") == 5);
@@ -126,14 +128,14 @@ TEST_CASE("crash: a reply that outlives the drain timeout is stored interrupted,
   CHECK_FALSE(ws.read(10s).has_value());
   CHECK(ws.close_code() == 1001);
   CHECK(svc.chatd->wait(15s) == 0);
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-    std::chrono::steady_clock::now() - t0);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
+                                                                    - t0);
   MESSAGE("SIGTERM to exit with a reply cut at the 1 s drain timeout: " << took.count() << " ms");
   pqxx::connection db{database_url()};
   pqxx::read_transaction tx{db};
   auto row = tx.exec_params1(
-    "SELECT finish_reason, length(content) FROM messages WHERE conversation_id = $1 AND seq = 2",
-    conv);
+      "SELECT finish_reason, length(content) FROM messages WHERE conversation_id = $1 AND seq = 2",
+      conv);
   CHECK(row[0].as<std::string>() == "interrupted");
   CHECK(row[1].as<int>() > 0);
 }

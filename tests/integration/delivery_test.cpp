@@ -54,13 +54,13 @@ struct assembled {
   std::string reply_to;
   int64_t seq = 0;
   std::map<int64_t, std::string> chunks; // index -> delta (first copy)
-  int64_t duplicates = 0;                 // chunks dropped as already had
+  int64_t duplicates = 0;                // chunks dropped as already had
   int dones = 0;
   int64_t done_chunks = -1;
   std::string finish_reason;
   bool whole_message = false; // arrived as a finished `message`
   std::string message_content;
-  std::vector<std::string> other; // other frames seen (raw)
+  std::vector<std::string> other;  // other frames seen (raw)
   std::vector<std::string> errors; // error codes
 
   std::string content() const {
@@ -137,8 +137,8 @@ assembled read_reply_of(ws_client& ws, const std::string& reply_to,
     auto left = left_until(deadline);
     REQUIRE_MESSAGE(left.count() > 0, "the reply did not end in time");
     auto text = ws.read(left);
-    REQUIRE_MESSAGE(text.has_value(), "connection ended before the reply did (close code "
-                                        << ws.close_code() << ")");
+    REQUIRE_MESSAGE(text.has_value(),
+                    "connection ended before the reply did (close code " << ws.close_code() << ")");
     if (r.feed(*text))
       return r;
   }
@@ -198,25 +198,26 @@ int64_t user_rows(const std::string& user, const std::string& client_msg_id) {
   pqxx::connection db{database_url()};
   pqxx::read_transaction tx{db};
   return tx
-    .exec_params1("SELECT count(*) FROM messages WHERE user_id = $1 AND client_msg_id = $2",
-                  user, client_msg_id)[0]
-    .as<int64_t>();
+      .exec_params1("SELECT count(*) FROM messages WHERE user_id = $1 AND client_msg_id = $2", user,
+                    client_msg_id)[0]
+      .as<int64_t>();
 }
 
 int64_t assistant_rows_replying_to(const std::string& user_message_id) {
   pqxx::connection db{database_url()};
   pqxx::read_transaction tx{db};
   return tx
-    .exec_params1("SELECT count(*) FROM messages WHERE reply_to = $1::uuid AND role = 'assistant'",
-                  user_message_id)[0]
-    .as<int64_t>();
+      .exec_params1(
+          "SELECT count(*) FROM messages WHERE reply_to = $1::uuid AND role = 'assistant'",
+          user_message_id)[0]
+      .as<int64_t>();
 }
 
 int64_t conversations_of(const std::string& user) {
   pqxx::connection db{database_url()};
   pqxx::read_transaction tx{db};
   return tx.exec_params1("SELECT count(*) FROM conversations WHERE user_id = $1", user)[0]
-    .as<int64_t>();
+      .as<int64_t>();
 }
 
 /// The frame with the id-like members set to "ID" (compare error frames
@@ -262,7 +263,8 @@ const std::string kRandomUuid = "00000000-0000-4000-8000-00000000abcd";
 
 // -- 1. idempotent sends ----------------------------------------------------------
 
-TEST_CASE("delivery: the same clientMsgId twice in a row on one connection: one message, one reply") {
+TEST_CASE(
+    "delivery: the same clientMsgId twice in a row on one connection: one message, one reply") {
   service svc;
   auto user = unique_user();
   ws_client ws;
@@ -320,7 +322,8 @@ TEST_CASE("delivery: the same clientMsgId after its reply ended: the original ac
   auto again = expect_ack(ws, "dup-b");
   CHECK(again.raw == first.raw); // the original ack, byte for byte
   auto after = frames_before_pong(ws, 2);
-  CHECK_MESSAGE(after.empty(), "frames after the repeated ack: " << (after.empty() ? "" : after[0]));
+  CHECK_MESSAGE(after.empty(),
+                "frames after the repeated ack: " << (after.empty() ? "" : after[0]));
   CHECK(user_rows(user, "dup-b") == 1);
   CHECK(assistant_rows_replying_to(first.message_id) == 1);
   CHECK(mock_stat(svc, "requests") == 1);
@@ -396,7 +399,8 @@ TEST_CASE("delivery: the same clientMsgId with another or no conversationId: the
   CHECK(in_none.raw == first.raw);
   INFO("repeat into a conversation that does not exist");
   auto after = frames_before_pong(ws, 3);
-  CHECK_MESSAGE(after.empty(), "frames after the repeated acks: " << (after.empty() ? "" : after[0]));
+  CHECK_MESSAGE(after.empty(),
+                "frames after the repeated acks: " << (after.empty() ? "" : after[0]));
   CHECK(user_rows(user, "dup-d") == 1);
   CHECK(conversations_of(user) == 2);
   CHECK(mock_stat(svc, "requests") == 2);
@@ -498,8 +502,8 @@ TEST_CASE("delivery: a cut connection resumes with subscribe and gets the whole 
     second.send_text(subscribe_frame(conv, ack.seq));
     r = read_reply_of(second, ack.message_id, 30s, r);
     CHECK(r.errors.empty());
-    bool ok = r.complete() && r.content() == mock_reply(words, tokens)
-              && r.finish_reason == "stop" && r.seq == ack.seq + 1;
+    bool ok = r.complete() && r.content() == mock_reply(words, tokens) && r.finish_reason == "stop"
+              && r.seq == ack.seq + 1;
     CHECK(r.complete());
     CHECK(r.content() == mock_reply(words, tokens));
     CHECK(r.finish_reason == "stop");
@@ -589,8 +593,8 @@ TEST_CASE("delivery: cancel stops the reply, keeps what was streamed and aborts 
   auto t0 = clock_type::now();
   ws.send_text(cancel_frame(ack.conv, r.message_id));
   r = read_reply_of(ws, ack.message_id, 10s, r);
-  auto cancel_ms =
-    std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count();
+  auto cancel_ms
+      = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count();
   CHECK(r.finish_reason == "cancelled");
   CHECK(r.complete());
   CHECK(r.errors.empty());
@@ -602,8 +606,8 @@ TEST_CASE("delivery: cancel stops the reply, keeps what was streamed and aborts 
   MESSAGE("cancel -> done in " << cancel_ms << " ms, " << r.chunks.size() << " chunks kept");
 
   // Stored with finishReason cancelled and the streamed prefix.
-  auto msgs = http_request(svc.port, "GET",
-                           "/api/v1/conversations/" + ack.conv + "/messages", token);
+  auto msgs
+      = http_request(svc.port, "GET", "/api/v1/conversations/" + ack.conv + "/messages", token);
   REQUIRE(msgs.status == 200);
   auto d = parse(msgs.body);
   REQUIRE(d["messages"].IsArray());
@@ -622,8 +626,8 @@ TEST_CASE("delivery: cancel stops the reply, keeps what was streamed and aborts 
   // Cancelling the reply that has ended: nothing at all.
   ws.send_text(cancel_frame(ack.conv, r.message_id));
   auto after = frames_before_pong(ws, 4);
-  CHECK_MESSAGE(after.empty(), "frames after cancelling an ended reply: "
-                                 << (after.empty() ? "" : after[0]));
+  CHECK_MESSAGE(after.empty(),
+                "frames after cancelling an ended reply: " << (after.empty() ? "" : after[0]));
   // Also one that ended normally.
   ws.send_text(send_frame("cx-2", "short one", ack.conv));
   auto ack2 = expect_ack(ws, "cx-2");
@@ -631,8 +635,8 @@ TEST_CASE("delivery: cancel stops the reply, keeps what was streamed and aborts 
   CHECK(r2.finish_reason == "stop");
   ws.send_text(cancel_frame(ack.conv, r2.message_id));
   after = frames_before_pong(ws, 5);
-  CHECK_MESSAGE(after.empty(), "frames after cancelling a finished reply: "
-                                 << (after.empty() ? "" : after[0]));
+  CHECK_MESSAGE(after.empty(),
+                "frames after cancelling a finished reply: " << (after.empty() ? "" : after[0]));
 }
 
 // -- 5. closing does not cancel ------------------------------------------------------
@@ -661,12 +665,11 @@ TEST_CASE("delivery: a connection that closes does not cancel its reply") {
     conv = tx.exec_params1("SELECT conversation_id::text FROM messages WHERE user_id = $1 "
                            "AND client_msg_id = 'gone-1'",
                            user)[0]
-             .as<std::string>();
+               .as<std::string>();
   }
   auto deadline = clock_type::now() + 10s;
   while (clock_type::now() < deadline) {
-    auto msgs = http_request(svc.port, "GET",
-                             "/api/v1/conversations/" + conv + "/messages", token);
+    auto msgs = http_request(svc.port, "GET", "/api/v1/conversations/" + conv + "/messages", token);
     if (msgs.status == 200 && msgs.body.find(R"("seq":2)") != std::string::npos)
       break;
     std::this_thread::sleep_for(20ms);
@@ -736,16 +739,17 @@ TEST_CASE("delivery: another user's conversation is indistinguishable from a mis
   CHECK_MESSAGE(leaked.empty(), "bob got: " << (leaked.empty() ? "" : leaked[0]));
 
   // REST.
-  auto foreign = http_request(svc.port, "GET", "/api/v1/conversations/" + ack.conv + "/messages",
-                              bob_token);
+  auto foreign
+      = http_request(svc.port, "GET", "/api/v1/conversations/" + ack.conv + "/messages", bob_token);
   auto missing = http_request(svc.port, "GET", "/api/v1/conversations/" + kRandomUuid + "/messages",
                               bob_token);
   CHECK(foreign.status == 404);
   CHECK(missing.status == 404);
   CHECK(foreign.body == missing.body);
-  auto del_foreign = http_request(svc.port, "DELETE", "/api/v1/conversations/" + ack.conv, bob_token);
-  auto del_missing =
-    http_request(svc.port, "DELETE", "/api/v1/conversations/" + kRandomUuid, bob_token);
+  auto del_foreign
+      = http_request(svc.port, "DELETE", "/api/v1/conversations/" + ack.conv, bob_token);
+  auto del_missing
+      = http_request(svc.port, "DELETE", "/api/v1/conversations/" + kRandomUuid, bob_token);
   CHECK(del_foreign.status == 404);
   CHECK(del_missing.status == 404);
   CHECK(del_foreign.body == del_missing.body);
@@ -813,8 +817,9 @@ void slow_reader_case(const std::string& max_pending_bytes) {
         if (line.find("slow") != std::string::npos || line.find("closing") != std::string::npos)
           relevant += line + "\n";
       FAIL("the fast reader's connection ended (close code "
-           << fast.close_code() << ") after " << r.chunks.size()
-           << " chunks (largest frame " << max_frame << " bytes); chatd:\n" << relevant);
+           << fast.close_code() << ") after " << r.chunks.size() << " chunks (largest frame "
+           << max_frame << " bytes); chatd:\n"
+           << relevant);
     }
     max_frame = std::max(max_frame, text->size());
     if (r.feed(*text))
@@ -828,8 +833,7 @@ void slow_reader_case(const std::string& max_pending_bytes) {
   CHECK(content.size() == mock_reply("big", tokens).size());
   CHECK(content == mock_reply("big", tokens));
   MESSAGE("fast reader: " << r.chunks.size() << " chunks (largest frame " << max_frame
-                          << " bytes), " << content.size() << " bytes in "
-                          << ms << " ms");
+                          << " bytes), " << content.size() << " bytes in " << ms << " ms");
 
   auto slow_closed = metric(svc, "chat_connections_closed_slow_total");
   CHECK(slow_closed >= 1);
@@ -842,8 +846,9 @@ void slow_reader_case(const std::string& max_pending_bytes) {
   CHECK(slow.close_code() == 1013);
   MESSAGE("slow reader: " << frames << " frames before the close, code " << slow.close_code());
   if (slow.close_code() != 1013)
-    MESSAGE("chatd log tail:\n" << svc.chatd->log().substr(
-              svc.chatd->log().size() > 4000 ? svc.chatd->log().size() - 4000 : 0));
+    MESSAGE("chatd log tail:\n"
+            << svc.chatd->log().substr(
+                   svc.chatd->log().size() > 4000 ? svc.chatd->log().size() - 4000 : 0));
 }
 
 } // namespace
@@ -883,8 +888,8 @@ TEST_CASE("delivery: 200 subscribers of one conversation all get the whole strea
   for (int i = 0; i < n; ++i) {
     CAPTURE(i);
     auto r = read_reply_of(*clients[i], ack.message_id, 60s);
-    bool ok = r.complete() && r.content() == expected && r.duplicates == 0
-              && r.finish_reason == "stop";
+    bool ok
+        = r.complete() && r.content() == expected && r.duplicates == 0 && r.finish_reason == "stop";
     CHECK(ok);
     if (i > 0) {
       // The user message came first, as a message event.

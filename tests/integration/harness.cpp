@@ -35,8 +35,7 @@ using tcp = net::ip::tcp;
 
 // -- process --------------------------------------------------------------------
 
-process::process(const std::string& program,
-                 const std::vector<std::string>& args,
+process::process(const std::string& program, const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env) {
   char tmpl[] = "/tmp/chat-test-log-XXXXXX";
   int fd = mkstemp(tmpl);
@@ -76,8 +75,7 @@ std::string process::log() const {
   return ss.str();
 }
 
-std::string process::wait_for_line(const std::string& needle,
-                                   std::chrono::milliseconds timeout) {
+std::string process::wait_for_line(const std::string& needle, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     std::istringstream lines{log()};
@@ -90,8 +88,7 @@ std::string process::wait_for_line(const std::string& needle,
     }
     std::this_thread::sleep_for(20ms);
   }
-  FAIL("no line with '" << needle << "' in the log of pid " << pid_ << ":\n"
-                        << log());
+  FAIL("no line with '" << needle << "' in the log of pid " << pid_ << ":\n" << log());
   return {};
 }
 
@@ -143,34 +140,32 @@ uint16_t port_after(const std::string& line, const std::string& prefix) {
 
 service::service(options opts) {
   secret = "test-secret-" + new_uuid() + "-0123456789";
-  std::vector<std::string> mock_args{"--listen", "127.0.0.1:0", "--ttft-ms", "5",
-                                     "--token-delay-ms", "2"};
+  std::vector<std::string> mock_args{"--listen", "127.0.0.1:0",      "--ttft-ms",
+                                     "5",        "--token-delay-ms", "2"};
   for (auto& a : opts.mock_args)
     mock_args.push_back(a);
   mock = std::make_unique<process>(bin_dir() + "/mock_llm", mock_args,
                                    std::map<std::string, std::string>{});
   mock_port = port_after(mock->wait_for_line("listening on"), "127.0.0.1:");
   std::map<std::string, std::string> env{
-    {"DATABASE_URL", database_url()},
-    {"CHAT_JWT_SECRET", secret},
-    {"CHAT_LISTEN", "127.0.0.1:0"},
-    {"OPENAI_BASE_URL", "http://127.0.0.1:" + std::to_string(mock_port) + "/v1"},
-    {"OPENAI_API_KEY", "sk-test-key-never-logged"},
-    {"CHAT_MODELS", "gpt-4o-mini,mock-2"},
-    {"CHAT_THREADS", "2"},
+      {"DATABASE_URL", database_url()},
+      {"CHAT_JWT_SECRET", secret},
+      {"CHAT_LISTEN", "127.0.0.1:0"},
+      {"OPENAI_BASE_URL", "http://127.0.0.1:" + std::to_string(mock_port) + "/v1"},
+      {"OPENAI_API_KEY", "sk-test-key-never-logged"},
+      {"CHAT_MODELS", "gpt-4o-mini,mock-2"},
+      {"CHAT_THREADS", "2"},
   };
   for (auto& kv : opts.chatd_env)
     env[kv.first] = kv.second;
-  chatd = std::make_unique<process>(bin_dir() + "/chatd", std::vector<std::string>{},
-                                    env);
-  port = port_after(chatd->wait_for_line("\"event\":\"listening\""),
-                    "127.0.0.1:");
+  chatd = std::make_unique<process>(bin_dir() + "/chatd", std::vector<std::string>{}, env);
+  port = port_after(chatd->wait_for_line("\"event\":\"listening\""), "127.0.0.1:");
 }
 
 std::string service::token(const std::string& user, int64_t ttl) const {
   auto now = std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count();
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
   return auth::make_token(user, secret, now, ttl);
 }
 
@@ -186,7 +181,7 @@ struct ws_client::impl {
 
   // Runs one async operation to completion, or until the timeout closes
   // the socket (then the operation fails).
-  template <class Start>
+  template<class Start>
   beast::error_code run(Start start, std::chrono::milliseconds timeout) {
     beast::error_code result = net::error::would_block;
     beast::get_lowest_layer(ws).expires_after(timeout);
@@ -197,8 +192,7 @@ struct ws_client::impl {
   }
 };
 
-ws_client::ws_client() : impl_(std::make_unique<impl>()) {
-}
+ws_client::ws_client() : impl_(std::make_unique<impl>()) {}
 
 ws_client::~ws_client() {
   if (impl_->open) {
@@ -216,18 +210,18 @@ int ws_client::connect(uint16_t port, const std::string& path_and_query) {
     sock.set_option(net::socket_base::receive_buffer_size{impl_->receive_buffer});
   }
   auto ec = impl_->run(
-    [&](beast::error_code& out) {
-      beast::get_lowest_layer(ws).async_connect(ep, [&](beast::error_code e) { out = e; });
-    },
-    5s);
+      [&](beast::error_code& out) {
+        beast::get_lowest_layer(ws).async_connect(ep, [&](beast::error_code e) { out = e; });
+      },
+      5s);
   REQUIRE_MESSAGE(!ec, "connect: " << ec.message());
   websocket::response_type res;
   ec = impl_->run(
-    [&](beast::error_code& out) {
-      ws.async_handshake(res, "127.0.0.1:" + std::to_string(port), path_and_query,
-                         [&](beast::error_code e) { out = e; });
-    },
-    5s);
+      [&](beast::error_code& out) {
+        ws.async_handshake(res, "127.0.0.1:" + std::to_string(port), path_and_query,
+                           [&](beast::error_code e) { out = e; });
+      },
+      5s);
   if (ec) {
     return static_cast<int>(res.result_int());
   }
@@ -240,10 +234,10 @@ void ws_client::send_text(const std::string& text) {
   auto& ws = impl_->ws;
   ws.text(true);
   auto ec = impl_->run(
-    [&](beast::error_code& out) {
-      ws.async_write(net::buffer(text), [&](beast::error_code e, size_t) { out = e; });
-    },
-    5s);
+      [&](beast::error_code& out) {
+        ws.async_write(net::buffer(text), [&](beast::error_code e, size_t) { out = e; });
+      },
+      5s);
   REQUIRE_MESSAGE(!ec, "write: " << ec.message());
 }
 
@@ -251,10 +245,10 @@ void ws_client::send_binary(const std::string& bytes) {
   auto& ws = impl_->ws;
   ws.binary(true);
   auto ec = impl_->run(
-    [&](beast::error_code& out) {
-      ws.async_write(net::buffer(bytes), [&](beast::error_code e, size_t) { out = e; });
-    },
-    5s);
+      [&](beast::error_code& out) {
+        ws.async_write(net::buffer(bytes), [&](beast::error_code e, size_t) { out = e; });
+      },
+      5s);
   REQUIRE_MESSAGE(!ec, "write: " << ec.message());
 }
 
@@ -264,10 +258,10 @@ std::optional<std::string> ws_client::read(std::chrono::milliseconds timeout) {
     return std::nullopt;
   impl_->buffer.clear();
   auto ec = impl_->run(
-    [&](beast::error_code& out) {
-      ws.async_read(impl_->buffer, [&](beast::error_code e, size_t) { out = e; });
-    },
-    timeout);
+      [&](beast::error_code& out) {
+        ws.async_read(impl_->buffer, [&](beast::error_code e, size_t) { out = e; });
+      },
+      timeout);
   if (ec) {
     if (ec == websocket::error::closed)
       impl_->close_code = ws.reason().code;
@@ -292,7 +286,7 @@ rapidjson::Document ws_client::read_until(const std::string& type,
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
+        deadline - std::chrono::steady_clock::now());
     REQUIRE_MESSAGE(left.count() > 0, "no '" << type << "' frame in time");
     auto text = read(left);
     REQUIRE_MESSAGE(text.has_value(), "connection ended before a '" << type << "' frame");
@@ -326,8 +320,8 @@ void ws_client::cut() {
 
 // -- http -------------------------------------------------------------------------
 
-http_response http_request(uint16_t port, const std::string& method,
-                           const std::string& target, const std::string& token) {
+http_response http_request(uint16_t port, const std::string& method, const std::string& target,
+                           const std::string& token) {
   net::io_context ioc;
   beast::tcp_stream stream{ioc};
   stream.expires_after(10s);
@@ -372,8 +366,8 @@ std::string mock_reply(const std::string& text, int tokens) {
     words.push_back(w);
   std::string out = "Echo:";
   for (int i = 1; i < tokens; ++i)
-    out += " " + (static_cast<size_t>(i - 1) < words.size() ? words[i - 1]
-                                                              : "w" + std::to_string(i));
+    out += " "
+           + (static_cast<size_t>(i - 1) < words.size() ? words[i - 1] : "w" + std::to_string(i));
   return out;
 }
 

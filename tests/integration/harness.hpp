@@ -26,8 +26,7 @@ public:
   process(const process&) = delete;
 
   /// Waits until a line of the log contains `needle`; returns that line.
-  std::string wait_for_line(const std::string& needle,
-                            std::chrono::milliseconds timeout = 20s);
+  std::string wait_for_line(const std::string& needle, std::chrono::milliseconds timeout = 20s);
   /// The whole log so far.
   std::string log() const;
   void signal(int sig);
@@ -46,13 +45,12 @@ private:
 /// The mock LLM and chatd, started fresh for one test.
 struct service {
   struct options {
-    std::vector<std::string> mock_args; // e.g. {"--tokens", "8"}
+    std::vector<std::string> mock_args;           // e.g. {"--tokens", "8"}
     std::map<std::string, std::string> chatd_env; // extra settings
   };
 
   explicit service(options opts);
-  service() : service(options{}) {
-  }
+  service() : service(options{}) {}
 
   std::string token(const std::string& user, int64_t ttl = 3600) const;
   uint16_t port = 0;
@@ -109,13 +107,11 @@ struct http_response {
 };
 
 /// A plain HTTP request to 127.0.0.1:port (Bearer token when given).
-http_response http_request(uint16_t port, const std::string& method,
-                           const std::string& target,
+http_response http_request(uint16_t port, const std::string& method, const std::string& target,
                            const std::string& token = {});
 
 /// Builds a `send` frame.
-std::string send_frame(const std::string& client_msg_id,
-                       const std::string& content,
+std::string send_frame(const std::string& client_msg_id, const std::string& content,
                        const std::string& conversation_id = {});
 
 /// The mock LLM's deterministic reply (see ai/mock_llm/main.cpp) to `text`

@@ -45,8 +45,7 @@ std::string with_param(const std::string& url, const std::string& param) {
 /// A running store on a migrated database, one per test case; each test
 /// uses fresh user ids, since all cases share the database.
 struct store_fixture {
-  store_fixture()
-    : url(database_url()) {
+  store_fixture() : url(database_url()) {
     persistence::migrate(url);
     store = persistence::spawn_store(sys, {url, 2, 512});
   }
@@ -56,40 +55,28 @@ struct store_fixture {
   }
 
   /// Asks the store and waits; a caf::error fails the test.
-  template <class T, class... Ts>
+  template<class T, class... Ts>
   T ask(Ts&&... xs) {
     auto res = try_ask<T>(std::forward<Ts>(xs)...);
     REQUIRE_MESSAGE(res, sys.render(res.error()));
     return std::move(*res);
   }
 
-  template <class T, class... Ts>
+  template<class T, class... Ts>
   caf::expected<T> try_ask(Ts&&... xs) {
     caf::expected<T> out{caf::sec::request_timeout};
     self->request(store, timeout, std::forward<Ts>(xs)...)
-      .receive(
-        [&](T& x) {
-          out = std::move(x);
-        },
-        [&](caf::error& e) {
-          out = std::move(e);
-        });
+        .receive([&](T& x) { out = std::move(x); }, [&](caf::error& e) { out = std::move(e); });
     return out;
   }
 
   /// (transactions, writes, largest batch) of the writer so far.
   std::tuple<int64_t, int64_t, int64_t> stats() {
     std::tuple<int64_t, int64_t, int64_t> out;
-    self
-      ->request(caf::actor_cast<store_actor>(store), timeout,
-                db_stats_atom::value)
-      .receive(
-        [&](int64_t tx, int64_t w, int64_t largest) {
-          out = std::make_tuple(tx, w, largest);
-        },
-        [&](caf::error& e) {
-          FAIL(sys.render(e));
-        });
+    self->request(caf::actor_cast<store_actor>(store), timeout, db_stats_atom::value)
+        .receive(
+            [&](int64_t tx, int64_t w, int64_t largest) { out = std::make_tuple(tx, w, largest); },
+            [&](caf::error& e) { FAIL(sys.render(e)); });
     return out;
   }
 
@@ -101,13 +88,12 @@ struct store_fixture {
     return ask<conversation_snapshot>(load_conv_atom::value, conv);
   }
 
-  message_page history(const std::string& user, const std::string& conv,
-                       int64_t after, int32_t limit) {
+  message_page history(const std::string& user, const std::string& conv, int64_t after,
+                       int32_t limit) {
     return ask<message_page>(history_atom::value, user, conv, after, limit);
   }
 
-  conversation_page list(const std::string& user, const std::string& before,
-                         int32_t limit) {
+  conversation_page list(const std::string& user, const std::string& before, int32_t limit) {
     return ask<conversation_page>(list_conv_atom::value, user, before, limit);
   }
 
@@ -136,9 +122,9 @@ struct store_fixture {
   persistence_actor store;
 };
 
-user_message_write user_msg(const std::string& user, const std::string& conv,
-                            int64_t seq, const std::string& client_msg_id,
-                            bool create, const std::string& content = "hello") {
+user_message_write user_msg(const std::string& user, const std::string& conv, int64_t seq,
+                            const std::string& client_msg_id, bool create,
+                            const std::string& content = "hello") {
   user_message_write w;
   w.message.id = new_uuid();
   w.message.conversation_id = conv;
@@ -153,8 +139,8 @@ user_message_write user_msg(const std::string& user, const std::string& conv,
   return w;
 }
 
-stored_message reply_msg(const std::string& user, const std::string& conv,
-                         int64_t seq, const std::string& reply_to) {
+stored_message reply_msg(const std::string& user, const std::string& conv, int64_t seq,
+                         const std::string& reply_to) {
   stored_message m;
   m.id = new_uuid();
   m.conversation_id = conv;
@@ -172,9 +158,8 @@ stored_message reply_msg(const std::string& user, const std::string& conv,
 }
 
 /// What a conversation checkpoints of a reply being generated.
-stored_message in_progress(const std::string& user, const std::string& conv,
-                           int64_t seq, const std::string& reply_to,
-                           const std::string& content) {
+stored_message in_progress(const std::string& user, const std::string& conv, int64_t seq,
+                           const std::string& reply_to, const std::string& content) {
   auto m = reply_msg(user, conv, seq, reply_to);
   m.content = content;
   m.finish_reason.clear();
@@ -215,12 +200,8 @@ TEST_CASE("persistence: migrate on a fresh database, from two nodes at once") {
     pqxx::nontransaction{c}.exec("CREATE DATABASE " + db);
   }
   auto n = static_cast<int>(persistence::migrations().size());
-  auto a = std::async(std::launch::async, [&] {
-    return persistence::migrate(fresh);
-  });
-  auto b = std::async(std::launch::async, [&] {
-    return persistence::migrate(fresh);
-  });
+  auto a = std::async(std::launch::async, [&] { return persistence::migrate(fresh); });
+  auto b = std::async(std::launch::async, [&] { return persistence::migrate(fresh); });
   auto applied_a = a.get();
   auto applied_b = b.get();
   CHECK(applied_a + applied_b == n); // one did the work, the other waited
@@ -243,12 +224,10 @@ TEST_CASE("persistence: migrate reports an unreachable database clearly") {
   }
 }
 
-TEST_CASE(
-  "persistence: spawn_store throws when the database cannot be reached") {
+TEST_CASE("persistence: spawn_store throws when the database cannot be reached") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  CHECK_THROWS_AS(persistence::spawn_store(
-                    sys, {"postgresql:///nope?host=/nonexistent&port=1"}),
+  CHECK_THROWS_AS(persistence::spawn_store(sys, {"postgresql:///nope?host=/nonexistent&port=1"}),
                   std::runtime_error);
 }
 
@@ -256,9 +235,8 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: db_ping answers true") {
   CHECK(ask<bool>(db_ping_atom::value));
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: append a user message to a new conversation, "
-                  "then load it") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: append a user message to a new conversation, "
+                                 "then load it") {
   auto user = new_uuid();
   auto conv = new_uuid();
   auto w = user_msg(user, conv, 1, "c1", true, "Hello there");
@@ -293,8 +271,7 @@ TEST_CASE_FIXTURE(store_fixture,
   CHECK_FALSE(load(new_uuid()).found);
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: append_reply stores an assistant message") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: append_reply stores an assistant message") {
   auto user = new_uuid();
   auto conv = new_uuid();
   auto w = user_msg(user, conv, 1, "c1", true);
@@ -350,11 +327,8 @@ TEST_CASE_FIXTURE(store_fixture,
   other_end = reply_msg(user, conv, 4, w.message.id);
   other_end.id = w.message.id;
   CHECK_FALSE(try_ask<bool>(append_reply_atom::value, other_end));
-  CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = "
-              + sql_literal(conv))
-        == 3);
-  CHECK(text("SELECT content FROM messages WHERE id = " + sql_literal(r.id))
-        == "an answer");
+  CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = " + sql_literal(conv)) == 3);
+  CHECK(text("SELECT content FROM messages WHERE id = " + sql_literal(r.id)) == "an answer");
   // Without a finish_reason it would read as in progress: refused.
   auto unfinished = reply_msg(user, conv, 4, w.message.id);
   unfinished.finish_reason.clear();
@@ -364,9 +338,8 @@ TEST_CASE_FIXTURE(store_fixture,
   CHECK(load(conv).last_seq == 3);
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: a repeated clientMsgId answers the original "
-                  "and writes nothing") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: a repeated clientMsgId answers the original "
+                                 "and writes nothing") {
   auto user = new_uuid();
   auto conv_a = new_uuid();
   auto first = user_msg(user, conv_a, 1, "dup-1", true, "first");
@@ -397,58 +370,45 @@ TEST_CASE_FIXTURE(store_fixture,
   CHECK(load(conv_c).last_seq == 1);
 
   CHECK(load(conv_a).last_seq == 1);
-  CHECK(
-    count("SELECT count(*) FROM messages WHERE user_id = " + sql_literal(user))
-    == 2);
-  CHECK(count("SELECT count(*) FROM conversations WHERE user_id = "
-              + sql_literal(user))
-        == 2);
+  CHECK(count("SELECT count(*) FROM messages WHERE user_id = " + sql_literal(user)) == 2);
+  CHECK(count("SELECT count(*) FROM conversations WHERE user_id = " + sql_literal(user)) == 2);
 
   // Another user may use the same clientMsgId.
   auto stranger = append(user_msg(new_uuid(), new_uuid(), 1, "dup-1", true));
   CHECK_FALSE(stranger.duplicate);
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: a repeated clientMsgId within one batch") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: a repeated clientMsgId within one batch") {
   auto user = new_uuid();
   std::vector<user_message_write> writes;
   for (int i = 0; i < 5; ++i)
     writes.push_back(user_msg(user, new_uuid(), 1, "same", true));
   // Sent together, so they land in one batch (or few).
-  std::vector<decltype(self->request(store, timeout, append_user_atom::value,
-                                     writes[0]))>
-    pending;
+  std::vector<decltype(self->request(store, timeout, append_user_atom::value, writes[0]))> pending;
   for (auto& w : writes)
-    pending.push_back(
-      self->request(store, timeout, append_user_atom::value, w));
+    pending.push_back(self->request(store, timeout, append_user_atom::value, w));
   std::set<std::string> ids;
   int originals = 0;
   for (auto& p : pending)
     p.receive(
-      [&](append_result& r) {
-        originals += r.duplicate ? 0 : 1;
-        ids.insert(r.message_id);
-      },
-      [&](caf::error& e) {
-        FAIL(sys.render(e));
-      });
+        [&](append_result& r) {
+          originals += r.duplicate ? 0 : 1;
+          ids.insert(r.message_id);
+        },
+        [&](caf::error& e) { FAIL(sys.render(e)); });
   CHECK(originals == 1);
   CHECK(ids.size() == 1);
-  CHECK(count("SELECT count(*) FROM conversations WHERE user_id = "
-              + sql_literal(user))
-        == 1);
+  CHECK(count("SELECT count(*) FROM conversations WHERE user_id = " + sql_literal(user)) == 1);
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: the database enforces unique seqs, failing "
-                  "only the bad write of a batch") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: the database enforces unique seqs, failing "
+                                 "only the bad write of a batch") {
   auto user = new_uuid();
   auto conv = new_uuid();
   append(user_msg(user, conv, 1, "s1", true));
   // Sequentially: seq 1 again is refused.
-  auto clash = try_ask<append_result>(append_user_atom::value,
-                                      user_msg(user, conv, 1, "s2", false));
+  auto clash
+      = try_ask<append_result>(append_user_atom::value, user_msg(user, conv, 1, "s2", false));
   CHECK_FALSE(clash);
   // The refused send did not use up its clientMsgId.
   auto ok = append(user_msg(user, conv, 2, "s2", false));
@@ -458,25 +418,15 @@ TEST_CASE_FIXTURE(store_fixture,
   auto [tx_before, w_before, l_before] = stats();
   std::vector<user_message_write> writes;
   for (int i = 0; i < 10; ++i)
-    writes.push_back(
-      user_msg(user, new_uuid(), 1, "b" + std::to_string(i), true));
+    writes.push_back(user_msg(user, new_uuid(), 1, "b" + std::to_string(i), true));
   writes.push_back(user_msg(user, conv, 2, "bad", false)); // seq 2 is taken
-  std::vector<decltype(self->request(store, timeout, append_user_atom::value,
-                                     writes[0]))>
-    pending;
+  std::vector<decltype(self->request(store, timeout, append_user_atom::value, writes[0]))> pending;
   for (auto& w : writes)
-    pending.push_back(
-      self->request(store, timeout, append_user_atom::value, w));
+    pending.push_back(self->request(store, timeout, append_user_atom::value, w));
   int acked = 0;
   int failed = 0;
   for (auto& p : pending)
-    p.receive(
-      [&](append_result&) {
-        ++acked;
-      },
-      [&](caf::error&) {
-        ++failed;
-      });
+    p.receive([&](append_result&) { ++acked; }, [&](caf::error&) { ++failed; });
   CHECK(acked == 10);
   CHECK(failed == 1);
   auto [tx_after, w_after, l_after] = stats();
@@ -485,33 +435,23 @@ TEST_CASE_FIXTURE(store_fixture,
   CHECK(load(conv).last_seq == 2);
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: concurrent appends are group-committed") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: concurrent appends are group-committed") {
   constexpr int n = 200;
   auto [tx_before, w_before, l_before] = stats();
   std::vector<user_message_write> writes;
   for (int i = 0; i < n; ++i)
-    writes.push_back(
-      user_msg(new_uuid(), new_uuid(), 1, "g" + std::to_string(i), true));
+    writes.push_back(user_msg(new_uuid(), new_uuid(), 1, "g" + std::to_string(i), true));
   auto start = std::chrono::steady_clock::now();
-  std::vector<decltype(self->request(store, timeout, append_user_atom::value,
-                                     writes[0]))>
-    pending;
+  std::vector<decltype(self->request(store, timeout, append_user_atom::value, writes[0]))> pending;
   for (auto& w : writes)
-    pending.push_back(
-      self->request(store, timeout, append_user_atom::value, w));
+    pending.push_back(self->request(store, timeout, append_user_atom::value, w));
   int acked = 0;
   for (auto& p : pending)
-    p.receive(
-      [&](append_result& r) {
-        acked += r.duplicate ? 0 : 1;
-      },
-      [&](caf::error& e) {
-        FAIL(sys.render(e));
-      });
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-              std::chrono::steady_clock::now() - start)
-              .count();
+    p.receive([&](append_result& r) { acked += r.duplicate ? 0 : 1; },
+              [&](caf::error& e) { FAIL(sys.render(e)); });
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
+                                                                  - start)
+                .count();
   CHECK(acked == n);
   auto [tx_after, w_after, l_after] = stats();
   auto transactions = tx_after - tx_before;
@@ -526,9 +466,8 @@ TEST_CASE_FIXTURE(store_fixture,
     CHECK(load(w.message.conversation_id).last_seq == 1);
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: history pages in seq order, for the owner "
-                  "only") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: history pages in seq order, for the owner "
+                                 "only") {
   auto user = new_uuid();
   auto conv = new_uuid();
   auto q = user_msg(user, conv, 1, "h1", true);
@@ -561,9 +500,8 @@ TEST_CASE_FIXTURE(store_fixture,
   CHECK_FALSE(history(user, new_uuid(), 0, 100).found);
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: list_conv pages newest first with a "
-                  "cursor") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: list_conv pages newest first with a "
+                                 "cursor") {
   auto user = new_uuid();
   std::vector<std::string> convs; // oldest first
   for (int i = 0; i < 5; ++i) {
@@ -572,8 +510,7 @@ TEST_CASE_FIXTURE(store_fixture,
   }
   // A new message moves the oldest to the top.
   append(user_msg(user, convs[0], 2, "l-again", false));
-  std::vector<std::string> expected{convs[0], convs[4], convs[3], convs[2],
-                                    convs[1]};
+  std::vector<std::string> expected{convs[0], convs[4], convs[3], convs[2], convs[1]};
 
   std::vector<std::string> seen;
   std::string cursor;
@@ -594,38 +531,29 @@ TEST_CASE_FIXTURE(store_fixture,
   CHECK(all.conversations.size() == 5);
   CHECK(all.next_before.empty());
   for (size_t i = 1; i < all.conversations.size(); ++i)
-    CHECK(all.conversations[i - 1].updated_at
-          >= all.conversations[i].updated_at);
+    CHECK(all.conversations[i - 1].updated_at >= all.conversations[i].updated_at);
 
   CHECK(list(new_uuid(), "", 10).conversations.empty());
 
   // A cursor we did not make is a client error.
-  auto bad = try_ask<conversation_page>(list_conv_atom::value, user,
-                                        std::string{"not-a-cursor"}, 2);
+  auto bad
+      = try_ask<conversation_page>(list_conv_atom::value, user, std::string{"not-a-cursor"}, 2);
   REQUIRE_FALSE(bad);
   CHECK(bad.error() == caf::sec::invalid_argument);
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: list_conv pages through equal updated_at") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: list_conv pages through equal updated_at") {
   // Created in one batch, they share one transaction time: only the id
   // orders them, and the cursor must still see each exactly once.
   auto user = new_uuid();
   std::vector<user_message_write> writes;
   for (int i = 0; i < 6; ++i)
-    writes.push_back(
-      user_msg(user, new_uuid(), 1, "t" + std::to_string(i), true));
-  std::vector<decltype(self->request(store, timeout, append_user_atom::value,
-                                     writes[0]))>
-    pending;
+    writes.push_back(user_msg(user, new_uuid(), 1, "t" + std::to_string(i), true));
+  std::vector<decltype(self->request(store, timeout, append_user_atom::value, writes[0]))> pending;
   for (auto& w : writes)
-    pending.push_back(
-      self->request(store, timeout, append_user_atom::value, w));
+    pending.push_back(self->request(store, timeout, append_user_atom::value, w));
   for (auto& p : pending)
-    p.receive([](append_result&) {},
-              [&](caf::error& e) {
-                FAIL(sys.render(e));
-              });
+    p.receive([](append_result&) {}, [&](caf::error& e) { FAIL(sys.render(e)); });
   std::vector<std::string> seen;
   std::string cursor;
   for (int i = 0; i < 10; ++i) {
@@ -646,35 +574,30 @@ TEST_CASE_FIXTURE(store_fixture,
   }());
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: remove_conv deletes only the owner's "
-                  "conversation") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: remove_conv deletes only the owner's "
+                                 "conversation") {
   auto user = new_uuid();
   auto conv = new_uuid();
   auto q = user_msg(user, conv, 1, "r1", true);
   append(q);
   ask<bool>(append_reply_atom::value, reply_msg(user, conv, 2, q.message.id));
 
-  CHECK_FALSE(
-    ask<bool>(remove_conv_atom::value, new_uuid(), std::string{conv}));
+  CHECK_FALSE(ask<bool>(remove_conv_atom::value, new_uuid(), std::string{conv}));
   CHECK(load(conv).found);
 
   CHECK(ask<bool>(remove_conv_atom::value, user, std::string{conv}));
   CHECK_FALSE(load(conv).found);
   CHECK_FALSE(history(user, conv, 0, 100).found);
-  CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = "
-              + sql_literal(conv))
-        == 0);
+  CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = " + sql_literal(conv)) == 0);
   CHECK_FALSE(ask<bool>(remove_conv_atom::value, user, std::string{conv}));
   // The clientMsgId went with it.
   CHECK_FALSE(append(user_msg(user, new_uuid(), 1, "r1", true)).duplicate);
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: ids that are not UUIDs are not found") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: ids that are not UUIDs are not found") {
   auto user = new_uuid();
-  for (std::string id : {"", "abc", "'; DROP TABLE messages; --",
-                         "0b6a2f4e-7c1d-4f5e-9a3b-2c4d6e8f0a1"}) {
+  for (std::string id :
+       {"", "abc", "'; DROP TABLE messages; --", "0b6a2f4e-7c1d-4f5e-9a3b-2c4d6e8f0a1"}) {
     CHECK_FALSE(load(id).found);
     CHECK_FALSE(history(user, id, 0, 10).found);
     CHECK_FALSE(ask<bool>(remove_conv_atom::value, user, id));
@@ -695,16 +618,9 @@ TEST_CASE("persistence: the store reconnects when its connections are killed") {
   auto conv = new_uuid();
   auto write = [&](int64_t seq) {
     bool ok = false;
-    self
-      ->request(store, timeout, append_user_atom::value,
-                user_msg(user, conv, seq, "k" + std::to_string(seq), seq == 1))
-      .receive(
-        [&](append_result&) {
-          ok = true;
-        },
-        [&](caf::error& e) {
-          FAIL(sys.render(e));
-        });
+    self->request(store, timeout, append_user_atom::value,
+                  user_msg(user, conv, seq, "k" + std::to_string(seq), seq == 1))
+        .receive([&](append_result&) { ok = true; }, [&](caf::error& e) { FAIL(sys.render(e)); });
     return ok;
   };
   CHECK(write(1));
@@ -719,22 +635,16 @@ TEST_CASE("persistence: the store reconnects when its connections are killed") {
   CHECK(write(2));
   conversation_snapshot snap;
   self->request(store, timeout, load_conv_atom::value, conv)
-    .receive(
-      [&](conversation_snapshot& s) {
-        snap = std::move(s);
-      },
-      [&](caf::error& e) {
-        FAIL(sys.render(e));
-      });
+      .receive([&](conversation_snapshot& s) { snap = std::move(s); },
+               [&](caf::error& e) { FAIL(sys.render(e)); });
   CHECK(snap.last_seq == 2);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
 }
 
 // -- reply checkpoints --------------------------------------------------------
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: checkpoints insert, then update, and "
-                  "append_reply completes the row") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: checkpoints insert, then update, and "
+                                 "append_reply completes the row") {
   auto user = new_uuid();
   auto conv = new_uuid();
   auto node = test_node();
@@ -744,8 +654,7 @@ TEST_CASE_FIXTURE(store_fixture,
   auto cp = in_progress("", conv, 2, q.message.id, "Hel"); // owner by SQL
   CHECK(checkpoint(cp, node));
   auto row = [&](const std::string& col) {
-    return text("SELECT " + col + "::text FROM messages WHERE id = "
-                + sql_literal(cp.id));
+    return text("SELECT " + col + "::text FROM messages WHERE id = " + sql_literal(cp.id));
   };
   CHECK(row("content") == "Hel");
   CHECK(row("role") == "assistant");
@@ -770,9 +679,7 @@ TEST_CASE_FIXTURE(store_fixture,
   done.completion_tokens = 4;
   done.created_at = cp.created_at + 1000; // the row keeps its first one
   CHECK(ask<bool>(append_reply_atom::value, done));
-  CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = "
-              + sql_literal(conv))
-        == 2);
+  CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = " + sql_literal(conv)) == 2);
   CHECK(row("content") == "Hello, world!");
   CHECK(row("finish_reason") == "stop");
   CHECK(row("generating_node") == "<null>");
@@ -798,8 +705,7 @@ TEST_CASE_FIXTURE(store_fixture,
 
   // A checkpoint without a node could never be recovered: refused.
   auto no_node = try_ask<bool>(checkpoint_atom::value,
-                               in_progress(user, conv, 3, q.message.id, "x"),
-                               std::string{});
+                               in_progress(user, conv, 3, q.message.id, "x"), std::string{});
   REQUIRE_FALSE(no_node);
   CHECK(no_node.error() == caf::sec::invalid_argument);
   // Another message's id (the user message's) is an error, and changes
@@ -819,9 +725,8 @@ TEST_CASE_FIXTURE(store_fixture,
         == "<null>");
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: in-progress replies are not messages but "
-                  "count for last_seq") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: in-progress replies are not messages but "
+                                 "count for last_seq") {
   auto user = new_uuid();
   auto conv = new_uuid();
   auto node = test_node();
@@ -842,36 +747,31 @@ TEST_CASE_FIXTURE(store_fixture,
   auto snap = load(conv);
   CHECK(snap.last_seq == 4);
   CHECK(seqs(snap.recent) == std::vector<int64_t>{1, 2, 3});
-  CHECK(seqs(history(user, conv, 0, 100).messages)
-        == std::vector<int64_t>{1, 2, 3});
+  CHECK(seqs(history(user, conv, 0, 100).messages) == std::vector<int64_t>{1, 2, 3});
   CHECK(history(user, conv, 3, 100).messages.empty());
 
   // A user message after the in-progress reply is shown; the reply is not.
   append(user_msg(user, conv, 5, "ip5", false));
   CHECK(load(conv).last_seq == 5);
   CHECK(seqs(load(conv).recent) == std::vector<int64_t>{1, 2, 3, 5});
-  CHECK(seqs(history(user, conv, 0, 100).messages)
-        == std::vector<int64_t>{1, 2, 3, 5});
+  CHECK(seqs(history(user, conv, 0, 100).messages) == std::vector<int64_t>{1, 2, 3, 5});
   // Limits count shown messages only.
-  CHECK(seqs(history(user, conv, 2, 2).messages)
-        == std::vector<int64_t>{3, 5});
+  CHECK(seqs(history(user, conv, 2, 2).messages) == std::vector<int64_t>{3, 5});
 
   // Once finished it is a message like any other.
   auto done = cp;
   done.content = "partial and the rest";
   done.finish_reason = "length";
   CHECK(ask<bool>(append_reply_atom::value, done));
-  CHECK(seqs(history(user, conv, 0, 100).messages)
-        == std::vector<int64_t>{1, 2, 3, 4, 5});
+  CHECK(seqs(history(user, conv, 0, 100).messages) == std::vector<int64_t>{1, 2, 3, 4, 5});
   snap = load(conv);
   CHECK(seqs(snap.recent) == std::vector<int64_t>{1, 2, 3, 4, 5});
   CHECK(snap.recent.at(3).content == "partial and the rest");
   CHECK(snap.recent.at(3).finish_reason == "length");
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: recover_interrupted marks only this node's "
-                  "in-progress replies") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: recover_interrupted marks only this node's "
+                                 "in-progress replies") {
   auto user = new_uuid();
   auto mine = test_node();
   auto other = test_node();
@@ -883,8 +783,8 @@ TEST_CASE_FIXTURE(store_fixture,
     convs.push_back(new_uuid());
     auto q = user_msg(user, convs.back(), 1, "ri" + std::to_string(i), true);
     append(q);
-    cps.push_back(in_progress(user, convs.back(), 2, q.message.id,
-                              "streamed " + std::to_string(i)));
+    cps.push_back(
+        in_progress(user, convs.back(), 2, q.message.id, "streamed " + std::to_string(i)));
   }
   CHECK(checkpoint(cps[0], mine));
   CHECK(checkpoint(cps[1], mine));
@@ -920,9 +820,7 @@ TEST_CASE_FIXTURE(store_fixture,
   CHECK(updated(convs[0]) > before_a);
   // The other node's reply is still its own, in progress.
   CHECK(history(user, convs[2], 0, 100).messages.size() == 1);
-  CHECK(text("SELECT generating_node FROM messages WHERE id = "
-             + sql_literal(cps[2].id))
-        == other);
+  CHECK(text("SELECT generating_node FROM messages WHERE id = " + sql_literal(cps[2].id)) == other);
   CHECK(updated(convs[2]) == before_c);
   // The finished one kept its end.
   auto d = history(user, convs[3], 0, 100);
@@ -933,22 +831,18 @@ TEST_CASE_FIXTURE(store_fixture,
   CHECK(persistence::recover_interrupted(url, mine) == 0);
   CHECK_FALSE(checkpoint(cps[0], mine));
   CHECK(persistence::recover_interrupted(url, other) == 1);
-  CHECK(history(user, convs[2], 0, 100).messages.at(1).finish_reason
-        == "interrupted");
+  CHECK(history(user, convs[2], 0, 100).messages.at(1).finish_reason == "interrupted");
 
-  CHECK_THROWS_AS(persistence::recover_interrupted(url, ""),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(persistence::recover_interrupted(url, ""), std::invalid_argument);
   try {
-    persistence::recover_interrupted("postgresql:///nope?host=/nonexistent&port=1",
-                                     mine);
+    persistence::recover_interrupted("postgresql:///nope?host=/nonexistent&port=1", mine);
     FAIL("no exception");
   } catch (const std::runtime_error& e) {
     CHECK(std::string{e.what()}.find("cannot connect") != std::string::npos);
   }
 }
 
-TEST_CASE_FIXTURE(store_fixture,
-                  "persistence: concurrent checkpoints are group-committed") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: concurrent checkpoints are group-committed") {
   constexpr int convs = 50;
   constexpr int rounds = 4; // checkpoints of each reply, sent back to back
   auto user = new_uuid();
@@ -957,28 +851,19 @@ TEST_CASE_FIXTURE(store_fixture,
   for (int i = 0; i < convs; ++i) {
     auto q = user_msg(user, new_uuid(), 1, "gc" + std::to_string(i), true);
     append(q);
-    replies.push_back(
-      in_progress(user, q.message.conversation_id, 2, q.message.id, ""));
+    replies.push_back(in_progress(user, q.message.conversation_id, 2, q.message.id, ""));
   }
   auto [tx_before, w_before, l_before] = stats();
-  std::vector<decltype(self->request(store, timeout, checkpoint_atom::value,
-                                     replies[0], node))>
-    pending;
+  std::vector<decltype(self->request(store, timeout, checkpoint_atom::value, replies[0], node))>
+      pending;
   for (int round = 0; round < rounds; ++round)
     for (auto& r : replies) {
       r.content += "t" + std::to_string(round) + " ";
-      pending.push_back(
-        self->request(store, timeout, checkpoint_atom::value, r, node));
+      pending.push_back(self->request(store, timeout, checkpoint_atom::value, r, node));
     }
   int saved = 0;
   for (auto& p : pending)
-    p.receive(
-      [&](bool ok) {
-        saved += ok ? 1 : 0;
-      },
-      [&](caf::error& e) {
-        FAIL(sys.render(e));
-      });
+    p.receive([&](bool ok) { saved += ok ? 1 : 0; }, [&](caf::error& e) { FAIL(sys.render(e)); });
   CHECK(saved == convs * rounds);
   auto [tx_after, w_after, l_after] = stats();
   auto transactions = tx_after - tx_before;
@@ -993,8 +878,7 @@ TEST_CASE_FIXTURE(store_fixture,
               + sql_literal(node))
         == convs);
   for (auto& r : replies) {
-    CHECK(text("SELECT content FROM messages WHERE id = " + sql_literal(r.id))
-          == "t0 t1 t2 t3 ");
+    CHECK(text("SELECT content FROM messages WHERE id = " + sql_literal(r.id)) == "t0 t1 t2 t3 ");
     CHECK(load(r.conversation_id).last_seq == 2);
   }
   CHECK(persistence::recover_interrupted(url, node) == convs);

@@ -14,7 +14,7 @@ using namespace chat::protocol;
 
 namespace {
 
-template <class T>
+template<class T>
 T decode_as(std::string_view text, const limits& lim = {}) {
   auto r = decode(text, lim);
   if (auto* e = std::get_if<decode_error>(&r))
@@ -99,8 +99,7 @@ stored_message assistant_msg() {
 // -- decoding: valid frames ---------------------------------------------------
 
 TEST_CASE("codec: decode send: minimal") {
-  auto f = decode_as<send_frame>(
-    R"({"type":"send","clientMsgId":"c1","content":"Hello"})");
+  auto f = decode_as<send_frame>(R"({"type":"send","clientMsgId":"c1","content":"Hello"})");
   CHECK(f.client_msg_id == "c1");
   CHECK(f.content == "Hello");
   CHECK(f.conversation_id.empty());
@@ -109,7 +108,7 @@ TEST_CASE("codec: decode send: minimal") {
 
 TEST_CASE("codec: decode send: all fields, unknown fields ignored") {
   auto f = decode_as<send_frame>(
-    R"({"extra":{"deep":[1,2,{"x":null}]},"type":"send","clientMsgId":"A-z_09",
+      R"({"extra":{"deep":[1,2,{"x":null}]},"type":"send","clientMsgId":"A-z_09",
         "conversationId":"not-a-uuid-but-fine","content":"H\u00e9 \"q\" \n 😀",
         "model":"gpt-4o","attachments":[],"v":2})");
   CHECK(f.client_msg_id == "A-z_09");
@@ -121,82 +120,68 @@ TEST_CASE("codec: decode send: all fields, unknown fields ignored") {
 TEST_CASE("codec: decode send: limits are inclusive") {
   std::string id(64, 'a');
   std::string content(32768, 'x');
-  auto f = decode_as<send_frame>(R"({"type":"send","clientMsgId":")" + id
-                                 + R"(","content":")" + content + R"("})");
+  auto f = decode_as<send_frame>(R"({"type":"send","clientMsgId":")" + id + R"(","content":")"
+                                 + content + R"("})");
   CHECK(f.client_msg_id == id);
   CHECK(f.content.size() == 32768);
   // Multi-byte content is counted in bytes: 2 x 2 bytes = 4.
   limits lim{4};
-  auto g = decode_as<send_frame>(
-    R"({"type":"send","clientMsgId":"c","content":"éé"})", lim);
+  auto g = decode_as<send_frame>(R"({"type":"send","clientMsgId":"c","content":"éé"})", lim);
   CHECK(g.content == "éé");
   std::string conv(128, 'c');
-  auto h = decode_as<send_frame>(
-    R"({"type":"send","clientMsgId":"c","content":"x","conversationId":")"
-    + conv + R"(","model":")" + conv + R"("})");
+  auto h
+      = decode_as<send_frame>(R"({"type":"send","clientMsgId":"c","content":"x","conversationId":")"
+                              + conv + R"(","model":")" + conv + R"("})");
   CHECK(h.conversation_id == conv);
   CHECK(h.model == conv);
 }
 
 TEST_CASE("codec: decode subscribe") {
-  auto a = decode_as<subscribe_frame>(
-    R"({"type":"subscribe","conversationId":"c-1"})");
+  auto a = decode_as<subscribe_frame>(R"({"type":"subscribe","conversationId":"c-1"})");
   CHECK(a.conversation_id == "c-1");
   CHECK(a.after_seq == 0);
   auto b = decode_as<subscribe_frame>(
-    R"({"type":"subscribe","conversationId":"c-1","afterSeq":4,"x":"y"})");
+      R"({"type":"subscribe","conversationId":"c-1","afterSeq":4,"x":"y"})");
   CHECK(b.after_seq == 4);
-  auto c = decode_as<subscribe_frame>(
-    R"({"type":"subscribe","conversationId":"c","afterSeq":0})");
+  auto c = decode_as<subscribe_frame>(R"({"type":"subscribe","conversationId":"c","afterSeq":0})");
   CHECK(c.after_seq == 0);
   auto d = decode_as<subscribe_frame>(
-    R"({"type":"subscribe","conversationId":"c","afterSeq":9223372036854775807})");
+      R"({"type":"subscribe","conversationId":"c","afterSeq":9223372036854775807})");
   CHECK(d.after_seq == INT64_MAX);
 }
 
 TEST_CASE("codec: decode unsubscribe") {
   auto f = decode_as<unsubscribe_frame>(
-    R"({"type":"unsubscribe","conversationId":"c-9","afterSeq":"ignored"})");
+      R"({"type":"unsubscribe","conversationId":"c-9","afterSeq":"ignored"})");
   CHECK(f.conversation_id == "c-9");
 }
 
 TEST_CASE("codec: decode cancel") {
   auto f = decode_as<cancel_frame>(
-    R"({"type":"cancel","conversationId":"c-9","messageId":"m-3","why":1})");
+      R"({"type":"cancel","conversationId":"c-9","messageId":"m-3","why":1})");
   CHECK(f.conversation_id == "c-9");
   CHECK(f.message_id == "m-3");
 }
 
 TEST_CASE("codec: decode ping: nonce kept as JSON text") {
   CHECK(decode_as<ping_frame>(R"({"type":"ping"})").nonce_json.empty());
-  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":7})").nonce_json
-        == "7");
-  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":-12})").nonce_json
-        == "-12");
-  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":"a\"b"})").nonce_json
-        == R"("a\"b")");
-  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":null})").nonce_json
-        == "null");
-  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":true})").nonce_json
-        == "true");
-  CHECK(decode_as<ping_frame>(
-          R"({"type":"ping", "nonce" : { "a" : [1, 2, {"b":null}] }, "z":0})")
-          .nonce_json
+  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":7})").nonce_json == "7");
+  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":-12})").nonce_json == "-12");
+  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":"a\"b"})").nonce_json == R"("a\"b")");
+  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":null})").nonce_json == "null");
+  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":true})").nonce_json == "true");
+  CHECK(decode_as<ping_frame>(R"({"type":"ping", "nonce" : { "a" : [1, 2, {"b":null}] }, "z":0})")
+            .nonce_json
         == R"({"a":[1,2,{"b":null}]})");
-  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":[]})").nonce_json
-        == "[]");
-  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":1.5})").nonce_json
-        == "1.5");
-  CHECK(decode_as<ping_frame>(
-          R"({"type":"ping","nonce":18446744073709551615})")
-          .nonce_json
+  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":[]})").nonce_json == "[]");
+  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":1.5})").nonce_json == "1.5");
+  CHECK(decode_as<ping_frame>(R"({"type":"ping","nonce":18446744073709551615})").nonce_json
         == "18446744073709551615");
 }
 
 TEST_CASE("codec: decode ping: nonce nested up to the depth limit") {
   // Root object is level 1, so 31 arrays inside make 32 levels.
-  auto f = decode_as<ping_frame>(R"({"type":"ping","nonce":)" + nested(31)
-                                 + "}");
+  auto f = decode_as<ping_frame>(R"({"type":"ping","nonce":)" + nested(31) + "}");
   CHECK(f.nonce_json == nested(31));
   check_bad(R"({"type":"ping","nonce":)" + nested(32) + "}");
 }
@@ -208,31 +193,25 @@ TEST_CASE("codec: decode: whitespace around the frame is fine") {
 // -- decoding: bad frames -----------------------------------------------------
 
 TEST_CASE("codec: decode: not JSON") {
-  for (auto text : {"", " ", "{", "}", "hello", "{\"type\":\"ping\"", "nul",
-                    "{'type':'ping'}", "{type:\"ping\"}",
-                    "{\"type\":\"ping\"} {}", "{\"type\":\"ping\"}x",
+  for (auto text : {"", " ", "{", "}", "hello", "{\"type\":\"ping\"", "nul", "{'type':'ping'}",
+                    "{type:\"ping\"}", "{\"type\":\"ping\"} {}", "{\"type\":\"ping\"}x",
                     "{\"type\":\"ping\",}", "{\"type\":\"ping\" \"a\":1}",
-                    "{\"type\":\"ping\",\"nonce\":NaN}",
-                    "{\"type\":\"ping\",\"nonce\":Infinity}",
-                    "{\"type\":\"ping\",\"nonce\":01}",
-                    "{\"type\":\"ping\",\"nonce\":\"\t\"}",
-                    "{\"type\":\"ping\",\"nonce\":\"\\x\"}",
-                    "/* c */ {\"type\":\"ping\"}"})
+                    "{\"type\":\"ping\",\"nonce\":NaN}", "{\"type\":\"ping\",\"nonce\":Infinity}",
+                    "{\"type\":\"ping\",\"nonce\":01}", "{\"type\":\"ping\",\"nonce\":\"\t\"}",
+                    "{\"type\":\"ping\",\"nonce\":\"\\x\"}", "/* c */ {\"type\":\"ping\"}"})
     check_bad(text);
 }
 
 TEST_CASE("codec: decode: not an object") {
-  for (auto text : {"[]", R"([{"type":"ping"}])", "\"ping\"", "42", "null",
-                    "true", "-1.5"})
+  for (auto text : {"[]", R"([{"type":"ping"}])", "\"ping\"", "42", "null", "true", "-1.5"})
     check_bad(text);
 }
 
 TEST_CASE("codec: decode: type missing, mistyped or unknown") {
   for (auto text :
-       {R"({})", R"({"nonce":1})", R"({"type":null})", R"({"type":1})",
-        R"({"type":true})", R"({"type":["send"]})", R"({"type":{"a":1}})",
-        R"({"type":""})", R"({"type":"Send"})", R"({"type":"pong"})",
-        R"({"type":"send "})", R"({"type":"ack"})", R"({"Type":"ping"})",
+       {R"({})", R"({"nonce":1})", R"({"type":null})", R"({"type":1})", R"({"type":true})",
+        R"({"type":["send"]})", R"({"type":{"a":1}})", R"({"type":""})", R"({"type":"Send"})",
+        R"({"type":"pong"})", R"({"type":"send "})", R"({"type":"ack"})", R"({"Type":"ping"})",
         R"({"type":"ping\u0000"})"})
     check_bad(text);
   auto e = decode_fail(R"({"type":"frobnicate","clientMsgId":"c1"})");
@@ -243,8 +222,7 @@ TEST_CASE("codec: decode: type missing, mistyped or unknown") {
 
 TEST_CASE("codec: decode send: clientMsgId") {
   auto bad_id = [](std::string id_json) {
-    check_bad(R"({"type":"send","content":"x","clientMsgId":)" + id_json
-              + "}");
+    check_bad(R"({"type":"send","content":"x","clientMsgId":)" + id_json + "}");
   };
   check_bad(R"({"type":"send","content":"x"})");
   bad_id("null");
@@ -254,36 +232,30 @@ TEST_CASE("codec: decode send: clientMsgId") {
   bad_id("{}");
   bad_id(R"("")");
   bad_id("\"" + std::string(65, 'a') + "\"");
-  for (auto id : {"a b", "a.b", "a/b", "a+b", "é", "a\\u0000", "a\\n", "<x>",
-                  "a:b", "😀"})
+  for (auto id : {"a b", "a.b", "a/b", "a+b", "é", "a\\u0000", "a\\n", "<x>", "a:b", "😀"})
     bad_id(std::string{"\""} + id + "\"");
-  auto e = decode_fail(
-    R"({"type":"send","content":"x","clientMsgId":"bad id!"})");
+  auto e = decode_fail(R"({"type":"send","content":"x","clientMsgId":"bad id!"})");
   CHECK(e.client_msg_id.empty()); // invalid ids are not echoed
 }
 
 TEST_CASE("codec: decode send: content") {
   check_bad(R"({"type":"send","clientMsgId":"c1"})");
   for (auto v : {"null", "1", "true", "[\"x\"]", "{\"text\":\"x\"}", "\"\""})
-    check_bad(std::string{R"({"type":"send","clientMsgId":"c1","content":)"}
-              + v + "}");
+    check_bad(std::string{R"({"type":"send","clientMsgId":"c1","content":)"} + v + "}");
   // NUL cannot be stored (PostgreSQL text).
   check_bad(R"({"type":"send","clientMsgId":"c1","content":"a\u0000b"})");
 }
 
 TEST_CASE("codec: decode send: content over the limit is too_large") {
   std::string content(32769, 'x');
-  auto e = decode_fail(
-    R"({"type":"send","clientMsgId":"c1","conversationId":"c-7","content":")"
-    + content + R"("})");
+  auto e = decode_fail(R"({"type":"send","clientMsgId":"c1","conversationId":"c-7","content":")"
+                       + content + R"("})");
   CHECK(e.code == error_code::too_large);
   CHECK(e.client_msg_id == "c1");
   CHECK(e.conversation_id == "c-7");
   limits lim{3};
-  check_bad(R"({"type":"send","clientMsgId":"c1","content":"abcd"})",
-            error_code::too_large, lim);
-  check_bad(R"({"type":"send","clientMsgId":"c1","content":"éé"})",
-            error_code::too_large, lim);
+  check_bad(R"({"type":"send","clientMsgId":"c1","content":"abcd"})", error_code::too_large, lim);
+  check_bad(R"({"type":"send","clientMsgId":"c1","content":"éé"})", error_code::too_large, lim);
   // A megabyte of content: still a short message.
   auto big = decode_fail(R"({"type":"send","clientMsgId":"c1","content":")"
                          + std::string(1 << 20, 'y') + R"("})");
@@ -292,8 +264,7 @@ TEST_CASE("codec: decode send: content over the limit is too_large") {
 
 TEST_CASE("codec: decode send: conversationId and model") {
   auto with = [](std::string field, std::string v) {
-    return R"({"type":"send","clientMsgId":"c1","content":"x",")" + field
-           + "\":" + v + "}";
+    return R"({"type":"send","clientMsgId":"c1","content":"x",")" + field + "\":" + v + "}";
   };
   for (auto field : {"conversationId", "model"}) {
     CAPTURE(field);
@@ -305,13 +276,12 @@ TEST_CASE("codec: decode send: conversationId and model") {
 
 TEST_CASE("codec: decode: error context") {
   // send: clientMsgId and conversationId are echoed when well-formed.
-  auto a = decode_fail(
-    R"({"type":"send","clientMsgId":"c1","conversationId":"c-1","content":""})");
+  auto a = decode_fail(R"({"type":"send","clientMsgId":"c1","conversationId":"c-1","content":""})");
   CHECK(a.code == error_code::bad_request);
   CHECK(a.client_msg_id == "c1");
   CHECK(a.conversation_id == "c-1");
   auto b = decode_fail(
-    R"({"type":"send","clientMsgId":"c1","conversationId":"c-1","model":7,"content":"x"})");
+      R"({"type":"send","clientMsgId":"c1","conversationId":"c-1","model":7,"content":"x"})");
   CHECK(b.client_msg_id == "c1");
   CHECK(b.conversation_id == "c-1");
   // A conversationId too long to be an id is not echoed.
@@ -321,7 +291,7 @@ TEST_CASE("codec: decode: error context") {
   CHECK(c.conversation_id.empty());
   // Not a send: no clientMsgId, but the conversation it is about.
   auto d = decode_fail(
-    R"({"type":"subscribe","clientMsgId":"c1","conversationId":"c-2","afterSeq":-1})");
+      R"({"type":"subscribe","clientMsgId":"c1","conversationId":"c-2","afterSeq":-1})");
   CHECK(d.client_msg_id.empty());
   CHECK(d.conversation_id == "c-2");
   auto e = decode_fail(R"({"type":"cancel","conversationId":"c-3"})");
@@ -336,23 +306,18 @@ TEST_CASE("codec: decode subscribe: bad fields") {
   check_bad(R"({"type":"subscribe"})");
   check_bad(R"({"type":"subscribe","afterSeq":1})");
   for (auto v : {"null", "1", "[]", "{}", "\"\"", "true"})
-    check_bad(std::string{R"({"type":"subscribe","conversationId":)"} + v
-              + "}");
-  check_bad(R"({"type":"subscribe","conversationId":")"
-            + std::string(129, 'a') + "\"}");
-  for (auto v : {"-1", "-9223372036854775808", "1.5", "4.0", "1e3", "1e30",
-                 "-0.5", "9223372036854775808", "18446744073709551615",
-                 "99999999999999999999999", "\"4\"", "null", "true", "[4]",
-                 "{}"})
-    check_bad(std::string{R"({"type":"subscribe","conversationId":"c","afterSeq":)"}
-              + v + "}");
+    check_bad(std::string{R"({"type":"subscribe","conversationId":)"} + v + "}");
+  check_bad(R"({"type":"subscribe","conversationId":")" + std::string(129, 'a') + "\"}");
+  for (auto v :
+       {"-1", "-9223372036854775808", "1.5", "4.0", "1e3", "1e30", "-0.5", "9223372036854775808",
+        "18446744073709551615", "99999999999999999999999", "\"4\"", "null", "true", "[4]", "{}"})
+    check_bad(std::string{R"({"type":"subscribe","conversationId":"c","afterSeq":)"} + v + "}");
 }
 
 TEST_CASE("codec: decode unsubscribe: bad fields") {
   check_bad(R"({"type":"unsubscribe"})");
   for (auto v : {"null", "1", "[]", "{}", "\"\""})
-    check_bad(std::string{R"({"type":"unsubscribe","conversationId":)"} + v
-              + "}");
+    check_bad(std::string{R"({"type":"unsubscribe","conversationId":)"} + v + "}");
 }
 
 TEST_CASE("codec: decode cancel: bad fields") {
@@ -360,21 +325,17 @@ TEST_CASE("codec: decode cancel: bad fields") {
   check_bad(R"({"type":"cancel","conversationId":"c"})");
   check_bad(R"({"type":"cancel","messageId":"m"})");
   for (auto v : {"null", "1", "[]", "{}", "\"\""}) {
-    check_bad(std::string{R"({"type":"cancel","messageId":"m","conversationId":)"}
-              + v + "}");
-    check_bad(std::string{R"({"type":"cancel","conversationId":"c","messageId":)"}
-              + v + "}");
+    check_bad(std::string{R"({"type":"cancel","messageId":"m","conversationId":)"} + v + "}");
+    check_bad(std::string{R"({"type":"cancel","conversationId":"c","messageId":)"} + v + "}");
   }
-  check_bad(R"({"type":"cancel","conversationId":"c","messageId":")"
-            + std::string(129, 'm') + "\"}");
+  check_bad(R"({"type":"cancel","conversationId":"c","messageId":")" + std::string(129, 'm')
+            + "\"}");
 }
 
 TEST_CASE("codec: decode: invalid UTF-8 is refused, never a crash") {
-  for (std::string bytes :
-       {"\xff", "\xc0\xaf", "\xe2\x82", "\xed\xa0\x80", "\xf8\x88\x80\x80\x80",
-        "\x80", "\xf4\x90\x80\x80"}) {
-    check_bad(R"({"type":"send","clientMsgId":"c1","content":"a)" + bytes
-              + "\"}");
+  for (std::string bytes : {"\xff", "\xc0\xaf", "\xe2\x82", "\xed\xa0\x80", "\xf8\x88\x80\x80\x80",
+                            "\x80", "\xf4\x90\x80\x80"}) {
+    check_bad(R"({"type":"send","clientMsgId":"c1","content":"a)" + bytes + "\"}");
     check_bad("{\"type\":\"ping\",\"" + bytes + "\":1}");
     check_bad(bytes);
   }
@@ -386,14 +347,12 @@ TEST_CASE("codec: decode: invalid UTF-8 is refused, never a crash") {
   check_bad(R"({"type":"ping","\udc00":1})");
   check_bad(R"({"type":"send","clientMsgId":"c1","content":"\ud800\u0041"})");
   // U+D7FF and U+E000 are ordinary characters (ED 9F BF, EE 80 80).
-  CHECK(decode_as<send_frame>(
-          R"({"type":"send","clientMsgId":"c1","content":"\ud7ff\ue000"})")
-          .content
+  CHECK(decode_as<send_frame>(R"({"type":"send","clientMsgId":"c1","content":"\ud7ff\ue000"})")
+            .content
         == "\xed\x9f\xbf\xee\x80\x80");
   // A valid pair is fine.
-  CHECK(decode_as<send_frame>(
-          R"({"type":"send","clientMsgId":"c1","content":"\ud83d\ude00"})")
-          .content
+  CHECK(decode_as<send_frame>(R"({"type":"send","clientMsgId":"c1","content":"\ud83d\ude00"})")
+            .content
         == "\xf0\x9f\x98\x80");
 }
 
@@ -406,13 +365,12 @@ TEST_CASE("codec: decode: deeply nested JSON") {
     objs += R"({"a":)";
   check_bad(objs + "1" + std::string(50000, '}'));
   // Depth in an ignored field counts too.
-  check_bad(R"({"type":"cancel","conversationId":"c","messageId":"m","x":)"
-            + nested(40) + "}");
+  check_bad(R"({"type":"cancel","conversationId":"c","messageId":"m","x":)" + nested(40) + "}");
 }
 
 TEST_CASE("codec: decode: every truncation of a valid frame is an error") {
-  std::string full =
-    R"({"type":"send","clientMsgId":"c1","conversationId":"c-1","content":"H\u00e9llo \ud83d\ude00","model":"m","nonce":[1,{"a":null}]})";
+  std::string full
+      = R"({"type":"send","clientMsgId":"c1","conversationId":"c-1","content":"H\u00e9llo \ud83d\ude00","model":"m","nonce":[1,{"a":null}]})";
   decode_as<send_frame>(full);
   for (size_t n = 0; n < full.size(); ++n) {
     CAPTURE(n);
@@ -424,12 +382,12 @@ TEST_CASE("codec: decode: every truncation of a valid frame is an error") {
 TEST_CASE("codec: decode: random bytes and mutations never crash") {
   std::mt19937 rng{12345};
   std::uniform_int_distribution<int> byte{0, 255};
-  std::string base =
-    R"({"type":"send","clientMsgId":"c1","content":"hi","nonce":[1,"x",{"y":2.5}]})";
-  const char* frames[] = {
-    R"({"type":"subscribe","conversationId":"c","afterSeq":3})",
-    R"({"type":"ping","nonce":{"a":[true,false,null]}})",
-    R"({"type":"cancel","conversationId":"c","messageId":"m"})", base.c_str()};
+  std::string base
+      = R"({"type":"send","clientMsgId":"c1","content":"hi","nonce":[1,"x",{"y":2.5}]})";
+  const char* frames[]
+      = {R"({"type":"subscribe","conversationId":"c","afterSeq":3})",
+         R"({"type":"ping","nonce":{"a":[true,false,null]}})",
+         R"({"type":"cancel","conversationId":"c","messageId":"m"})", base.c_str()};
   int decoded = 0;
   for (int i = 0; i < 20000; ++i) {
     std::string s = frames[i % 4];
@@ -482,16 +440,16 @@ TEST_CASE("codec: error codes on the wire") {
   CHECK(std::string{to_string(error_code::not_found)} == "not_found");
   CHECK(std::string{to_string(error_code::too_large)} == "too_large");
   CHECK(std::string{to_string(error_code::rate_limited)} == "rate_limited");
-  CHECK(std::string{to_string(error_code::provider_error)}
-        == "provider_error");
+  CHECK(std::string{to_string(error_code::provider_error)} == "provider_error");
   CHECK(std::string{to_string(error_code::unavailable)} == "unavailable");
   CHECK(std::string{to_string(error_code::internal)} == "internal");
 }
 
 TEST_CASE("codec: encode ack") {
   auto s = encode(ack_frame{"c1", "conv", "msg", 41});
-  CHECK(s
-        == R"({"type":"ack","clientMsgId":"c1","conversationId":"conv","messageId":"msg","seq":41})");
+  CHECK(
+      s
+      == R"({"type":"ack","clientMsgId":"c1","conversationId":"conv","messageId":"msg","seq":41})");
   auto d = parse_json(s);
   CHECK(d.MemberCount() == 5);
 }
@@ -555,8 +513,7 @@ TEST_CASE("codec: encode error: optional context") {
   CHECK(str(a, "message") == "no such conversation");
   CHECK_FALSE(a.HasMember("clientMsgId"));
   CHECK_FALSE(a.HasMember("conversationId"));
-  auto b = parse_json(encode(
-    error_frame{error_code::rate_limited, "slow \"down\"", "c1", "conv"}));
+  auto b = parse_json(encode(error_frame{error_code::rate_limited, "slow \"down\"", "c1", "conv"}));
   CHECK(str(b, "code") == "rate_limited");
   CHECK(str(b, "message") == "slow \"down\"");
   CHECK(str(b, "clientMsgId") == "c1");
@@ -574,13 +531,11 @@ TEST_CASE("codec: encode error: optional context") {
 TEST_CASE("codec: encode pong: nonce echoed as it came") {
   CHECK(encode_pong("") == R"({"type":"pong"})");
   CHECK_FALSE(parse_json(encode_pong("")).HasMember("nonce"));
-  for (std::string nonce : {"7", "-3", "1.5", "\"abc\"", "\"q\\\"\\u0001\"",
-                            "null", "true", "[]", "{}",
-                            R"({"a":[1,"two",{"b":null}],"c":false})",
-                            "18446744073709551615"}) {
+  for (std::string nonce :
+       {"7", "-3", "1.5", "\"abc\"", "\"q\\\"\\u0001\"", "null", "true", "[]", "{}",
+        R"({"a":[1,"two",{"b":null}],"c":false})", "18446744073709551615"}) {
     CAPTURE(nonce);
-    auto ping = decode_as<ping_frame>(R"({"type":"ping","nonce":)" + nonce
-                                      + "}");
+    auto ping = decode_as<ping_frame>(R"({"type":"ping","nonce":)" + nonce + "}");
     auto pong = parse_json(encode_pong(ping.nonce_json));
     CHECK(str(pong, "type") == "pong");
     REQUIRE(pong.HasMember("nonce"));
@@ -589,8 +544,8 @@ TEST_CASE("codec: encode pong: nonce echoed as it came") {
     REQUIRE_FALSE(original.HasParseError());
     CHECK(pong["nonce"] == original);
   }
-  auto pong = parse_json(encode_pong(
-    decode_as<ping_frame>(R"({"type":"ping","nonce":7})").nonce_json));
+  auto pong
+      = parse_json(encode_pong(decode_as<ping_frame>(R"({"type":"ping","nonce":7})").nonce_json));
   CHECK(num(pong, "nonce") == 7);
 }
 
@@ -649,8 +604,8 @@ TEST_CASE("codec: encode message list (REST)") {
 
 TEST_CASE("codec: encode conversation list (REST)") {
   conversation_page page;
-  page.conversations = {{"c-1", "Hello \"there\"", 0, 1795467600000},
-                        {"c-2", "", 1709210096000, 1709210096001}};
+  page.conversations
+      = {{"c-1", "Hello \"there\"", 0, 1795467600000}, {"c-2", "", 1709210096000, 1709210096001}};
   page.next_before = "cursor-xyz";
   auto d = parse_json(encode_conversation_list(page));
   auto& list = d["conversations"];
@@ -667,14 +622,12 @@ TEST_CASE("codec: encode conversation list (REST)") {
   page.next_before.clear();
   auto e = parse_json(encode_conversation_list(page));
   CHECK_FALSE(e.HasMember("nextBefore"));
-  CHECK(encode_conversation_list(conversation_page{})
-        == R"({"conversations":[]})");
+  CHECK(encode_conversation_list(conversation_page{}) == R"({"conversations":[]})");
 }
 
 TEST_CASE("codec: encode rest error") {
   auto s = encode_rest_error("not_found", "no such \"conversation\"");
-  CHECK(s
-        == R"({"error":{"code":"not_found","message":"no such \"conversation\""}})");
+  CHECK(s == R"({"error":{"code":"not_found","message":"no such \"conversation\""}})");
   parse_json(s);
 }
 
