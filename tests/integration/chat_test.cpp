@@ -3,6 +3,8 @@
 
 #include <signal.h>
 
+#include <thread>
+
 #include <doctest/doctest.h>
 #include <pqxx/pqxx>
 
@@ -349,4 +351,31 @@ TEST_CASE("integration: unsubscribe stops live events for that connection only")
   CHECK_MESSAGE(str(next, "type") == "pong", "got " << str(next, "type") << " seq "
                                                     << num(next, "seq") << " content "
                                                     << str(next, "content"));
+}
+
+TEST_CASE("integration: a token that expires while connected closes the socket with 1008") {
+  service svc;
+  ws_client ws;
+  REQUIRE(ws.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(unique_user(), 2)) == 101);
+  CHECK_FALSE(ws.read(10s).has_value());
+  CHECK(ws.close_code() == 1008);
+}
+
+TEST_CASE("integration: a connection silent for longer than the idle limit is closed with 1001") {
+  service::options opts;
+  opts.chatd_env["CHAT_IDLE_TIMEOUT"] = "1";
+  service svc{opts};
+  ws_client quiet;
+  ws_client talking;
+  REQUIRE(quiet.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(unique_user())) == 101);
+  REQUIRE(talking.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(unique_user())) == 101);
+  // `talking` sends a frame every 300 ms and stays open past the limit.
+  for (int i = 0; i < 6; ++i) {
+    talking.send_text(R"({"type":"ping","nonce":)" + std::to_string(i) + "}");
+    CHECK(str(talking.read_until("pong"), "type") == "pong");
+    std::this_thread::sleep_for(300ms);
+  }
+  CHECK(talking.is_open());
+  CHECK_FALSE(quiet.read(5s).has_value());
+  CHECK(quiet.close_code() == 1001);
 }

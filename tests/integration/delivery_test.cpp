@@ -444,7 +444,9 @@ TEST_CASE("delivery: two connections send the same clientMsgId at the same momen
     REQUIRE(a.connect(svc.port, ws_path(svc, user)) == 101);
     REQUIRE(b.connect(svc.port, ws_path(svc, user)) == 101);
     auto id = "race-" + std::to_string(round);
-    auto frame = send_frame(id, "race [[mock tokens=6]]");
+    // Slow enough that the loser of the race attaches before the reply ends
+    // (afterwards it would rightly get nothing more).
+    auto frame = send_frame(id, "race [[mock tokens=6 delay_ms=50]]");
     std::thread tb{[&] { b.send_text(frame); }};
     a.send_text(frame);
     tb.join();
