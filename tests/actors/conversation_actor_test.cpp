@@ -31,6 +31,7 @@ struct fake_store_state {
   std::map<std::string, append_result> by_client_id; // user + "/" + id
   std::map<std::string, std::string> owners;         // conversation -> user
   std::vector<std::pair<stored_message, std::string>> checkpoints;
+  int history_requests = 0;
 
   append_result commit(const user_message_write& w) {
     auto key = w.message.user_id + "/" + w.message.client_msg_id;
@@ -87,6 +88,7 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
       [=](history_atom, const std::string& user, const std::string& id, int64_t after,
           int32_t limit) {
         auto& st = self->state;
+        ++st.history_requests;
         message_page p;
         auto i = st.owners.find(id);
         if (i == st.owners.end() || i->second != user)
@@ -584,5 +586,35 @@ TEST_CASE_FIXTURE(
   for (auto& f : frames(tab2))
     types.push_back(type_of(f));
   CHECK(types == std::vector<std::string>{"message", "message", "chunk"});
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture,
+                  "conversation: a long history is replayed page by page, in order, completely") {
+  cfg.replay_page = 100;
+  std::string id = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee";
+  auto& st = store_state();
+  st.owners[id] = "alice";
+  for (int64_t seq = 1; seq <= 250; ++seq) {
+    stored_message m;
+    m.id = "m-" + std::to_string(seq);
+    m.conversation_id = id;
+    m.seq = seq;
+    m.role = seq % 2 == 1 ? "user" : "assistant";
+    m.content = "message " + std::to_string(seq);
+    m.user_id = "alice";
+    m.finish_reason = m.role == "assistant" ? "stop" : "";
+    st.messages.push_back(m);
+  }
+  auto conv = spawn_conversation(sys, id, cfg);
+  auto tab = sys.spawn(recorder);
+  self->send(conv, subscribe_atom::value, std::string{"alice"}, int64_t{0}, tab);
+  consume_messages();
+  auto& f = frames(tab);
+  REQUIRE(f.size() == 250);
+  for (size_t i = 0; i < f.size(); ++i)
+    CHECK(parse(f[i])["seq"].GetInt64() == static_cast<int64_t>(i + 1));
+  // Three pages (100, 100, 50), never the whole history at once.
+  CHECK(store_state().history_requests == 3);
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
