@@ -608,12 +608,12 @@ caf::behavior serving(conversation* self) {
           return access_error(self);
         if (st.reply && st.reply->invoker)
           self->send(st.reply->invoker, ai_cancel_atom::value, st.reply->id);
-        if (st.reply)
-          metrics::global().replies_active--;
         auto rp = self->make_response_promise<bool>();
         self->request(st.cfg.store, store_timeout, remove_conv_atom::value, user, st.id)
             .then(
                 [=](bool removed) mutable {
+                  if (self->state.reply) // gone with the conversation
+                    metrics::global().replies_active--;
                   rp.deliver(removed);
                   self->quit();
                 },
