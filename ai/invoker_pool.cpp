@@ -10,6 +10,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "ai/anthropic_request.hpp"
+#include "ai/anthropic_stream.hpp"
 #include "ai/curl_driver.hpp"
 #include "ai/openai_stream.hpp"
 #include "common/log.hpp"
@@ -69,19 +71,36 @@ std::string redact(std::string text, const std::string& secret) {
 
 // -- one stream, on the driver's thread -----------------------------------------
 
-/// Decodes one OpenAI stream and sends its chunks and its done to the sink.
-/// Everything reaching the sink for this stream is sent from the driver's
-/// thread, in order, so no chunk can follow the done.
-class openai_handler : public transfer_handler {
+/// What a provider's stream handler needs: its decoder (openai_stream or
+/// anthropic_stream: the same interface) and how its HTTP error bodies read.
+struct openai_protocol {
+  using decoder = openai_stream;
+  static std::string error_message(std::string_view body) {
+    return openai_error_message(body);
+  }
+};
+
+struct anthropic_protocol {
+  using decoder = anthropic_stream;
+  static std::string error_message(std::string_view body) {
+    return anthropic_error_message(body);
+  }
+};
+
+/// Decodes one provider stream and sends its chunks and its done to the
+/// sink. Everything reaching the sink for this stream is sent from the
+/// driver's thread, in order, so no chunk can follow the done.
+template<class Protocol>
+class stream_handler : public transfer_handler {
 public:
-  openai_handler(std::string stream_id, uint64_t token, caf::actor sink, caf::actor invoker,
+  stream_handler(std::string stream_id, uint64_t token, caf::actor sink, caf::actor invoker,
                  std::string api_key)
       : stream_id_(std::move(stream_id)), token_(token), sink_(std::move(sink)),
         invoker_(std::move(invoker)), api_key_(std::move(api_key)) {}
 
   bool on_body(std::string_view bytes) override {
     if (done_)
-      return true; // e.g. bytes after [DONE]: let the response end normally
+      return true; // e.g. bytes after the end: let the response end normally
     // All content of one read goes out as one chunk.
     auto delta = decoder_.feed(bytes);
     if (!delta.empty())
@@ -110,13 +129,13 @@ private:
     }
     if (r.http_status >= 400) {
       auto text = "provider returned HTTP " + std::to_string(r.http_status);
-      if (auto msg = openai_error_message(r.error_body); !msg.empty())
+      if (auto msg = Protocol::error_message(r.error_body); !msg.empty())
         text += ": " + msg;
       fail(text, r.http_status, "http status");
       return;
     }
     // A finish reason is the real end; a transport error after it (or a
-    // missing [DONE]) loses nothing but possibly the usage.
+    // missing [DONE] / message_stop) loses nothing but possibly the usage.
     if (decoder_.failed())
       fail(decoder_.error(), r.http_status, "provider error event");
     else if (decoder_.finished())
@@ -160,7 +179,7 @@ private:
   caf::actor sink_;
   caf::actor invoker_;
   std::string api_key_;
-  openai_stream decoder_;
+  typename Protocol::decoder decoder_;
   bool done_ = false;
 };
 
@@ -194,29 +213,52 @@ void answer_error(const std::string& stream_id, const caf::actor& sink, std::str
   caf::anon_send(sink, ai_done_atom::value, stream_id, std::move(out));
 }
 
-void start_openai(invoker_actor* self, generation_request& req, const caf::actor& sink) {
+/// Starts `http` with a handler of `Protocol` and registers the stream.
+template<class Protocol>
+void start_stream(invoker_actor* self, http_request http, const std::string& api_key,
+                  const generation_request& req, const caf::actor& sink, const char* provider) {
   auto& st = self->state;
-  http_request http;
-  http.url = trim_slash(st.cfg.openai.base_url) + "/chat/completions";
-  http.headers = {"Content-Type: application/json", "Accept: text/event-stream",
-                  // No "Expect: 100-continue" round trip for larger bodies.
-                  "Expect:"};
-  if (!st.cfg.openai.api_key.empty())
-    http.headers.push_back("Authorization: Bearer " + st.cfg.openai.api_key);
-  http.body = openai_body(req);
   http.connect_timeout = st.cfg.connect_timeout;
   http.first_byte_timeout = st.cfg.first_token_timeout;
   http.stall_timeout = st.cfg.stall_timeout;
   auto token = st.next_token++;
-  auto tid = st.driver->start(std::move(http),
-                              std::make_unique<openai_handler>(req.stream_id, token, sink,
-                                                               caf::actor_cast<caf::actor>(self),
-                                                               st.cfg.openai.api_key));
+  auto tid = st.driver->start(
+      std::move(http), std::make_unique<stream_handler<Protocol>>(
+                           req.stream_id, token, sink, caf::actor_cast<caf::actor>(self), api_key));
   log::debug("provider_request_started",
-             {{"streamId", req.stream_id}, {"provider", "openai"}, {"model", req.model}});
+             {{"streamId", req.stream_id}, {"provider", provider}, {"model", req.model}});
   if (st.sinks[sink.address()]++ == 0)
     self->monitor(sink);
   st.streams.emplace(req.stream_id, invoker_state::stream{tid, token, sink.address()});
+}
+
+void start_openai(invoker_actor* self, generation_request& req, const caf::actor& sink) {
+  auto& ep = self->state.cfg.openai;
+  http_request http;
+  http.url = trim_slash(ep.base_url) + "/chat/completions";
+  http.headers = {"Content-Type: application/json", "Accept: text/event-stream",
+                  // No "Expect: 100-continue" round trip for larger bodies.
+                  "Expect:"};
+  if (!ep.api_key.empty())
+    http.headers.push_back("Authorization: Bearer " + ep.api_key);
+  http.body = openai_body(req);
+  start_stream<openai_protocol>(self, std::move(http), ep.api_key, req, sink, "openai");
+}
+
+/// The API version our request and the events we decode are written for.
+constexpr const char* anthropic_version = "2023-06-01";
+
+void start_anthropic(invoker_actor* self, generation_request& req, const caf::actor& sink) {
+  auto& ep = self->state.cfg.anthropic;
+  http_request http;
+  http.url = trim_slash(ep.base_url.empty() ? "https://api.anthropic.com" : ep.base_url)
+             + "/v1/messages";
+  http.headers = {"content-type: application/json", "accept: text/event-stream",
+                  std::string{"anthropic-version: "} + anthropic_version, "Expect:"};
+  if (!ep.api_key.empty())
+    http.headers.push_back("x-api-key: " + ep.api_key);
+  http.body = anthropic_request_body(req);
+  start_stream<anthropic_protocol>(self, std::move(http), ep.api_key, req, sink, "anthropic");
 }
 
 void forget_stream(invoker_actor* self, const std::string& id, uint64_t token) {
@@ -254,7 +296,7 @@ caf::behavior invoker(invoker_actor* self, pool_config cfg) {
         else if (req.provider.empty() || req.provider == "openai")
           start_openai(self, req, sink);
         else if (req.provider == "anthropic")
-          answer_error(req.stream_id, sink, "provider not supported yet");
+          start_anthropic(self, req, sink);
         else
           answer_error(req.stream_id, sink, "unknown provider");
         return me;

@@ -25,7 +25,7 @@ struct provider_endpoint {
 
 struct pool_config {
   provider_endpoint openai;    // e.g. base_url "http://127.0.0.1:8090/v1"
-  provider_endpoint anthropic; // may be unused for now
+  provider_endpoint anthropic; // e.g. base_url "https://api.anthropic.com" (no /v1)
   size_t invokers = 2;         // invoker actors in the pool
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds first_token_timeout{60000}; // no first byte by then -> error

@@ -1,5 +1,6 @@
-// mock_llm: the bundled OpenAI-compatible LLM server that tests, deploy/run.sh
-// and the benchmarks use instead of a real provider. The same text is printed
+// mock_llm: the bundled LLM server (OpenAI-compatible chat completions and
+// Anthropic Messages) that tests, deploy/run.sh and the benchmarks use
+// instead of a real provider. The same text is printed
 // by `mock_llm --help` (kUsage below); tests are written against it.
 //
 // mock_llm [--listen HOST:PORT] [--ttft-ms N] [--token-delay-ms N] [--tokens N]
@@ -17,7 +18,9 @@
 //                     counted since start or the last POST /stats/reset;
 //                     default 1
 //   --api-key         require `Authorization: Bearer KEY` on /v1/* (else 401
-//                     with an OpenAI-style JSON error); default: accept any
+//                     with an OpenAI-style JSON error), `x-api-key: KEY` on
+//                     /v1/messages (else 401 with an Anthropic-style error);
+//                     default: accept any
 //
 // On start it prints one line `mock_llm listening on HOST:PORT` (the real
 // port) to stdout. SIGTERM/SIGINT exit 0.
@@ -40,10 +43,31 @@
 //   event. P = words across all messages' content.
 //   stream:false: a chat.completion with choices[0].message.content, sent at
 //   ttft + (N-1)*delay; the failure modes cut the body bytes instead.
+// POST /v1/messages  Anthropic Messages: {model, max_tokens, messages:[{role,
+//   content}], system, stream}; needs an `anthropic-version` header (else
+//   400). Errors are {"type":"error","error":{"type","message"}}: bad JSON or
+//   no messages 400 invalid_request_error, http500 500 api_error, http429 429
+//   rate_limit_error (Retry-After: 1). The same T, N, tokens, timing, [[mock]]
+//   directives and failure modes as above; P also counts the words of
+//   `system`; stop_reason "max_tokens" when max_tokens cut the reply, else
+//   "end_turn". stream:true: 200 text/event-stream, chunked, one write per
+//   event `event: <type>\ndata: {"type":"<type>",...}\n\n`: at ttft
+//   message_start {"message":{"id":"msg_mock_<n>","type":"message","role":
+//   "assistant","model","content":[],"stop_reason":null,"stop_sequence":null,
+//   "usage":{"input_tokens":P,"output_tokens":1}}}, content_block_start
+//   {"index":0,"content_block":{"type":"text","text":""}}, ping; token i at
+//   ttft + i*delay as content_block_delta {"index":0,"delta":{"type":
+//   "text_delta","text":"<tok>"}}; then content_block_stop {"index":0},
+//   message_delta {"delta":{"stop_reason","stop_sequence":null},"usage":
+//   {"output_tokens":N}}, message_stop. before-first sends the 200 headers
+//   only (no message_start). stream:false: a `message` object with
+//   content:[{"type":"text","text":...}], stop_reason, usage {input_tokens P,
+//   output_tokens N}, at ttft + (N-1)*delay.
 // GET /v1/models        {"object":"list","data":[{"id":"mock-1","object":"model"}]}
 // GET /stats            {"requests":R,"streams_started":S,"completed":C,
-//                        "aborted":A,"active":X}: R chat requests, S streams
-//   that got 200 headers, C streams finished with [DONE], A streams whose client
+//                        "aborted":A,"active":X}: R chat requests (both
+//   endpoints), S streams that got 200 headers, C streams finished with
+//   [DONE] or message_stop, A streams whose client
 //   closed the connection first (seen at once, even between tokens), X streams
 //   running now (streams the mock itself breaks count in none of C, A).
 // POST /stats/reset     zeroes R, S, C, A (X stays the live count).
@@ -81,7 +105,8 @@ constexpr const char* kUsage
     = R"(usage: mock_llm [--listen HOST:PORT] [--ttft-ms N] [--token-delay-ms N]
                 [--tokens N] [--fail MODE] [--fail-every N] [--api-key KEY]
 
-An OpenAI-compatible chat completion server with deterministic replies.
+An LLM server with deterministic replies: OpenAI-compatible chat completions
+and Anthropic Messages.
 
   --listen HOST:PORT   default 127.0.0.1:8090; port 0 picks a free port
   --ttft-ms N          delay before the first token (default 20)
@@ -93,8 +118,9 @@ An OpenAI-compatible chat completion server with deterministic replies.
                        stall (half the tokens, then silence, connection open)
   --fail-every N       with --fail, the Nth, 2Nth, ... chat request fails,
                        counted since start or POST /stats/reset (default 1)
-  --api-key KEY        require "Authorization: Bearer KEY" on /v1/* (else 401);
-                       default: any or no Authorization is accepted
+  --api-key KEY        require "Authorization: Bearer KEY" on /v1/* (else 401),
+                       "x-api-key: KEY" on /v1/messages (else 401);
+                       default: any or no key is accepted
 
 Prints "mock_llm listening on HOST:PORT" (the real port) once listening.
 SIGTERM/SIGINT exit 0.
@@ -109,9 +135,18 @@ POST /v1/chat/completions  {model, messages, stream, stream_options, max_tokens}
   token i at ttft + i*delay, final delta {} with finish_reason, a usage chunk
   if stream_options.include_usage (P = words in all messages), data: [DONE].
   stream:false: one chat.completion at ttft + (N-1)*delay. Bad JSON: 400.
+POST /v1/messages    Anthropic Messages {model, max_tokens, messages, system,
+  stream}; needs an anthropic-version header. The same reply, timing,
+  directives and failure modes; stop_reason "end_turn" or "max_tokens";
+  errors {"type":"error","error":{"type","message"}}. stream:true: events
+  message_start (usage.input_tokens), content_block_start, ping (with the
+  first token), content_block_delta (text_delta) per token,
+  content_block_stop, message_delta (stop_reason, usage.output_tokens),
+  message_stop. stream:false: a message with content [{"type":"text",...}].
 GET /v1/models       {"object":"list","data":[{"id":"mock-1","object":"model"}]}
 GET /stats           {"requests","streams_started","completed","aborted","active"}
-                     aborted: streams whose client closed the connection first
+                     requests: both chat endpoints; completed: [DONE] or
+                     message_stop; aborted: streams whose client closed first
 POST /stats/reset    zeroes the counters (active stays the live count)
 Anything else: 404.
 )";
@@ -135,7 +170,7 @@ struct shared_state {
   uint64_t aborted = 0;
   uint64_t active = 0;
   uint64_t fail_counter = 0; // chat requests since start or reset
-  uint64_t next_id = 0;      // chatcmpl-mock-<n>, never reset
+  uint64_t next_id = 0;      // chatcmpl-mock-<n> / msg_mock_<n>, never reset
 
   std::string stats_json() const {
     return "{\"requests\":" + std::to_string(requests) + ",\"streams_started\":"
@@ -217,6 +252,16 @@ private:
     target = target.substr(0, target.find('?'));
     auto method = req.method();
     auto& cfg = state_.cfg;
+    if (target == "/v1/messages") {
+      // Anthropic's endpoint speaks Anthropic's errors and key header.
+      if (!cfg.api_key.empty() && req["x-api-key"] != cfg.api_key)
+        return make_simple_plan(401, anthropic_error("invalid x-api-key", "authentication_error"),
+                                keep_alive_);
+      if (method != http::verb::post)
+        return make_simple_plan(
+            405, anthropic_error("Method not allowed.", "invalid_request_error"), keep_alive_);
+      return messages(req);
+    }
     if (target.substr(0, 4) == "/v1/" && !cfg.api_key.empty()
         && req[http::field::authorization] != "Bearer " + cfg.api_key)
       return make_simple_plan(
@@ -251,11 +296,31 @@ private:
     if (auto err = parse_chat_request(req.body(), creq))
       return make_simple_plan(400, json_error(*err, "invalid_request_error", "invalid_json"),
                               keep_alive_);
+    return make_chat_plan(creq, effective_settings(creq, next_defaults()), ++state_.next_id,
+                          std::time(nullptr), keep_alive_);
+  }
+
+  /// POST /v1/messages (Anthropic).
+  reply_plan messages(const request& req) {
+    ++state_.requests;
+    if (req["anthropic-version"].empty())
+      return make_simple_plan(
+          400, anthropic_error("anthropic-version: header is required", "invalid_request_error"),
+          keep_alive_);
+    chat_request creq;
+    if (auto err = parse_messages_request(req.body(), creq))
+      return make_simple_plan(400, anthropic_error(*err, "invalid_request_error"), keep_alive_);
+    return make_messages_plan(creq, effective_settings(creq, next_defaults()), ++state_.next_id,
+                              keep_alive_);
+  }
+
+  /// The command line settings, with --fail applied when this request's
+  /// turn has come (--fail-every).
+  reply_settings next_defaults() {
     auto defaults = state_.cfg.defaults;
     if (state_.cfg.fail != fail_mode::none && ++state_.fail_counter % state_.cfg.fail_every == 0)
       defaults.fail = state_.cfg.fail;
-    return make_chat_plan(creq, effective_settings(creq, defaults), ++state_.next_id,
-                          std::time(nullptr), keep_alive_);
+    return defaults;
   }
 
   /// Queues every step that is due; waits on the timer for the next one.

@@ -31,13 +31,9 @@ void write_string(json_writer& w, std::string_view str) {
   w.String(str.data(), static_cast<rapidjson::SizeType>(str.size()));
 }
 
-/// Text of a message's `content`: a string, or the text parts of an array
-/// (the newer OpenAI form), joined by newlines.
-std::string content_text(const rapidjson::Value& msg) {
-  auto i = msg.FindMember("content");
-  if (i == msg.MemberEnd())
-    return {};
-  auto& content = i->value;
+/// Text of a `content` value: a string, or the text parts of an array (the
+/// newer OpenAI form, Anthropic's blocks), joined by newlines.
+std::string content_text_of(const rapidjson::Value& content) {
   if (content.IsString())
     return {content.GetString(), content.GetStringLength()};
   std::string result;
@@ -53,6 +49,14 @@ std::string content_text(const rapidjson::Value& msg) {
       result.append(text->value.GetString(), text->value.GetStringLength());
     }
   return result;
+}
+
+/// Text of a message's `content`.
+std::string content_text(const rapidjson::Value& msg) {
+  auto i = msg.FindMember("content");
+  if (i == msg.MemberEnd())
+    return {};
+  return content_text_of(i->value);
 }
 
 /// The members every chunk and completion object starts with.
@@ -164,6 +168,107 @@ std::string http_response(int status, std::string_view content_type, std::string
   result += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
   result += body;
   return result;
+}
+
+/// What both APIs' replies share: the tokens, when each is due, where a
+/// failure mode cuts them and what happens after the last write.
+struct reply_shape {
+  size_t n = 1;           // tokens in the whole reply
+  bool by_length = false; // n was cut to max_tokens
+  std::vector<std::string> tokens;
+  size_t cut = 0; // tokens actually sent
+  after_steps last = after_steps::finish;
+  int ttft_ms = 0;
+  int delay_ms = 0;
+
+  std::chrono::milliseconds token_at(size_t i) const {
+    return std::chrono::milliseconds{ttft_ms + static_cast<int64_t>(i) * delay_ms};
+  }
+};
+
+reply_shape shape_reply(const chat_request& req, const reply_settings& s) {
+  reply_shape r;
+  // A reply has at least one token ("Echo:"); max_tokens cuts it shorter.
+  r.n = static_cast<size_t>(std::max(s.tokens, 1));
+  if (req.max_tokens && static_cast<uint64_t>(*req.max_tokens) < r.n) {
+    r.n = static_cast<size_t>(*req.max_tokens);
+    r.by_length = true;
+  }
+  r.tokens = reply_tokens(req.text, r.n);
+  r.ttft_ms = s.ttft_ms;
+  r.delay_ms = s.delay_ms;
+  // The failure modes that break a started reply cut it after this many
+  // tokens (before-first: none).
+  r.cut = r.n;
+  if (s.fail == fail_mode::before_first)
+    r.cut = 0;
+  else if (s.fail == fail_mode::mid_stream || s.fail == fail_mode::stall)
+    r.cut = r.n / 2;
+  r.last = s.fail == fail_mode::stall ? after_steps::stall
+           : r.cut < r.n              ? after_steps::close
+                                      : after_steps::finish;
+  return r;
+}
+
+std::string sse_headers(bool keep_alive) {
+  return http_head(200, keep_alive,
+                   "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                   "Transfer-Encoding: chunked\r\n")
+         + "\r\n";
+}
+
+/// One Anthropic SSE event: `event: TYPE\ndata: JSON\n\n`.
+std::string named_event(std::string_view type, const rapidjson::StringBuffer& sb) {
+  std::string event = "event: ";
+  event += type;
+  event += "\ndata: ";
+  event.append(sb.GetString(), sb.GetSize());
+  event += "\n\n";
+  return event;
+}
+
+void write_anthropic_usage(json_writer& w, const chat_request& req, size_t n) {
+  w.Key("usage");
+  w.StartObject();
+  w.Key("input_tokens");
+  w.Uint64(req.prompt_tokens);
+  w.Key("output_tokens");
+  w.Uint64(n);
+  w.EndObject();
+}
+
+/// The `message` object (message_start's, or the non-streaming reply).
+void write_message(json_writer& w, const chat_request& req, uint64_t id, const std::string* text,
+                   const char* stop_reason, size_t output_tokens) {
+  w.StartObject();
+  w.Key("id");
+  write_string(w, "msg_mock_" + std::to_string(id));
+  w.Key("type");
+  w.String("message");
+  w.Key("role");
+  w.String("assistant");
+  w.Key("model");
+  write_string(w, req.model);
+  w.Key("content");
+  w.StartArray();
+  if (text) {
+    w.StartObject();
+    w.Key("type");
+    w.String("text");
+    w.Key("text");
+    write_string(w, *text);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("stop_reason");
+  if (stop_reason)
+    w.String(stop_reason);
+  else
+    w.Null();
+  w.Key("stop_sequence");
+  w.Null();
+  write_anthropic_usage(w, req, output_tokens);
+  w.EndObject();
 }
 
 } // namespace
@@ -364,27 +469,14 @@ reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint
                                                          "Retry-After: 1\r\n")});
     return plan;
   }
-  // A reply has at least one token ("Echo:"); max_tokens cuts it shorter.
-  size_t n = static_cast<size_t>(std::max(s.tokens, 1));
-  const char* finish = "stop";
-  if (req.max_tokens && static_cast<uint64_t>(*req.max_tokens) < n) {
-    n = static_cast<size_t>(*req.max_tokens);
-    finish = "length";
-  }
-  auto tokens = reply_tokens(req.text, n);
-  auto token_at
-      = [&](size_t i) { return milliseconds{s.ttft_ms + static_cast<int64_t>(i) * s.delay_ms}; };
-  // The failure modes that break a started reply cut it after this many
-  // tokens (before-first: none).
-  size_t cut = n;
-  if (s.fail == fail_mode::before_first)
-    cut = 0;
-  else if (s.fail == fail_mode::mid_stream || s.fail == fail_mode::stall)
-    cut = n / 2;
+  auto shape = shape_reply(req, s);
+  auto n = shape.n;
+  auto cut = shape.cut;
+  auto& tokens = shape.tokens;
+  const char* finish = shape.by_length ? "length" : "stop";
+  auto token_at = [&](size_t i) { return shape.token_at(i); };
   reply_plan plan;
-  plan.last = s.fail == fail_mode::stall ? after_steps::stall
-              : cut < n                  ? after_steps::close
-                                         : after_steps::finish;
+  plan.last = shape.last;
   if (!req.stream) {
     // Non-streaming: the whole completion once it would be generated; the
     // failure modes cut the body bytes instead of the tokens.
@@ -421,11 +513,7 @@ reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint
     return plan;
   }
   plan.stream = true;
-  plan.steps.push_back(
-      {milliseconds{0}, http_head(200, keep_alive,
-                                  "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                                  "Transfer-Encoding: chunked\r\n")
-                            + "\r\n"});
+  plan.steps.push_back({milliseconds{0}, sse_headers(keep_alive)});
   for (size_t i = 0; i < cut; ++i)
     plan.steps.push_back({token_at(i), http_chunk(chunk_event(req, id, created, &tokens[i], i == 0,
                                                               nullptr, std::nullopt))});
@@ -438,6 +526,142 @@ reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint
     plan.steps.push_back(
         {end, http_chunk(chunk_event(req, id, created, nullptr, false, nullptr, n))});
   plan.steps.push_back({end, http_chunk("data: [DONE]\n\n") + "0\r\n\r\n"});
+  return plan;
+}
+
+std::optional<std::string> parse_messages_request(std::string_view body, chat_request& out) {
+  if (auto err = parse_chat_request(body, out))
+    return err;
+  // parse_chat_request succeeded: the body is a JSON object.
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasMember("system"))
+    out.prompt_tokens += split_words(content_text_of(doc["system"])).size();
+  return std::nullopt;
+}
+
+std::string anthropic_error(std::string_view message, std::string_view type) {
+  rapidjson::StringBuffer sb;
+  json_writer w{sb};
+  w.StartObject();
+  w.Key("type");
+  w.String("error");
+  w.Key("error");
+  w.StartObject();
+  w.Key("type");
+  write_string(w, type);
+  w.Key("message");
+  write_string(w, message);
+  w.EndObject();
+  w.EndObject();
+  return {sb.GetString(), sb.GetSize()};
+}
+
+reply_plan make_messages_plan(const chat_request& req, const reply_settings& s, uint64_t id,
+                              bool keep_alive) {
+  using std::chrono::milliseconds;
+  if (s.fail == fail_mode::http500)
+    return make_simple_plan(
+        500, anthropic_error("Internal server error (mock_llm --fail http500).", "api_error"),
+        keep_alive);
+  if (s.fail == fail_mode::http429) {
+    reply_plan plan;
+    plan.status = 429;
+    auto body
+        = anthropic_error("Rate limit reached (mock_llm --fail http429).", "rate_limit_error");
+    plan.steps.push_back({milliseconds{0}, http_response(429, "application/json", body, keep_alive,
+                                                         "Retry-After: 1\r\n")});
+    return plan;
+  }
+  auto shape = shape_reply(req, s);
+  const char* stop_reason = shape.by_length ? "max_tokens" : "end_turn";
+  reply_plan plan;
+  plan.last = shape.last;
+  if (!req.stream) {
+    // Non-streaming: the whole message once it would be generated; the
+    // failure modes cut the body bytes instead of the tokens.
+    std::string text;
+    for (auto& tok : shape.tokens)
+      text += tok;
+    rapidjson::StringBuffer sb;
+    json_writer w{sb};
+    write_message(w, req, id, &text, stop_reason, shape.n);
+    std::string body{sb.GetString(), sb.GetSize()};
+    auto response = http_response(200, "application/json", body, keep_alive);
+    if (shape.cut < shape.n)
+      response.resize(response.size() - body.size() + body.size() * shape.cut / shape.n);
+    plan.steps.push_back({shape.token_at(shape.n - 1), std::move(response)});
+    return plan;
+  }
+  plan.stream = true;
+  plan.steps.push_back({milliseconds{0}, sse_headers(keep_alive)});
+  auto event = [&](milliseconds at, std::string_view type, auto&& fill) {
+    rapidjson::StringBuffer sb;
+    json_writer w{sb};
+    w.StartObject();
+    w.Key("type");
+    write_string(w, type);
+    fill(w);
+    w.EndObject();
+    plan.steps.push_back({at, http_chunk(named_event(type, sb))});
+  };
+  // The preamble goes out with the first token, so that a first-token
+  // timeout sees the same silence as on the OpenAI endpoint.
+  if (shape.cut > 0) {
+    auto first = shape.token_at(0);
+    event(first, "message_start", [&](json_writer& w) {
+      w.Key("message");
+      // output_tokens 1, as Anthropic sends it here.
+      write_message(w, req, id, nullptr, nullptr, 1);
+    });
+    event(first, "content_block_start", [&](json_writer& w) {
+      w.Key("index");
+      w.Int(0);
+      w.Key("content_block");
+      w.StartObject();
+      w.Key("type");
+      w.String("text");
+      w.Key("text");
+      w.String("");
+      w.EndObject();
+    });
+    event(first, "ping", [](json_writer&) {});
+  }
+  for (size_t i = 0; i < shape.cut; ++i)
+    event(shape.token_at(i), "content_block_delta", [&](json_writer& w) {
+      w.Key("index");
+      w.Int(0);
+      w.Key("delta");
+      w.StartObject();
+      w.Key("type");
+      w.String("text_delta");
+      w.Key("text");
+      write_string(w, shape.tokens[i]);
+      w.EndObject();
+    });
+  if (shape.cut < shape.n)
+    return plan;
+  auto end = shape.token_at(shape.n - 1);
+  event(end, "content_block_stop", [](json_writer& w) {
+    w.Key("index");
+    w.Int(0);
+  });
+  event(end, "message_delta", [&](json_writer& w) {
+    w.Key("delta");
+    w.StartObject();
+    w.Key("stop_reason");
+    w.String(stop_reason);
+    w.Key("stop_sequence");
+    w.Null();
+    w.EndObject();
+    w.Key("usage");
+    w.StartObject();
+    w.Key("output_tokens");
+    w.Uint64(shape.n);
+    w.EndObject();
+  });
+  event(end, "message_stop", [](json_writer&) {});
+  plan.steps.back().bytes += "0\r\n\r\n";
   return plan;
 }
 

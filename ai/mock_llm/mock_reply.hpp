@@ -1,7 +1,8 @@
 #pragma once
 /// The mock LLM's logic without sockets: parse an OpenAI chat completion
-/// request, apply `[[mock ...]]` directives, compute the deterministic reply
-/// and turn it into a timed list of writes (`reply_plan`). The server in
+/// request or an Anthropic Messages request, apply `[[mock ...]]`
+/// directives, compute the deterministic reply and turn it into a timed list
+/// of writes (`reply_plan`). The server in
 /// main.cpp only replays plans; the tests check plans without a network.
 
 #include <chrono>
@@ -28,7 +29,8 @@ struct reply_settings {
   fail_mode fail = fail_mode::none;
 };
 
-/// What the mock needs from a `POST /v1/chat/completions` body.
+/// What the mock needs from a `POST /v1/chat/completions` or
+/// `POST /v1/messages` body.
 struct chat_request {
   std::string model = "mock-1";
   /// Text of the last user message, directives removed.
@@ -49,6 +51,11 @@ struct chat_request {
 /// Parses an OpenAI request body into `out`. Returns an error text for
 /// bodies that are not JSON or lack a `messages` array.
 std::optional<std::string> parse_chat_request(std::string_view body, chat_request& out);
+
+/// Parses an Anthropic Messages request body into `out`: like
+/// parse_chat_request, and the words of the top-level `system` (a string or
+/// text blocks) count in `prompt_tokens`.
+std::optional<std::string> parse_messages_request(std::string_view body, chat_request& out);
 
 /// Removes every `[[mock key=value ...]]` from `text` and stores its keys
 /// (tokens, ttft_ms, delay_ms, fail) in `req`. Unknown keys and bad values
@@ -92,12 +99,21 @@ struct reply_plan {
 reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint64_t id,
                           int64_t created, bool keep_alive);
 
+/// The Anthropic Messages response to a parsed request: the same tokens,
+/// timing and failure modes as make_chat_plan. `id` makes `msg_mock_<id>`.
+reply_plan make_messages_plan(const chat_request& req, const reply_settings& s, uint64_t id,
+                              bool keep_alive);
+
 /// A plan that answers at once with one complete response.
 reply_plan make_simple_plan(int status, std::string body, bool keep_alive,
                             std::string_view content_type = "application/json");
 
 /// An OpenAI-style error body: {"error":{"message",...,"type","param","code"}}.
 std::string json_error(std::string_view message, std::string_view type, std::string_view code);
+
+/// An Anthropic-style error body:
+/// {"type":"error","error":{"type":TYPE,"message":MESSAGE}}.
+std::string anthropic_error(std::string_view message, std::string_view type);
 
 /// `data` framed as one HTTP/1.1 chunk.
 std::string http_chunk(std::string_view data);

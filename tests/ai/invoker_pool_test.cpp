@@ -163,6 +163,8 @@ struct fixture {
   ai::pool_config config(const mock_process& mock) {
     ai::pool_config pc;
     pc.openai.base_url = mock.base() + "/v1";
+    // As ANTHROPIC_BASE_URL: without /v1 (a trailing slash is fine).
+    pc.anthropic.base_url = mock.base() + "/";
     pc.invokers = 2;
     return pc;
   }
@@ -170,11 +172,16 @@ struct fixture {
   /// Sends `generate` (sink: self) and returns the invoker's handle.
   caf::actor generate(const ai_actor& pool, const std::string& id, const std::string& text,
                       const std::string& provider = "openai") {
+    return generate(pool, id, std::vector<chat_turn>{{"user", text}}, provider);
+  }
+
+  caf::actor generate(const ai_actor& pool, const std::string& id, std::vector<chat_turn> messages,
+                      const std::string& provider) {
     generation_request req;
     req.stream_id = id;
     req.model = "mock-1";
     req.provider = provider;
-    req.messages = {{"user", text}};
+    req.messages = std::move(messages);
     caf::actor invoker;
     self->request(pool, 5s, generate_atom::value, std::move(req), caf::actor{self})
         .receive([&](caf::actor& inv) { invoker = std::move(inv); },
@@ -412,6 +419,7 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: the API key is sent and never leaked") {
 TEST_CASE_FIXTURE(fixture, "ai invoker: unreachable provider, other providers") {
   ai::pool_config cfg;
   cfg.openai.base_url = "http://127.0.0.1:1/v1"; // nothing listens there
+  cfg.anthropic.base_url = "http://127.0.0.1:1";
   cfg.invokers = 1;
   auto pool = ai::spawn_invoker_pool(sys, cfg);
   generate(pool, "down", "hi");
@@ -420,7 +428,8 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: unreachable provider, other providers") 
   REQUIRE(collect(3) == 3);
   CHECK(results["down"].outcome.finish_reason == "error");
   CHECK(results["down"].outcome.error_message == "provider unreachable");
-  CHECK(results["anth"].outcome.error_message == "provider not supported yet");
+  CHECK(results["anth"].outcome.finish_reason == "error");
+  CHECK(results["anth"].outcome.error_message == "provider unreachable");
   CHECK(results["what"].outcome.error_message == "unknown provider");
 }
 
@@ -435,4 +444,152 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: streams outlive a dropped pool handle") 
   CHECK(results["late"].content() == expected_reply("bye", 10));
   // The invoker (and its driver) now goes away from the driver's own
   // thread, racing with the system's shutdown: must not crash or hang.
+}
+
+// -- provider "anthropic": POST {base}/v1/messages against the mock ---------------
+
+TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: content, several chunks, usage") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  auto inv = generate(pool, "a1", "[[mock tokens=8 ttft_ms=0 delay_ms=20]] hello there world",
+                      "anthropic");
+  CHECK(inv != nullptr);
+  REQUIRE(collect(1) == 1);
+  auto& r = results["a1"];
+  CHECK(r.outcome.error_message.empty());
+  CHECK(r.content() == expected_reply("hello there world", 8));
+  CHECK(r.content() == "Echo: hello there world w4 w5 w6 w7");
+  CHECK(r.chunks.size() >= 4); // 20 ms apart: not coalesced into one read
+  CHECK(r.outcome.finish_reason == "stop");
+  CHECK(r.outcome.prompt_tokens == 3);
+  CHECK(r.outcome.completion_tokens == 8);
+  drain(50ms);
+  CHECK(r.chunks_after_done == 0);
+  auto stats = mock.stats();
+  CHECK(stats["requests"] == 1);
+  CHECK(stats["completed"] == 1);
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: history is merged, system on top") {
+  mock_process mock{{"--ttft-ms", "0", "--token-delay-ms", "0"}};
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  // Sent as system "be brief", user "one\n\ntwo", assistant "Echo: one",
+  // user "three four [[mock tokens=5]]". The mock counts the words it got
+  // (P, system included); the exact body is checked in
+  // anthropic_stream_test.cpp.
+  generate(pool, "h",
+           {{"assistant", "Welcome aboard"},
+            {"system", "be brief"},
+            {"user", "one"},
+            {"user", "two"},
+            {"assistant", ""},
+            {"assistant", "Echo: one"},
+            {"user", "three four [[mock tokens=5]]"}},
+           "anthropic");
+  REQUIRE(collect(1) == 1);
+  auto& r = results["h"];
+  CHECK(r.outcome.finish_reason == "stop");
+  CHECK(r.content() == "Echo: three four w3 w4");
+  // be brief (2) + one two (2) + Echo: one (2) + three four (2); not Welcome aboard.
+  CHECK(r.outcome.prompt_tokens == 8);
+  CHECK(r.outcome.completion_tokens == 5);
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: HTTP 500 and 429 end in error") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  generate(pool, "e500", "[[mock fail=http500]] hi", "anthropic");
+  generate(pool, "e429", "[[mock fail=http429]] hi", "anthropic");
+  REQUIRE(collect(2) == 2);
+  for (auto [id, code] : {std::pair<std::string, std::string>{"e500", "500"}, {"e429", "429"}}) {
+    auto& r = results[id];
+    CHECK(r.chunks.empty());
+    CHECK(r.outcome.finish_reason == "error");
+    CHECK(r.outcome.error_message.rfind(std::string{"provider returned HTTP "} + code + ": ", 0)
+          == 0);
+    MESSAGE(id << ": " << r.outcome.error_message);
+  }
+  CHECK(results["e500"].outcome.error_message
+        == "provider returned HTTP 500: Internal server error (mock_llm --fail http500).");
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: a stream cut mid-way keeps its chunks") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  generate(pool, "cut", "[[mock tokens=10 ttft_ms=0 delay_ms=10 fail=mid-stream]] a b c",
+           "anthropic");
+  generate(pool, "b4", "[[mock tokens=10 fail=before-first]] a b c", "anthropic");
+  REQUIRE(collect(2) == 2);
+  auto& r = results["cut"];
+  CHECK(r.outcome.finish_reason == "error");
+  CHECK(r.outcome.error_message == "provider stream ended early");
+  CHECK_FALSE(r.chunks.empty());
+  CHECK(expected_reply("a b c", 10).rfind(r.content(), 0) == 0);
+  CHECK(r.content().size() < expected_reply("a b c", 10).size());
+  CHECK(r.outcome.prompt_tokens == 3); // message_start arrived
+  CHECK(results["b4"].outcome.finish_reason == "error");
+  CHECK(results["b4"].outcome.error_message == "provider stream ended early");
+  CHECK(results["b4"].chunks.empty());
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: cancel aborts the provider request") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  auto inv = generate(pool, "c1", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] go", "anthropic");
+  bool timed_out = false;
+  while (results["c1"].chunks.empty() && !timed_out)
+    receive_one(5s, timed_out);
+  REQUIRE_FALSE(timed_out);
+  self->send(inv, ai_cancel_atom::value, std::string{"c1"});
+  REQUIRE(collect(1, 2s) == 1);
+  auto& r = results["c1"];
+  CHECK(r.outcome.finish_reason == "cancelled");
+  CHECK(r.outcome.error_message.empty());
+  drain(100ms);
+  CHECK(r.chunks_after_done == 0);
+  CHECK(r.content().size() < expected_reply("go", 500).size());
+  CHECK(mock.wait_for_stat("aborted", 1, 2s) >= 1);
+  CHECK(mock.wait_for_stat("active", 0, 0ms) == 0);
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: x-api-key is sent and never leaked") {
+  const std::string key = "sk-ant-test-0123456789abcdef";
+  mock_process mock{{"--api-key", key}};
+  auto cfg = config(mock);
+  cfg.anthropic.api_key = key;
+  auto good = ai::spawn_invoker_pool(sys, cfg);
+  cfg.anthropic.api_key = "sk-ant-wrong-key-should-not-leak";
+  auto bad = ai::spawn_invoker_pool(sys, cfg);
+  cfg.anthropic.api_key.clear();
+  cfg.openai.api_key = key; // the other provider's key is not sent here
+  auto none = ai::spawn_invoker_pool(sys, cfg);
+  generate(good, "good", "[[mock tokens=4]] hi", "anthropic");
+  generate(bad, "bad", "[[mock tokens=4]] hi", "anthropic");
+  generate(none, "none", "[[mock tokens=4]] hi", "anthropic");
+  REQUIRE(collect(3) == 3);
+  CHECK(results["good"].outcome.finish_reason == "stop");
+  CHECK(results["good"].content() == "Echo: hi w2 w3");
+  for (std::string id : {"bad", "none"}) {
+    auto& out = results[id].outcome;
+    CHECK(out.finish_reason == "error");
+    CHECK(out.error_message == "provider returned HTTP 401: invalid x-api-key");
+    CHECK(out.error_message.find("sk-") == std::string::npos);
+  }
+}
+
+TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: streams of both providers at once") {
+  mock_process mock;
+  auto pool = ai::spawn_invoker_pool(sys, config(mock));
+  for (int i = 0; i < 20; ++i)
+    generate(pool, "m" + std::to_string(i),
+             "[[mock tokens=12 ttft_ms=10 delay_ms=5]] mixed " + std::to_string(i),
+             i % 2 == 0 ? "openai" : "anthropic");
+  REQUIRE(collect(20, 10s) == 20);
+  for (int i = 0; i < 20; ++i) {
+    auto& r = results["m" + std::to_string(i)];
+    CHECK(r.content() == expected_reply("mixed " + std::to_string(i), 12));
+    CHECK(r.outcome.finish_reason == "stop");
+    CHECK(r.outcome.completion_tokens == 12);
+  }
+  CHECK(mock.stats()["completed"] == 20);
 }

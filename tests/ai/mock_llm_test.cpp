@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -97,14 +98,22 @@ size_t append_body(char* data, size_t size, size_t nmemb, void* user) {
   return size * nmemb;
 }
 
-/// One request with a fresh connection. `body` empty means GET.
+/// One request with a fresh connection. `body` empty means GET. `auth` is
+/// the Authorization value, or whole header lines ("x-api-key: K") when it
+/// holds a colon; several separated by '\n'.
 http_result fetch(const std::string& url, const std::string& body = {},
                   const std::string& auth = {}, long timeout_ms = 10000) {
   http_result res;
   CURL* curl = curl_easy_init();
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  if (!auth.empty())
+  if (!auth.empty() && auth.find(':') == std::string::npos)
     headers = curl_slist_append(headers, ("Authorization: " + auth).c_str());
+  else if (!auth.empty())
+    for (size_t pos = 0; pos < auth.size();) {
+      auto end = std::min(auth.find('\n', pos), auth.size());
+      headers = curl_slist_append(headers, auth.substr(pos, end - pos).c_str());
+      pos = end + 1;
+    }
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
@@ -370,4 +379,170 @@ TEST_CASE("mock_llm: models, 404, bad JSON, api key, keep-alive") {
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   CHECK(sse_data(out).size() == 2 * 26);
+}
+
+// -- Anthropic Messages: POST /v1/messages ------------------------------------------
+
+namespace {
+
+const std::string anthropic_headers = "anthropic-version: 2023-06-01";
+
+std::string messages_body(const std::string& prompt, bool stream, int max_tokens = 1024) {
+  return R"({"model":"mock-1","max_tokens":)" + std::to_string(max_tokens)
+         + R"(,"system":"be brief","messages":[)"
+           R"({"role":"user","content":")"
+         + prompt + R"("}],"stream":)" + (stream ? "true" : "false") + "}";
+}
+
+/// The (event name, data) pairs of an SSE body with `event:` lines.
+std::vector<std::pair<std::string, std::string>> named_events(const std::string& body) {
+  std::vector<std::pair<std::string, std::string>> result;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    auto end = body.find("\n\n", pos);
+    if (end == std::string::npos)
+      break;
+    auto event = body.substr(pos, end - pos);
+    auto nl = event.find('\n');
+    if (event.rfind("event: ", 0) == 0 && nl != std::string::npos
+        && event.compare(nl + 1, 6, "data: ") == 0)
+      result.emplace_back(event.substr(7, nl - 7), event.substr(nl + 7));
+    pos = end + 2;
+  }
+  return result;
+}
+
+std::string anthropic_text(const std::vector<std::pair<std::string, std::string>>& events) {
+  std::string result;
+  for (auto& [name, data] : events)
+    if (name == "content_block_delta")
+      result += parse(data)["delta"]["text"].GetString();
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("mock_llm anthropic: streamed reply follows the spec byte for byte") {
+  mock_process mock{{"--tokens", "7", "--ttft-ms", "5", "--token-delay-ms", "1"}};
+  auto prompt = std::string{"hello <b>w\xc3\xb6rld</b> & co"};
+  auto res = fetch(mock.url("/v1/messages"), messages_body(prompt, true), anthropic_headers);
+  REQUIRE(res.code == CURLE_OK);
+  CHECK(res.status == 200);
+  auto events = named_events(res.body);
+  // message_start, content_block_start, ping, 7 deltas, content_block_stop,
+  // message_delta, message_stop
+  REQUIRE(events.size() == 13);
+  for (auto& [name, data] : events)
+    CHECK(std::string{parse(data)["type"].GetString()} == name);
+  CHECK(anthropic_text(events) == "Echo: hello <b>w\xc3\xb6rld</b> & co w5 w6");
+  auto id = std::string{parse(events[0].second)["message"]["id"].GetString()};
+  CHECK(id.rfind("msg_mock_", 0) == 0);
+  // P: "be brief" (2) + 4 words of the prompt.
+  CHECK(
+      events[0].second
+      == R"({"type":"message_start","message":{"id":")" + id
+             + R"(","type":"message","role":"assistant","model":"mock-1","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":6,"output_tokens":1}}})");
+  CHECK(events[1].second
+        == R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
+  CHECK(events[2].first == "ping");
+  CHECK(events[2].second == R"({"type":"ping"})");
+  CHECK(
+      events[3].second
+      == R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Echo:"}})");
+  CHECK(
+      events[4].second
+      == R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" hello"}})");
+  CHECK(events[10].second == R"({"type":"content_block_stop","index":0})");
+  CHECK(
+      events[11].second
+      == R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":7}})");
+  CHECK(events[12].second == R"({"type":"message_stop"})");
+  CHECK(stat(mock, "requests") == 1);
+  CHECK(stat(mock, "streams_started") == 1);
+  CHECK(stat(mock, "completed") == 1);
+  CHECK(mock.stop() == 0);
+}
+
+TEST_CASE("mock_llm anthropic: non-streaming message, max_tokens, errors, key") {
+  mock_process mock{{"--api-key", "sekret", "--ttft-ms", "1", "--token-delay-ms", "0"}};
+  auto url = mock.url("/v1/messages");
+  auto key = anthropic_headers + "\nx-api-key: sekret";
+  auto res = fetch(url, messages_body("hi there", false, 5), key);
+  CHECK(res.status == 200);
+  auto doc = parse(res.body);
+  CHECK(std::string{doc["type"].GetString()} == "message");
+  CHECK(std::string{doc["role"].GetString()} == "assistant");
+  CHECK(std::string{doc["content"][0]["type"].GetString()} == "text");
+  CHECK(std::string{doc["content"][0]["text"].GetString()} == "Echo: hi there w3 w4");
+  CHECK(std::string{doc["stop_reason"].GetString()} == "max_tokens");
+  CHECK(doc["usage"]["input_tokens"].GetInt() == 4);
+  CHECK(doc["usage"]["output_tokens"].GetInt() == 5);
+  auto full = parse(fetch(url, messages_body("hi", false), key).body);
+  CHECK(std::string{full["stop_reason"].GetString()} == "end_turn");
+  CHECK(split_words(full["content"][0]["text"].GetString()).size() == 24);
+  // The key goes in x-api-key; Bearer is not enough here.
+  auto no_key = fetch(url, messages_body("hi", true), anthropic_headers);
+  CHECK(no_key.status == 401);
+  CHECK(std::string{parse(no_key.body)["error"]["type"].GetString()} == "authentication_error");
+  CHECK(fetch(url, messages_body("hi", true), "Bearer sekret").status == 401);
+  auto no_version = fetch(url, messages_body("hi", true), "x-api-key: sekret");
+  CHECK(no_version.status == 400);
+  CHECK(std::string{parse(no_version.body)["type"].GetString()} == "error");
+  auto bad = fetch(url, "{oops", key);
+  CHECK(bad.status == 400);
+  CHECK(std::string{parse(bad.body)["error"]["type"].GetString()} == "invalid_request_error");
+  auto e500 = fetch(url, messages_body("a [[mock fail=http500]]", true), key);
+  CHECK(e500.status == 500);
+  CHECK(std::string{parse(e500.body)["error"]["type"].GetString()} == "api_error");
+  CHECK(fetch(url, messages_body("a [[mock fail=http429]]", true), key).status == 429);
+  // The OpenAI endpoint keeps its Bearer check.
+  CHECK(fetch(mock.url("/v1/chat/completions"), chat_body("a", false), key).status == 401);
+  CHECK(fetch(mock.url("/v1/chat/completions"), chat_body("a", false), "Bearer sekret").status
+        == 200);
+}
+
+TEST_CASE("mock_llm anthropic: mid-stream cut, before-first, client abort") {
+  mock_process mock{{"--ttft-ms", "1", "--token-delay-ms", "1"}};
+  auto url = mock.url("/v1/messages");
+  auto mid
+      = fetch(url, messages_body("a [[mock fail=mid-stream tokens=10]]", true), anthropic_headers);
+  CHECK(mid.code != CURLE_OK); // the chunked body never ends
+  CHECK(mid.status == 200);
+  auto events = named_events(mid.body);
+  CHECK(anthropic_text(events) == "Echo: a w2 w3 w4");
+  CHECK(events.back().first == "content_block_delta");
+  auto first = fetch(url, messages_body("a [[mock fail=before-first]]", true), anthropic_headers);
+  CHECK(first.code != CURLE_OK);
+  CHECK(first.body.empty());
+  // A stalled stream the client gives up on counts as aborted.
+  auto stalled = fetch(url, messages_body("x [[mock fail=stall]]", true), anthropic_headers, 300);
+  CHECK(stalled.code == CURLE_OPERATION_TIMEDOUT);
+  auto t0 = std::chrono::steady_clock::now();
+  while (stat(mock, "aborted") < 1 && std::chrono::steady_clock::now() - t0 < 1s)
+    std::this_thread::sleep_for(10ms);
+  CHECK(stat(mock, "aborted") == 1);
+  CHECK(stat(mock, "active") == 0);
+  CHECK(stat(mock, "requests") == 3);
+  CHECK(stat(mock, "completed") == 0);
+}
+
+TEST_CASE("mock_llm anthropic: the plan without sockets") {
+  chat_request req;
+  REQUIRE_FALSE(parse_messages_request(
+      R"({"model":"m","max_tokens":2,"system":[{"type":"text","text":"one two"}],"messages":[{"role":"user","content":[{"type":"text","text":"hi [[mock tokens=3]]"}]}],"stream":true})",
+      req));
+  CHECK(req.text == "hi ");
+  CHECK(req.prompt_tokens == 3);
+  auto plan = make_messages_plan(req, effective_settings(req, reply_settings{}), 9, true);
+  CHECK(plan.stream);
+  CHECK(plan.last == after_steps::finish);
+  std::string all;
+  for (auto& step : plan.steps)
+    all += step.bytes;
+  CHECK(all.find(R"("stop_reason":"max_tokens")") != std::string::npos);
+  CHECK(all.find(R"("output_tokens":2})") != std::string::npos);
+  CHECK(all.find("msg_mock_9") != std::string::npos);
+  CHECK(all.size() > 5);
+  CHECK(all.substr(all.size() - 5) == "0\r\n\r\n");
+  CHECK(parse_messages_request("{nope", req).has_value());
 }
