@@ -30,6 +30,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/json_fields.hpp"
 #include "gateway/jwt.hpp"
 
 namespace beast = boost::beast;
@@ -109,15 +110,8 @@ std::string random_hex(int n) {
   return s;
 }
 
-std::string str(const rapidjson::Value& v, const char* key) {
-  auto m = v.FindMember(key);
-  return m != v.MemberEnd() && m->value.IsString() ? m->value.GetString() : "";
-}
-
-int64_t num(const rapidjson::Value& v, const char* key) {
-  auto m = v.FindMember(key);
-  return m != v.MemberEnd() && m->value.IsInt64() ? m->value.GetInt64() : -1;
-}
+using chat::json::num;
+using chat::json::str;
 
 // -- one connection ----------------------------------------------------------------
 

@@ -6,7 +6,6 @@
 #include <thread>
 
 #include <doctest/doctest.h>
-#include <pqxx/pqxx>
 
 #include "tests/integration/harness.hpp"
 
@@ -14,49 +13,19 @@ using namespace chat::test;
 
 namespace {
 
-struct reply_seen {
-  std::string message_id;
-  std::string reply_to;
-  int64_t seq = 0;
-  std::string content;
-  int64_t chunks = 0;
-  std::string finish_reason;
-  std::vector<std::string> errors; // error frames seen before done
-};
-
-/// Reads chunks until `done`, checking indexes run 0, 1, 2, ... in order.
-reply_seen read_reply(ws_client& ws, std::chrono::milliseconds timeout = 20s,
-                      int64_t next_index = 0) {
-  reply_seen r;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    REQUIRE(left.count() > 0);
-    auto f = ws.read_json(left);
-    auto type = str(f, "type");
-    if (type == "chunk") {
-      CHECK(num(f, "index") == next_index);
-      ++next_index;
-      CHECK_FALSE(str(f, "delta").empty());
-      r.content += str(f, "delta");
-      r.message_id = str(f, "messageId");
-      r.reply_to = str(f, "replyTo");
-      r.seq = num(f, "seq");
-    } else if (type == "done") {
-      r.message_id = str(f, "messageId");
-      r.reply_to = str(f, "replyTo");
-      r.seq = num(f, "seq");
-      r.chunks = num(f, "chunks");
-      r.finish_reason = str(f, "finishReason");
-      CHECK(r.chunks == next_index);
-      return r;
-    } else if (type == "error") {
-      r.errors.push_back(str(f, "code"));
-    } else {
-      FAIL("unexpected frame while reading a reply: " << type);
-    }
-  }
+/// Reads one reply with nothing in between but error frames: chunks with
+/// indexes 0, 1, 2, ... in order (after those in `start`), then `done`
+/// counting them.
+assembled read_reply(ws_client& ws, std::chrono::milliseconds timeout = 20s, assembled start = {}) {
+  auto r = read_reply_of(ws, "", timeout, std::move(start));
+  for (auto& o : r.other)
+    if (str(parse(o), "type") != "error")
+      FAIL("unexpected frame while reading a reply: " << o);
+  REQUIRE_FALSE(r.whole_message);
+  CHECK(r.duplicates == 0);
+  CHECK(r.out_of_order == 0);
+  CHECK(r.complete());
+  return r;
 }
 
 } // namespace
@@ -65,7 +34,7 @@ TEST_CASE("integration: send, ack, streamed reply, both messages stored") {
   service svc;
   auto user = unique_user();
   ws_client ws;
-  REQUIRE(ws.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(user)) == 101);
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
 
   std::string text = "hello there <b>friend</b> ünïcode";
   ws.send_text(send_frame("c-1", text));
@@ -81,8 +50,8 @@ TEST_CASE("integration: send, ack, streamed reply, both messages stored") {
   CHECK(reply.finish_reason == "stop");
   CHECK(reply.seq == 2);
   CHECK(reply.reply_to == user_msg);
-  CHECK(reply.content == mock_reply(text, 24));
-  CHECK(reply.chunks >= 2); // streamed, not delivered whole
+  CHECK(reply.content() == mock_reply(text, 24));
+  CHECK(reply.done_chunks >= 2); // streamed, not delivered whole
 
   // A second message in the same conversation gets the next seqs.
   ws.send_text(send_frame("c-2", "again", conv));
@@ -91,21 +60,19 @@ TEST_CASE("integration: send, ack, streamed reply, both messages stored") {
   CHECK(num(ack2, "seq") == 3);
   auto reply2 = read_reply(ws);
   CHECK(reply2.seq == 4);
-  CHECK(reply2.content == mock_reply("again", 24));
+  CHECK(reply2.content() == mock_reply("again", 24));
 
-  pqxx::connection db{database_url()};
-  pqxx::read_transaction tx{db};
-  auto rows = tx.exec_params("SELECT seq, role, content, coalesce(finish_reason, '') FROM messages "
-                             "WHERE conversation_id = $1 ORDER BY seq",
-                             conv);
+  auto rows = db_query("SELECT seq, role, content, coalesce(finish_reason, '') FROM messages "
+                       "WHERE conversation_id = $1 ORDER BY seq",
+                       conv);
   REQUIRE(rows.size() == 4);
   CHECK(rows[0][1].as<std::string>() == "user");
   CHECK(rows[0][2].as<std::string>() == text);
   CHECK(rows[1][1].as<std::string>() == "assistant");
-  CHECK(rows[1][2].as<std::string>() == reply.content);
+  CHECK(rows[1][2].as<std::string>() == reply.content());
   CHECK(rows[1][3].as<std::string>() == "stop");
-  CHECK(rows[3][2].as<std::string>() == reply2.content);
-  auto owner = tx.exec_params1("SELECT user_id FROM conversations WHERE id = $1", conv);
+  CHECK(rows[3][2].as<std::string>() == reply2.content());
+  auto owner = db_query1("SELECT user_id FROM conversations WHERE id = $1", conv);
   CHECK(owner[0].as<std::string>() == user);
 
   // Nothing secret in the logs.
@@ -129,7 +96,7 @@ TEST_CASE("integration: a bad token is refused with 401 before any WebSocket") {
 TEST_CASE("integration: malformed frames get error frames, the connection keeps working") {
   service svc;
   ws_client ws;
-  REQUIRE(ws.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(unique_user())) == 101);
+  REQUIRE(ws.connect(svc.port, svc.ws_path(unique_user())) == 101);
   const char* bad[] = {
       "not json",
       "[1,2,3]",
@@ -190,7 +157,7 @@ TEST_CASE("integration: binary frames close with 1003, oversized frames with 100
 TEST_CASE("integration: a provider failure ends the reply with provider_error and done error") {
   service svc;
   ws_client ws;
-  REQUIRE(ws.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(unique_user())) == 101);
+  REQUIRE(ws.connect(svc.port, svc.ws_path(unique_user())) == 101);
   ws.send_text(send_frame("c-f1", "fail now [[mock fail=http500]]"));
   REQUIRE(str(ws.read_json(), "type") == "ack");
   auto r1 = read_reply(ws);
@@ -202,7 +169,7 @@ TEST_CASE("integration: a provider failure ends the reply with provider_error an
   auto r2 = read_reply(ws);
   CHECK(r2.finish_reason == "error");
   CHECK(r2.errors == std::vector<std::string>{"provider_error"});
-  CHECK(r2.chunks >= 1); // what was streamed is kept
+  CHECK(r2.done_chunks >= 1); // what was streamed is kept
 }
 
 TEST_CASE("integration: health, readiness, metrics and REST") {
@@ -262,14 +229,14 @@ TEST_CASE("integration: a second connection of the user sees the same live strea
   a.send_text(send_frame("t-1", "first"));
   auto conv = str(a.read_json(), "conversationId");
   auto first = read_reply(a);
-  b.send_text(R"({"type":"subscribe","conversationId":")" + conv + R"(","afterSeq":0})");
+  b.send_text(subscribe_frame(conv, 0));
   // b gets the history as message events.
   auto m1 = b.read_json();
   CHECK(str(m1, "type") == "message");
   CHECK(num(m1, "seq") == 1);
   auto m2 = b.read_json();
   CHECK(num(m2, "seq") == 2);
-  CHECK(str(m2, "content") == first.content);
+  CHECK(str(m2, "content") == first.content());
   // Then both see the next exchange live; b sees a's message as an event.
   a.send_text(send_frame("t-2", "second [[mock delay_ms=20 tokens=6]]", conv));
   CHECK(str(a.read_json(), "type") == "ack");
@@ -278,8 +245,8 @@ TEST_CASE("integration: a second connection of the user sees the same live strea
   CHECK(str(m3, "content") == "second [[mock delay_ms=20 tokens=6]]");
   auto ra = read_reply(a);
   auto rb = read_reply(b);
-  CHECK(ra.content == rb.content);
-  CHECK(ra.content == mock_reply("second", 6));
+  CHECK(ra.content() == rb.content());
+  CHECK(ra.content() == mock_reply("second", 6));
 }
 
 TEST_CASE("integration: chatd refuses to start without a required setting") {
@@ -291,12 +258,16 @@ TEST_CASE("integration: chatd refuses to start without a required setting") {
 TEST_CASE("integration: SIGTERM drains and exits 0") {
   service svc;
   ws_client ws;
-  REQUIRE(ws.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(unique_user())) == 101);
+  REQUIRE(ws.connect(svc.port, svc.ws_path(unique_user())) == 101);
   ws.send_text(send_frame("d-1", "slow [[mock delay_ms=50 tokens=20]]"));
   REQUIRE(str(ws.read_json(), "type") == "ack");
-  REQUIRE(str(ws.read_json(), "type") == "chunk");
+  auto first = ws.read();
+  REQUIRE(first.has_value());
+  assembled started;
+  REQUIRE_FALSE(started.feed(*first));
+  REQUIRE(started.chunks.size() == 1); // the next frame was a chunk
   svc.chatd->signal(SIGTERM);
-  auto reply = read_reply(ws, 20s, 1); // the reply in progress completes
+  auto reply = read_reply(ws, 20s, started); // the reply in progress completes
   CHECK(reply.finish_reason == "stop");
   CHECK_FALSE(ws.read(10s).has_value());
   CHECK(ws.close_code() == 1001);
@@ -336,21 +307,18 @@ TEST_CASE("integration: unsubscribe stops live events for that connection only")
   // b subscribes (the replay of seq 2 shows it is attached), unsubscribes,
   // then cancels an unknown reply: its not_found comes from the conversation
   // after it handled the unsubscribe.
-  b.send_text(R"({"type":"subscribe","conversationId":")" + conv + R"(","afterSeq":1})");
+  b.send_text(subscribe_frame(conv, 1));
   CHECK(num(b.read_until("message"), "seq") == 2);
   b.send_text(R"({"type":"unsubscribe","conversationId":")" + conv + R"("})");
-  b.send_text(R"({"type":"cancel","conversationId":")" + conv + R"(","messageId":"nope"})");
+  b.send_text(cancel_frame(conv, "nope"));
   CHECK(str(b.read_until("error"), "code") == "not_found");
   // Unsubscribing from something not subscribed does nothing.
   b.send_text(R"({"type":"unsubscribe","conversationId":"00000000-0000-4000-8000-000000000000"})");
   a.send_text(send_frame("u-2", "second [[mock tokens=3]]", conv));
   a.read_until("done");
   // b got nothing of the second exchange: its next frame is the pong.
-  b.send_text(R"({"type":"ping","nonce":1})");
-  auto next = b.read_json();
-  CHECK_MESSAGE(str(next, "type") == "pong", "got " << str(next, "type") << " seq "
-                                                    << num(next, "seq") << " content "
-                                                    << str(next, "content"));
+  auto before_pong = frames_before_pong(b, 1);
+  CHECK_MESSAGE(before_pong.empty(), "got " << before_pong.front());
 }
 
 TEST_CASE("integration: a token that expires while connected closes the socket with 1008") {
@@ -367,8 +335,8 @@ TEST_CASE("integration: a connection silent for longer than the idle limit is cl
   service svc{opts};
   ws_client quiet;
   ws_client talking;
-  REQUIRE(quiet.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(unique_user())) == 101);
-  REQUIRE(talking.connect(svc.port, "/api/v1/chat/ws?token=" + svc.token(unique_user())) == 101);
+  REQUIRE(quiet.connect(svc.port, svc.ws_path(unique_user())) == 101);
+  REQUIRE(talking.connect(svc.port, svc.ws_path(unique_user())) == 101);
   // `talking` sends a frame every 300 ms and stays open past the limit.
   for (int i = 0; i < 6; ++i) {
     talking.send_text(R"({"type":"ping","nonce":)" + std::to_string(i) + "}");

@@ -10,7 +10,6 @@
 #include <thread>
 
 #include <doctest/doctest.h>
-#include <pqxx/pqxx>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -21,147 +20,6 @@ using namespace chat::test;
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-std::string ws_path(const service& svc, const std::string& user) {
-  return "/api/v1/chat/ws?token=" + svc.token(user);
-}
-
-std::string subscribe_frame(const std::string& conv, int64_t after_seq) {
-  return R"({"type":"subscribe","conversationId":")" + conv + R"(","afterSeq":)"
-         + std::to_string(after_seq) + "}";
-}
-
-std::string cancel_frame(const std::string& conv, const std::string& message_id) {
-  return R"({"type":"cancel","conversationId":")" + conv + R"(","messageId":")" + message_id
-         + R"("})";
-}
-
-std::chrono::milliseconds left_until(clock_type::time_point deadline) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
-}
-
-rapidjson::Document parse(const std::string& text) {
-  rapidjson::Document d;
-  d.Parse(text.c_str());
-  REQUIRE_MESSAGE(!d.HasParseError(), "not JSON: " << text);
-  return d;
-}
-
-/// One reply as a client assembles it: chunks deduplicated by index (the
-/// protocol allows resends after a subscribe), or a whole `message`.
-struct assembled {
-  std::string message_id;
-  std::string reply_to;
-  int64_t seq = 0;
-  std::map<int64_t, std::string> chunks; // index -> delta (first copy)
-  int64_t duplicates = 0;                // chunks dropped as already had
-  int dones = 0;
-  int64_t done_chunks = -1;
-  std::string finish_reason;
-  bool whole_message = false; // arrived as a finished `message`
-  std::string message_content;
-  std::vector<std::string> other;  // other frames seen (raw)
-  std::vector<std::string> errors; // error codes
-
-  std::string content() const {
-    if (whole_message)
-      return message_content;
-    std::string out;
-    for (auto& kv : chunks)
-      out += kv.second;
-    return out;
-  }
-  /// Every index 0..done_chunks-1 present exactly once after dedupe.
-  bool complete() const {
-    if (whole_message)
-      return true;
-    if (dones != 1 || done_chunks < 0 || static_cast<int64_t>(chunks.size()) != done_chunks)
-      return false;
-    int64_t i = 0;
-    for (auto& kv : chunks)
-      if (kv.first != i++)
-        return false;
-    return true;
-  }
-
-  /// Feeds one frame; returns true when the reply has ended (done, or the
-  /// finished assistant message replying to `reply_to`).
-  bool feed(const std::string& text) {
-    auto f = parse(text);
-    auto type = str(f, "type");
-    if (type == "chunk" && (reply_to.empty() || str(f, "replyTo") == reply_to)) {
-      message_id = str(f, "messageId");
-      reply_to = str(f, "replyTo");
-      seq = num(f, "seq");
-      auto idx = num(f, "index");
-      CHECK(idx >= 0);
-      CHECK_FALSE(str(f, "delta").empty());
-      if (!chunks.emplace(idx, str(f, "delta")).second)
-        ++duplicates;
-      return false;
-    }
-    if (type == "done" && (reply_to.empty() || str(f, "replyTo") == reply_to)) {
-      ++dones;
-      message_id = str(f, "messageId");
-      reply_to = str(f, "replyTo");
-      seq = num(f, "seq");
-      done_chunks = num(f, "chunks");
-      finish_reason = str(f, "finishReason");
-      return true;
-    }
-    if (type == "message" && str(f, "role") == "assistant" && !reply_to.empty()
-        && str(f, "replyTo") == reply_to) {
-      whole_message = true;
-      message_id = str(f, "messageId");
-      seq = num(f, "seq");
-      message_content = str(f, "content");
-      finish_reason = str(f, "finishReason");
-      return true;
-    }
-    if (type == "error")
-      errors.push_back(str(f, "code"));
-    other.push_back(text);
-    return false;
-  }
-};
-
-/// Reads frames until the reply to `reply_to` (a user messageId; empty: the
-/// first reply seen) ends.
-assembled read_reply_of(ws_client& ws, const std::string& reply_to,
-                        std::chrono::milliseconds timeout = 30s, assembled start = {}) {
-  assembled r = std::move(start);
-  if (!reply_to.empty())
-    r.reply_to = reply_to;
-  auto deadline = clock_type::now() + timeout;
-  for (;;) {
-    auto left = left_until(deadline);
-    REQUIRE_MESSAGE(left.count() > 0, "the reply did not end in time");
-    auto text = ws.read(left);
-    REQUIRE_MESSAGE(text.has_value(),
-                    "connection ended before the reply did (close code " << ws.close_code() << ")");
-    if (r.feed(*text))
-      return r;
-  }
-}
-
-/// Sends a ping and returns every frame that came before its pong.
-std::vector<std::string> frames_before_pong(ws_client& ws, int nonce,
-                                            std::chrono::milliseconds timeout = 10s) {
-  ws.send_text(R"({"type":"ping","nonce":)" + std::to_string(nonce) + "}");
-  std::vector<std::string> before;
-  auto deadline = clock_type::now() + timeout;
-  for (;;) {
-    auto left = left_until(deadline);
-    REQUIRE_MESSAGE(left.count() > 0, "no pong in time");
-    auto text = ws.read(left);
-    REQUIRE_MESSAGE(text.has_value(), "connection ended before the pong");
-    auto f = parse(*text);
-    if (str(f, "type") == "pong" && f.HasMember("nonce") && f["nonce"].IsInt()
-        && f["nonce"].GetInt() == nonce)
-      return before;
-    before.push_back(*text);
-  }
-}
 
 /// The mock's GET /stats counter `key`.
 int64_t mock_stat(const service& svc, const char* key) {
@@ -195,29 +53,27 @@ double metric(const service& svc, const std::string& name) {
 }
 
 int64_t user_rows(const std::string& user, const std::string& client_msg_id) {
-  pqxx::connection db{database_url()};
-  pqxx::read_transaction tx{db};
-  return tx
-      .exec_params1("SELECT count(*) FROM messages WHERE user_id = $1 AND client_msg_id = $2", user,
-                    client_msg_id)[0]
+  return db_query1("SELECT count(*) FROM messages WHERE user_id = $1 AND client_msg_id = $2", user,
+                   client_msg_id)[0]
       .as<int64_t>();
 }
 
 int64_t assistant_rows_replying_to(const std::string& user_message_id) {
-  pqxx::connection db{database_url()};
-  pqxx::read_transaction tx{db};
-  return tx
-      .exec_params1(
-          "SELECT count(*) FROM messages WHERE reply_to = $1::uuid AND role = 'assistant'",
-          user_message_id)[0]
+  return db_query1("SELECT count(*) FROM messages WHERE reply_to = $1::uuid AND role = 'assistant'",
+                   user_message_id)[0]
       .as<int64_t>();
 }
 
 int64_t conversations_of(const std::string& user) {
-  pqxx::connection db{database_url()};
-  pqxx::read_transaction tx{db};
-  return tx.exec_params1("SELECT count(*) FROM conversations WHERE user_id = $1", user)[0]
-      .as<int64_t>();
+  return db_query1("SELECT count(*) FROM conversations WHERE user_id = $1", user)[0].as<int64_t>();
+}
+
+/// `v` written back as JSON text.
+std::string to_text(const rapidjson::Value& v) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w{sb};
+  v.Accept(w);
+  return sb.GetString();
 }
 
 /// The frame with the id-like members set to "ID" (compare error frames
@@ -229,10 +85,7 @@ std::string without_ids(const std::string& text) {
     if (m != d.MemberEnd())
       m->value.SetString("ID");
   }
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w{sb};
-  d.Accept(w);
-  return sb.GetString();
+  return to_text(d);
 }
 
 struct ack_info {
@@ -249,12 +102,7 @@ ack_info expect_ack(ws_client& ws, const std::string& client_msg_id,
   for (auto& s : skipped)
     CHECK_MESSAGE(str(parse(s), "type") != "error", "error before the ack: " << s);
   CHECK(str(a, "clientMsgId") == client_msg_id);
-  ack_info out{str(a, "conversationId"), str(a, "messageId"), num(a, "seq"), {}};
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w{sb};
-  a.Accept(w);
-  out.raw = sb.GetString();
-  return out;
+  return {str(a, "conversationId"), str(a, "messageId"), num(a, "seq"), to_text(a)};
 }
 
 const std::string kRandomUuid = "00000000-0000-4000-8000-00000000abcd";
@@ -268,7 +116,7 @@ TEST_CASE(
   service svc;
   auto user = unique_user();
   ws_client ws;
-  REQUIRE(ws.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
   std::string text = "twice in a row [[mock delay_ms=5 tokens=12]]";
   ws.send_text(send_frame("dup-a", text));
   ws.send_text(send_frame("dup-a", text));
@@ -312,7 +160,7 @@ TEST_CASE("delivery: the same clientMsgId after its reply ended: the original ac
   service svc;
   auto user = unique_user();
   ws_client ws;
-  REQUIRE(ws.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
   ws.send_text(send_frame("dup-b", "after the reply"));
   auto first = expect_ack(ws, "dup-b");
   auto r = read_reply_of(ws, first.message_id);
@@ -334,20 +182,13 @@ TEST_CASE("delivery: the same clientMsgId from a second connection while the rep
   auto user = unique_user();
   ws_client a;
   ws_client b;
-  REQUIRE(a.connect(svc.port, ws_path(svc, user)) == 101);
-  REQUIRE(b.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(a.connect(svc.port, svc.ws_path(user)) == 101);
+  REQUIRE(b.connect(svc.port, svc.ws_path(user)) == 101);
   std::string text = "streaming now [[mock delay_ms=30 tokens=100]]";
   a.send_text(send_frame("dup-c", text));
   auto first = expect_ack(a, "dup-c");
   // Wait until the reply is streaming (a has a chunk).
-  assembled ra;
-  ra.reply_to = first.message_id;
-  for (int got = 0; got < 3;) {
-    auto f = a.read(10s);
-    REQUIRE(f.has_value());
-    ra.feed(*f);
-    got = static_cast<int>(ra.chunks.size());
-  }
+  auto ra = read_chunks(a, first.message_id, 3);
 
   SUBCASE("into the same conversation") {
     b.send_text(send_frame("dup-c", text, first.conv));
@@ -378,7 +219,7 @@ TEST_CASE("delivery: the same clientMsgId with another or no conversationId: the
   service svc;
   auto user = unique_user();
   ws_client ws;
-  REQUIRE(ws.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
   ws.send_text(send_frame("dup-d", "original"));
   auto first = expect_ack(ws, "dup-d");
   CHECK(read_reply_of(ws, first.message_id).complete());
@@ -410,7 +251,7 @@ TEST_CASE("delivery: the same clientMsgId naming a missing conversation: still t
   service svc;
   auto user = unique_user();
   ws_client ws;
-  REQUIRE(ws.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
   ws.send_text(send_frame("dup-d", "original"));
   auto first = expect_ack(ws, "dup-d");
   CHECK(read_reply_of(ws, first.message_id).complete());
@@ -441,8 +282,8 @@ TEST_CASE("delivery: two connections send the same clientMsgId at the same momen
     CAPTURE(round);
     ws_client a;
     ws_client b;
-    REQUIRE(a.connect(svc.port, ws_path(svc, user)) == 101);
-    REQUIRE(b.connect(svc.port, ws_path(svc, user)) == 101);
+    REQUIRE(a.connect(svc.port, svc.ws_path(user)) == 101);
+    REQUIRE(b.connect(svc.port, svc.ws_path(user)) == 101);
     auto id = "race-" + std::to_string(round);
     // Slow enough that the loser of the race attaches before the reply ends
     // (afterwards it would rightly get nothing more).
@@ -485,21 +326,15 @@ TEST_CASE("delivery: a cut connection resumes with subscribe and gets the whole 
     int cut_after = std::uniform_int_distribution<int>{0, tokens - 2}(rng);
     CAPTURE(cut_after);
     ws_client first;
-    REQUIRE(first.connect(svc.port, ws_path(svc, user)) == 101);
+    REQUIRE(first.connect(svc.port, svc.ws_path(user)) == 101);
     first.send_text(send_frame(id, words + " [[mock delay_ms=20 tokens=30]]", conv));
     auto ack = expect_ack(first, id);
     conv = ack.conv;
-    assembled r;
-    r.reply_to = ack.message_id;
-    while (static_cast<int>(r.chunks.size()) < cut_after) {
-      auto f = first.read(10s);
-      REQUIRE(f.has_value());
-      REQUIRE_FALSE(r.feed(*f));
-    }
+    auto r = read_chunks(first, ack.message_id, cut_after);
     first.cut();
 
     ws_client second;
-    REQUIRE(second.connect(svc.port, ws_path(svc, user)) == 101);
+    REQUIRE(second.connect(svc.port, svc.ws_path(user)) == 101);
     // The last seq this client completed: its own message's (the reply was not).
     second.send_text(subscribe_frame(conv, ack.seq));
     r = read_reply_of(second, ack.message_id, 30s, r);
@@ -532,8 +367,8 @@ TEST_CASE("delivery: two tabs see each other's messages and the same live stream
   auto user = unique_user();
   ws_client a;
   ws_client b;
-  REQUIRE(a.connect(svc.port, ws_path(svc, user)) == 101);
-  REQUIRE(b.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(a.connect(svc.port, svc.ws_path(user)) == 101);
+  REQUIRE(b.connect(svc.port, svc.ws_path(user)) == 101);
   a.send_text(send_frame("tab-1", "from a first"));
   auto ack1 = expect_ack(a, "tab-1");
   CHECK(read_reply_of(a, ack1.message_id).complete());
@@ -582,16 +417,10 @@ TEST_CASE("delivery: cancel stops the reply, keeps what was streamed and aborts 
   auto user = unique_user();
   auto token = svc.token(user);
   ws_client ws;
-  REQUIRE(ws.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
   ws.send_text(send_frame("cx-1", "cancel me [[mock delay_ms=50 tokens=200]]"));
   auto ack = expect_ack(ws, "cx-1");
-  assembled r;
-  r.reply_to = ack.message_id;
-  while (r.chunks.size() < 3) {
-    auto f = ws.read(10s);
-    REQUIRE(f.has_value());
-    REQUIRE_FALSE(r.feed(*f));
-  }
+  auto r = read_chunks(ws, ack.message_id, 3);
   auto t0 = clock_type::now();
   ws.send_text(cancel_frame(ack.conv, r.message_id));
   r = read_reply_of(ws, ack.message_id, 10s, r);
@@ -650,7 +479,7 @@ TEST_CASE("delivery: a connection that closes does not cancel its reply") {
   std::string words = "keep going without me";
   {
     ws_client ws;
-    REQUIRE(ws.connect(svc.port, ws_path(svc, user)) == 101);
+    REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
     ws.send_text(send_frame("gone-1", words + " [[mock delay_ms=20 tokens=25]]"));
     auto ack = expect_ack(ws, "gone-1");
     CHECK(ack.seq == 1);
@@ -660,15 +489,10 @@ TEST_CASE("delivery: a connection that closes does not cancel its reply") {
   CHECK(wait_mock_stat(svc, "completed", 1, 10s) >= 1);
   CHECK(mock_stat(svc, "aborted") == 0);
   // And for the reply to be stored (persistence runs after the stream).
-  std::string conv;
-  {
-    pqxx::connection db{database_url()};
-    pqxx::read_transaction tx{db};
-    conv = tx.exec_params1("SELECT conversation_id::text FROM messages WHERE user_id = $1 "
-                           "AND client_msg_id = 'gone-1'",
-                           user)[0]
-               .as<std::string>();
-  }
+  auto conv = db_query1("SELECT conversation_id::text FROM messages WHERE user_id = $1 "
+                        "AND client_msg_id = 'gone-1'",
+                        user)[0]
+                  .as<std::string>();
   auto deadline = clock_type::now() + 10s;
   while (clock_type::now() < deadline) {
     auto msgs = http_request(svc.port, "GET", "/api/v1/conversations/" + conv + "/messages", token);
@@ -677,7 +501,7 @@ TEST_CASE("delivery: a connection that closes does not cancel its reply") {
     std::this_thread::sleep_for(20ms);
   }
   ws_client again;
-  REQUIRE(again.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(again.connect(svc.port, svc.ws_path(user)) == 101);
   again.send_text(subscribe_frame(conv, 0));
   auto m1 = again.read_json();
   CHECK(str(m1, "type") == "message");
@@ -700,7 +524,7 @@ TEST_CASE("delivery: another user's conversation is indistinguishable from a mis
   auto alice_token = svc.token(alice);
   auto bob_token = svc.token(bob);
   ws_client a;
-  REQUIRE(a.connect(svc.port, ws_path(svc, alice)) == 101);
+  REQUIRE(a.connect(svc.port, svc.ws_path(alice)) == 101);
   a.send_text(send_frame("iso-1", "alice's secret words [[mock delay_ms=5 tokens=10]]"));
   auto ack = expect_ack(a, "iso-1");
   auto ra = read_reply_of(a, ack.message_id);
@@ -708,16 +532,10 @@ TEST_CASE("delivery: another user's conversation is indistinguishable from a mis
   // A reply still streaming in alice's conversation, for bob's cancel.
   a.send_text(send_frame("iso-2", "slow [[mock delay_ms=50 tokens=100]]", ack.conv));
   auto ack2 = expect_ack(a, "iso-2");
-  assembled streaming;
-  streaming.reply_to = ack2.message_id;
-  while (streaming.chunks.empty()) {
-    auto f = a.read(10s);
-    REQUIRE(f.has_value());
-    streaming.feed(*f);
-  }
+  auto streaming = read_chunks(a, ack2.message_id, 1);
 
   ws_client b;
-  REQUIRE(b.connect(svc.port, ws_path(svc, bob)) == 101);
+  REQUIRE(b.connect(svc.port, svc.ws_path(bob)) == 101);
   auto pair = [&](const std::string& foreign_frame, const std::string& missing_frame) {
     b.send_text(foreign_frame);
     auto f = b.read(10s);
@@ -782,14 +600,14 @@ void slow_reader_case(const std::string& max_pending_bytes) {
   service svc{opts};
   auto user = unique_user();
   ws_client fast;
-  REQUIRE(fast.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(fast.connect(svc.port, svc.ws_path(user)) == 101);
   fast.send_text(send_frame("bp-0", "setup"));
   auto ack0 = expect_ack(fast, "bp-0");
   CHECK(read_reply_of(fast, ack0.message_id).complete());
 
   ws_client slow;
   slow.set_receive_buffer(4096);
-  REQUIRE(slow.connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(slow.connect(svc.port, svc.ws_path(user)) == 101);
   slow.send_text(subscribe_frame(ack0.conv, 0));
   CHECK(num(slow.read_json(), "seq") == 1);
   CHECK(num(slow.read_json(), "seq") == 2);
@@ -867,13 +685,13 @@ TEST_CASE("delivery: 200 subscribers of one conversation all get the whole strea
   constexpr int n = 200;
   std::vector<std::unique_ptr<ws_client>> clients;
   clients.push_back(std::make_unique<ws_client>());
-  REQUIRE(clients[0]->connect(svc.port, ws_path(svc, user)) == 101);
+  REQUIRE(clients[0]->connect(svc.port, svc.ws_path(user)) == 101);
   clients[0]->send_text(send_frame("many-0", "setup"));
   auto ack0 = expect_ack(*clients[0], "many-0");
   CHECK(read_reply_of(*clients[0], ack0.message_id).complete());
   for (int i = 1; i < n; ++i) {
     clients.push_back(std::make_unique<ws_client>());
-    REQUIRE(clients.back()->connect(svc.port, ws_path(svc, user)) == 101);
+    REQUIRE(clients.back()->connect(svc.port, svc.ws_path(user)) == 101);
     clients.back()->send_text(subscribe_frame(ack0.conv, 0));
   }
   for (int i = 1; i < n; ++i) {

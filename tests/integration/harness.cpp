@@ -123,6 +123,11 @@ std::string bin_dir() {
   return dir != nullptr ? dir : CHAT_BUILD_BIN_DIR;
 }
 
+std::chrono::milliseconds left_until(std::chrono::steady_clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline
+                                                               - std::chrono::steady_clock::now());
+}
+
 std::string unique_user() {
   return "user-" + new_uuid().substr(0, 13);
 }
@@ -147,7 +152,7 @@ service::service(options opts) {
   mock = std::make_unique<process>(bin_dir() + "/mock_llm", mock_args,
                                    std::map<std::string, std::string>{});
   mock_port = port_after(mock->wait_for_line("listening on"), "127.0.0.1:");
-  std::map<std::string, std::string> env{
+  chatd_env_ = {
       {"DATABASE_URL", database_url()},
       {"CHAT_JWT_SECRET", secret},
       {"CHAT_LISTEN", "127.0.0.1:0"},
@@ -156,10 +161,21 @@ service::service(options opts) {
       {"CHAT_MODELS", "gpt-4o-mini,mock-2"},
       {"CHAT_THREADS", "2"},
   };
+  if (!opts.node_id.empty())
+    chatd_env_["CHAT_NODE_ID"] = opts.node_id;
   for (auto& kv : opts.chatd_env)
-    env[kv.first] = kv.second;
-  chatd = std::make_unique<process>(bin_dir() + "/chatd", std::vector<std::string>{}, env);
+    chatd_env_[kv.first] = kv.second;
+  start_chatd();
+}
+
+void service::start_chatd() {
+  chatd = std::make_unique<process>(bin_dir() + "/chatd", std::vector<std::string>{}, chatd_env_);
   port = port_after(chatd->wait_for_line("\"event\":\"listening\""), "127.0.0.1:");
+}
+
+void service::restart_chatd() {
+  chatd.reset(); // SIGKILL unless it already exited
+  start_chatd();
 }
 
 std::string service::token(const std::string& user, int64_t ttl) const {
@@ -167,6 +183,10 @@ std::string service::token(const std::string& user, int64_t ttl) const {
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
   return auth::make_token(user, secret, now, ttl);
+}
+
+std::string service::ws_path(const std::string& user) const {
+  return "/api/v1/chat/ws?token=" + token(user);
 }
 
 // -- ws_client -------------------------------------------------------------------
@@ -274,10 +294,7 @@ std::optional<std::string> ws_client::read(std::chrono::milliseconds timeout) {
 rapidjson::Document ws_client::read_json(std::chrono::milliseconds timeout) {
   auto text = read(timeout);
   REQUIRE_MESSAGE(text.has_value(), "no frame within the timeout");
-  rapidjson::Document d;
-  d.Parse(text->c_str());
-  REQUIRE_MESSAGE(!d.HasParseError(), "not JSON: " << *text);
-  return d;
+  return parse(*text);
 }
 
 rapidjson::Document ws_client::read_until(const std::string& type,
@@ -285,14 +302,11 @@ rapidjson::Document ws_client::read_until(const std::string& type,
                                           std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = left_until(deadline);
     REQUIRE_MESSAGE(left.count() > 0, "no '" << type << "' frame in time");
     auto text = read(left);
     REQUIRE_MESSAGE(text.has_value(), "connection ended before a '" << type << "' frame");
-    rapidjson::Document d;
-    d.Parse(text->c_str());
-    REQUIRE_MESSAGE(!d.HasParseError(), "not JSON: " << *text);
+    auto d = parse(*text);
     if (str(d, "type") == type)
       return d;
     if (skipped)
@@ -359,6 +373,135 @@ std::string send_frame(const std::string& client_msg_id, const std::string& cont
   return sb.GetString();
 }
 
+std::string subscribe_frame(const std::string& conv, int64_t after_seq) {
+  return R"({"type":"subscribe","conversationId":")" + conv + R"(","afterSeq":)"
+         + std::to_string(after_seq) + "}";
+}
+
+std::string cancel_frame(const std::string& conv, const std::string& message_id) {
+  return R"({"type":"cancel","conversationId":")" + conv + R"(","messageId":")" + message_id
+         + R"("})";
+}
+
+rapidjson::Document parse(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  REQUIRE_MESSAGE(!d.HasParseError(), "not JSON: " << text);
+  return d;
+}
+
+// -- replies ----------------------------------------------------------------------
+
+std::string assembled::content() const {
+  if (whole_message)
+    return message_content;
+  std::string out;
+  for (auto& kv : chunks)
+    out += kv.second;
+  return out;
+}
+
+bool assembled::complete() const {
+  if (whole_message)
+    return true;
+  if (dones != 1 || done_chunks < 0 || static_cast<int64_t>(chunks.size()) != done_chunks)
+    return false;
+  int64_t i = 0;
+  for (auto& kv : chunks)
+    if (kv.first != i++)
+      return false;
+  return true;
+}
+
+bool assembled::feed(const std::string& text) {
+  auto f = parse(text);
+  auto type = str(f, "type");
+  if (type == "chunk" && (reply_to.empty() || str(f, "replyTo") == reply_to)) {
+    message_id = str(f, "messageId");
+    reply_to = str(f, "replyTo");
+    seq = num(f, "seq");
+    auto idx = num(f, "index");
+    CHECK(idx >= 0);
+    CHECK_FALSE(str(f, "delta").empty());
+    auto next = static_cast<int64_t>(chunks.size());
+    if (!chunks.emplace(idx, str(f, "delta")).second)
+      ++duplicates;
+    else if (idx != next)
+      ++out_of_order;
+    return false;
+  }
+  if (type == "done" && (reply_to.empty() || str(f, "replyTo") == reply_to)) {
+    ++dones;
+    message_id = str(f, "messageId");
+    reply_to = str(f, "replyTo");
+    seq = num(f, "seq");
+    done_chunks = num(f, "chunks");
+    finish_reason = str(f, "finishReason");
+    return true;
+  }
+  if (type == "message" && str(f, "role") == "assistant" && !reply_to.empty()
+      && str(f, "replyTo") == reply_to) {
+    whole_message = true;
+    message_id = str(f, "messageId");
+    seq = num(f, "seq");
+    message_content = str(f, "content");
+    finish_reason = str(f, "finishReason");
+    return true;
+  }
+  if (type == "error")
+    errors.push_back(str(f, "code"));
+  other.push_back(text);
+  return false;
+}
+
+assembled read_reply_of(ws_client& ws, const std::string& reply_to,
+                        std::chrono::milliseconds timeout, assembled start) {
+  assembled r = std::move(start);
+  if (!reply_to.empty())
+    r.reply_to = reply_to;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = left_until(deadline);
+    REQUIRE_MESSAGE(left.count() > 0, "the reply did not end in time");
+    auto text = ws.read(left);
+    REQUIRE_MESSAGE(text.has_value(),
+                    "connection ended before the reply did (close code " << ws.close_code() << ")");
+    if (r.feed(*text))
+      return r;
+  }
+}
+
+assembled read_chunks(ws_client& ws, const std::string& reply_to, size_t n) {
+  assembled r;
+  r.reply_to = reply_to;
+  while (r.chunks.size() < n) {
+    auto f = ws.read(10s);
+    REQUIRE(f.has_value());
+    REQUIRE_FALSE(r.feed(*f));
+  }
+  return r;
+}
+
+std::vector<std::string> frames_before_pong(ws_client& ws, int nonce,
+                                            std::chrono::milliseconds timeout) {
+  ws.send_text(R"({"type":"ping","nonce":)" + std::to_string(nonce) + "}");
+  std::vector<std::string> before;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = left_until(deadline);
+    REQUIRE_MESSAGE(left.count() > 0, "no pong in time");
+    auto text = ws.read(left);
+    REQUIRE_MESSAGE(text.has_value(), "connection ended before the pong");
+    auto f = parse(*text);
+    if (str(f, "type") == "pong" && f.HasMember("nonce") && f["nonce"].IsInt()
+        && f["nonce"].GetInt() == nonce)
+      return before;
+    before.push_back(*text);
+  }
+}
+
+// -- values -----------------------------------------------------------------------
+
 std::string mock_reply(const std::string& text, int tokens) {
   std::vector<std::string> words;
   std::istringstream in{text};
@@ -369,16 +512,6 @@ std::string mock_reply(const std::string& text, int tokens) {
     out += " "
            + (static_cast<size_t>(i - 1) < words.size() ? words[i - 1] : "w" + std::to_string(i));
   return out;
-}
-
-std::string str(const rapidjson::Value& v, const char* key) {
-  auto m = v.FindMember(key);
-  return m != v.MemberEnd() && m->value.IsString() ? m->value.GetString() : "";
-}
-
-int64_t num(const rapidjson::Value& v, const char* key) {
-  auto m = v.FindMember(key);
-  return m != v.MemberEnd() && m->value.IsInt64() ? m->value.GetInt64() : -1;
 }
 
 } // namespace chat::test

@@ -10,11 +10,16 @@
 #include <string>
 #include <vector>
 
+#include <pqxx/pqxx>
 #include <rapidjson/document.h>
+
+#include "common/json_fields.hpp"
 
 namespace chat::test {
 
 using namespace std::chrono_literals;
+using json::num; // an integer member of a JSON object (-1 when missing)
+using json::str; // a string member of a JSON object ("" when missing)
 
 /// A child process with its stdout+stderr in a log file; killed (SIGKILL)
 /// when destroyed unless it already exited.
@@ -47,17 +52,29 @@ struct service {
   struct options {
     std::vector<std::string> mock_args;           // e.g. {"--tokens", "8"}
     std::map<std::string, std::string> chatd_env; // extra settings
+    /// CHAT_NODE_ID; empty: chatd's default (the host name).
+    std::string node_id;
   };
 
   explicit service(options opts);
   service() : service(options{}) {}
 
+  /// Kills chatd if it still runs and starts it again with the same
+  /// settings (database, secret, mock LLM, node id); updates `port`.
+  void restart_chatd();
+
   std::string token(const std::string& user, int64_t ttl = 3600) const;
+  /// The WebSocket path with a fresh token of `user`.
+  std::string ws_path(const std::string& user) const;
   uint16_t port = 0;
   uint16_t mock_port = 0;
   std::string secret;
   std::unique_ptr<process> mock;
   std::unique_ptr<process> chatd;
+
+private:
+  void start_chatd();
+  std::map<std::string, std::string> chatd_env_;
 };
 
 /// The database URL of the test PostgreSQL (CHAT_TEST_DATABASE_URL).
@@ -66,6 +83,8 @@ std::string database_url();
 std::string bin_dir();
 /// A fresh unique user id.
 std::string unique_user();
+/// The time left until `deadline` (negative once it passed).
+std::chrono::milliseconds left_until(std::chrono::steady_clock::time_point deadline);
 
 /// A synchronous WebSocket client with timeouts.
 class ws_client {
@@ -113,13 +132,69 @@ http_response http_request(uint16_t port, const std::string& method, const std::
 /// Builds a `send` frame.
 std::string send_frame(const std::string& client_msg_id, const std::string& content,
                        const std::string& conversation_id = {});
+/// Builds a `subscribe` frame.
+std::string subscribe_frame(const std::string& conv, int64_t after_seq);
+/// Builds a `cancel` frame.
+std::string cancel_frame(const std::string& conv, const std::string& message_id);
+
+/// Parses a frame as JSON (fails the test when it is not).
+rapidjson::Document parse(const std::string& text);
+
+/// One reply as a client assembles it: chunks deduplicated by index (the
+/// protocol allows resends after a subscribe), or a whole `message`.
+struct assembled {
+  std::string message_id;
+  std::string reply_to;
+  int64_t seq = 0;
+  std::map<int64_t, std::string> chunks; // index -> delta (first copy)
+  int64_t duplicates = 0;                // chunks dropped as already had
+  int64_t out_of_order = 0;              // new chunks whose index was not the next one
+  int dones = 0;
+  int64_t done_chunks = -1;
+  std::string finish_reason;
+  bool whole_message = false; // arrived as a finished `message`
+  std::string message_content;
+  std::vector<std::string> other;  // other frames seen (raw)
+  std::vector<std::string> errors; // error codes
+
+  std::string content() const;
+  /// Every index 0..done_chunks-1 present exactly once after dedupe.
+  bool complete() const;
+  /// Feeds one frame; returns true when the reply has ended (done, or the
+  /// finished assistant message replying to `reply_to`).
+  bool feed(const std::string& text);
+};
+
+/// Reads frames until the reply to `reply_to` (a user messageId; empty: the
+/// first reply seen) ends.
+assembled read_reply_of(ws_client& ws, const std::string& reply_to,
+                        std::chrono::milliseconds timeout = 30s, assembled start = {});
+/// Reads frames until the reply to `reply_to` (empty: the first reply seen)
+/// has `n` chunks; it must not end before.
+assembled read_chunks(ws_client& ws, const std::string& reply_to, size_t n);
+
+/// Sends a ping and returns every frame that came before its pong.
+std::vector<std::string> frames_before_pong(ws_client& ws, int nonce,
+                                            std::chrono::milliseconds timeout = 10s);
+
+/// Runs one read-only query on the test database; returns its rows.
+template<class... Args>
+pqxx::result db_query(const std::string& sql, Args&&... args) {
+  pqxx::connection db{database_url()};
+  pqxx::read_transaction tx{db};
+  return tx.exec_params(sql, std::forward<Args>(args)...);
+}
+
+/// The same for a query that must return exactly one row.
+template<class... Args>
+pqxx::row db_query1(const std::string& sql, Args&&... args) {
+  pqxx::connection db{database_url()};
+  pqxx::read_transaction tx{db};
+  return tx.exec_params1(sql, std::forward<Args>(args)...);
+}
 
 /// The mock LLM's deterministic reply (see ai/mock_llm/main.cpp) to `text`
 /// with `tokens` tokens.
 std::string mock_reply(const std::string& text, int tokens);
-
-/// A string member of a JSON object ("" when missing).
-std::string str(const rapidjson::Value& v, const char* key);
-int64_t num(const rapidjson::Value& v, const char* key);
 
 } // namespace chat::test
