@@ -347,3 +347,20 @@ TEST_CASE("integration: a connection silent for longer than the idle limit is cl
   CHECK_FALSE(quiet.read(5s).has_value());
   CHECK(quiet.close_code() == 1001);
 }
+
+TEST_CASE("integration: a model of the anthropic provider streams through the Messages API") {
+  service svc;
+  auto user = unique_user();
+  ws_client ws;
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
+  ws.send_text(
+      R"({"type":"send","clientMsgId":"an-1","content":"bonjour claude","model":"claude-mock"})");
+  auto ack = ws.read_until("ack");
+  auto reply = read_reply(ws);
+  CHECK(reply.finish_reason == "stop");
+  CHECK(reply.content() == mock_reply("bonjour claude", 24));
+  auto row = db_query1("SELECT model FROM messages WHERE conversation_id = $1 AND seq = 2",
+                       str(ack, "conversationId"));
+  CHECK(row[0].as<std::string>() == "claude-mock");
+  CHECK(svc.chatd->log().find("sk-ant-test-key-never-logged") == std::string::npos);
+}

@@ -725,3 +725,29 @@ TEST_CASE("delivery: 200 subscribers of one conversation all get the whole strea
     CHECK(c->is_open());
   CHECK(metric(svc, "chat_connections_closed_slow_total") == 0);
 }
+
+TEST_CASE("delivery: deleting a conversation mid-reply stops the provider and removes it all") {
+  service svc;
+  auto user = unique_user();
+  auto token = svc.token(user);
+  ws_client ws;
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
+  ws.send_text(send_frame("del-1", "long [[mock delay_ms=50 tokens=200]]"));
+  auto ack = expect_ack(ws, "del-1");
+  read_chunks(ws, ack.message_id, 3);
+  CHECK(http_request(svc.port, "DELETE", "/api/v1/conversations/" + ack.conv, token).status == 204);
+  CHECK(wait_mock_stat(svc, "aborted", 1, 2s) >= 1); // no more tokens billed
+  CHECK(
+      http_request(svc.port, "GET", "/api/v1/conversations/" + ack.conv + "/messages", token).status
+      == 404);
+  CHECK(db_query1("SELECT count(*) FROM messages WHERE conversation_id = $1", ack.conv)[0]
+            .as<int64_t>()
+        == 0);
+  // Nothing is left running, and the id now names nothing.
+  auto deadline = clock_type::now() + 2s;
+  while (metric(svc, "chat_replies_active") != 0 && clock_type::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  CHECK(metric(svc, "chat_replies_active") == 0);
+  ws.send_text(R"({"type":"subscribe","conversationId":")" + ack.conv + R"("})");
+  CHECK(str(ws.read_until("error"), "code") == "not_found");
+}

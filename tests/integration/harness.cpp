@@ -158,7 +158,10 @@ service::service(options opts) {
       {"CHAT_LISTEN", "127.0.0.1:0"},
       {"OPENAI_BASE_URL", "http://127.0.0.1:" + std::to_string(mock_port) + "/v1"},
       {"OPENAI_API_KEY", "sk-test-key-never-logged"},
-      {"CHAT_MODELS", "gpt-4o-mini,mock-2"},
+      // The mock speaks Anthropic's Messages API too.
+      {"ANTHROPIC_BASE_URL", "http://127.0.0.1:" + std::to_string(mock_port)},
+      {"ANTHROPIC_API_KEY", "sk-ant-test-key-never-logged"},
+      {"CHAT_MODELS", "gpt-4o-mini,mock-2,claude-mock=anthropic"},
       {"CHAT_THREADS", "2"},
   };
   if (!opts.node_id.empty())
