@@ -6,16 +6,6 @@ namespace chat::ai {
 
 namespace {
 
-// Cuts at a UTF-8 character boundary so that the result stays valid text.
-std::string shorten(std::string_view text, size_t max_len) {
-  if (text.size() <= max_len)
-    return std::string{text};
-  size_t n = max_len;
-  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80)
-    --n;
-  return std::string{text.substr(0, n)} + "...";
-}
-
 std::string_view str(const rapidjson::Value& v) {
   return {v.GetString(), v.GetStringLength()};
 }
@@ -38,8 +28,8 @@ std::string error_text(const rapidjson::Value& doc, size_t max_len) {
   if (err == doc.MemberEnd())
     return {};
   if (err->value.IsString())
-    return shorten(str(err->value), max_len);
-  return shorten(string_member(err->value, "message"), max_len);
+    return shorten_utf8(str(err->value), max_len);
+  return shorten_utf8(string_member(err->value, "message"), max_len);
 }
 
 void read_usage(const rapidjson::Value& obj, int64_t& input, int64_t& output) {
@@ -56,15 +46,6 @@ void read_usage(const rapidjson::Value& obj, int64_t& input, int64_t& output) {
 }
 
 } // namespace
-
-std::string anthropic_stream::feed(std::string_view bytes) {
-  std::string delta;
-  events_.clear();
-  parser_.feed(bytes, events_);
-  for (auto& ev : events_)
-    on_event(ev, delta);
-  return delta;
-}
 
 void anthropic_stream::on_event(const sse_event& ev, std::string& delta) {
   if (done_ || failed())

@@ -72,7 +72,8 @@ std::string redact(std::string text, const std::string& secret) {
 // -- one stream, on the driver's thread -----------------------------------------
 
 /// What a provider's stream handler needs: its decoder (openai_stream or
-/// anthropic_stream: the same interface) and how its HTTP error bodies read.
+/// anthropic_stream, both a stream_decoder) and how its HTTP error bodies
+/// read.
 struct openai_protocol {
   using decoder = openai_stream;
   static std::string error_message(std::string_view body) {

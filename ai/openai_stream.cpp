@@ -6,37 +6,18 @@ namespace chat::ai {
 
 namespace {
 
-// Cuts at a UTF-8 character boundary so that the result stays valid text.
-std::string shorten(std::string_view text, size_t max_len) {
-  if (text.size() <= max_len)
-    return std::string{text};
-  size_t n = max_len;
-  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80)
-    --n;
-  return std::string{text.substr(0, n)} + "...";
-}
-
 std::string error_text(const rapidjson::Value& err, size_t max_len) {
   if (err.IsString())
-    return shorten({err.GetString(), err.GetStringLength()}, max_len);
+    return shorten_utf8({err.GetString(), err.GetStringLength()}, max_len);
   if (err.IsObject()) {
     auto msg = err.FindMember("message");
     if (msg != err.MemberEnd() && msg->value.IsString())
-      return shorten({msg->value.GetString(), msg->value.GetStringLength()}, max_len);
+      return shorten_utf8({msg->value.GetString(), msg->value.GetStringLength()}, max_len);
   }
   return {};
 }
 
 } // namespace
-
-std::string openai_stream::feed(std::string_view bytes) {
-  std::string delta;
-  events_.clear();
-  parser_.feed(bytes, events_);
-  for (auto& ev : events_)
-    on_event(ev, delta);
-  return delta;
-}
 
 void openai_stream::on_event(const sse_event& ev, std::string& delta) {
   if (done_ || failed())

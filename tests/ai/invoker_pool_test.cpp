@@ -6,14 +6,9 @@
 
 #include <caf/all.hpp>
 #include <curl/curl.h>
-#include <poll.h>
 #include <rapidjson/document.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <map>
 #include <set>
 #include <sstream>
@@ -21,101 +16,51 @@
 #include <thread>
 #include <vector>
 
+#include "mock_process.hpp"
+
 using namespace chat;
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
+using chat::test::mock_process;
 
 namespace {
 
-// -- the mock LLM process -----------------------------------------------------
+// -- the mock LLM's counters ---------------------------------------------------
 
-/// `mock_llm --listen 127.0.0.1:0 ARGS...`, stopped with SIGTERM at the end.
-struct mock_process {
-  pid_t pid = -1;
-  int port = 0;
+/// GET /stats as a map of counters.
+std::map<std::string, int64_t> stats(const mock_process& mock) {
+  std::string body;
+  auto* curl = curl_easy_init();
+  auto url = mock.url("/stats");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t nmemb, void* user) -> size_t {
+        static_cast<std::string*>(user)->append(p, size * nmemb);
+        return size * nmemb;
+      });
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_perform(curl);
+  curl_easy_cleanup(curl);
+  std::map<std::string, int64_t> out;
+  rapidjson::Document doc;
+  doc.Parse(body.c_str());
+  if (doc.IsObject())
+    for (auto& m : doc.GetObject())
+      if (m.value.IsInt64())
+        out[m.name.GetString()] = m.value.GetInt64();
+  return out;
+}
 
-  explicit mock_process(std::vector<std::string> args = {}) {
-    const char* dir = std::getenv("CHAT_BIN_DIR");
-    REQUIRE_MESSAGE(dir != nullptr, "CHAT_BIN_DIR is not set");
-    std::string bin = std::string{dir} + "/mock_llm";
-    args.insert(args.begin(), {bin, "--listen", "127.0.0.1:0"});
-    int fds[2];
-    REQUIRE(pipe(fds) == 0);
-    pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      close(fds[0]);
-      close(fds[1]);
-      std::vector<char*> argv;
-      for (auto& arg : args)
-        argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      execv(bin.c_str(), argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    std::string line;
-    pollfd pfd{fds[0], POLLIN, 0};
-    while (line.find('\n') == std::string::npos && poll(&pfd, 1, 5000) > 0) {
-      char buf[256];
-      auto n = read(fds[0], buf, sizeof(buf));
-      if (n <= 0)
-        break;
-      line.append(buf, static_cast<size_t>(n));
-    }
-    close(fds[0]);
-    std::string prefix = "mock_llm listening on 127.0.0.1:";
-    REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0, "mock said: " << line);
-    port = std::stoi(line.substr(prefix.size()));
-  }
-
-  ~mock_process() {
-    if (pid > 0) {
-      kill(pid, SIGTERM);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-
-  std::string base() const {
-    return "http://127.0.0.1:" + std::to_string(port);
-  }
-
-  /// GET /stats as a map of counters.
-  std::map<std::string, int64_t> stats() const {
-    std::string body;
-    auto* curl = curl_easy_init();
-    auto url = base() + "/stats";
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(
-        curl, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t nmemb, void* user) -> size_t {
-          static_cast<std::string*>(user)->append(p, size * nmemb);
-          return size * nmemb;
-        });
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_perform(curl);
-    curl_easy_cleanup(curl);
-    std::map<std::string, int64_t> out;
-    rapidjson::Document doc;
-    doc.Parse(body.c_str());
-    if (doc.IsObject())
-      for (auto& m : doc.GetObject())
-        if (m.value.IsInt64())
-          out[m.name.GetString()] = m.value.GetInt64();
-    return out;
-  }
-
-  /// Polls /stats until `key` reaches `min` or `timeout` passes.
-  int64_t wait_for_stat(const std::string& key, int64_t min,
-                        std::chrono::milliseconds timeout) const {
-    auto deadline = clock_type::now() + timeout;
-    int64_t value = 0;
-    while ((value = stats()[key]) < min && clock_type::now() < deadline)
-      std::this_thread::sleep_for(20ms);
-    return value;
-  }
-};
+/// Polls /stats until `key` reaches `min` or `timeout` passes.
+int64_t wait_for_stat(const mock_process& mock, const std::string& key, int64_t min,
+                      std::chrono::milliseconds timeout) {
+  auto deadline = clock_type::now() + timeout;
+  int64_t value = 0;
+  while ((value = stats(mock)[key]) < min && clock_type::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  return value;
+}
 
 // -- expected replies ---------------------------------------------------------
 
@@ -215,6 +160,88 @@ struct fixture {
       receive_one(d, timed_out);
   }
 
+  /// Waits (at most 5 s) for the first chunk of `id`.
+  void wait_first_chunk(const std::string& id) {
+    bool timed_out = false;
+    while (results[id].chunks.empty() && !timed_out)
+      receive_one(5s, timed_out);
+    REQUIRE_FALSE(timed_out);
+  }
+
+  // -- checks shared by both providers -----------------------------------------
+
+  /// An 8-token reply 20 ms apart: content, several chunks, usage, nothing
+  /// after the done.
+  void check_chunks_and_usage(const ai_actor& pool, const std::string& id,
+                              const std::string& provider) {
+    auto inv
+        = generate(pool, id, "[[mock tokens=8 ttft_ms=0 delay_ms=20]] hello there world", provider);
+    CHECK(inv != nullptr);
+    REQUIRE(collect(1) == 1);
+    auto& r = results[id];
+    CHECK(r.outcome.error_message.empty());
+    CHECK(r.content() == expected_reply("hello there world", 8));
+    CHECK(r.content() == "Echo: hello there world w4 w5 w6 w7");
+    CHECK(r.chunks.size() >= 4); // 20 ms apart: not coalesced into one read
+    CHECK(r.outcome.finish_reason == "stop");
+    CHECK(r.outcome.prompt_tokens == 3);
+    CHECK(r.outcome.completion_tokens == 8);
+    drain(50ms);
+    CHECK(r.chunks_after_done == 0);
+  }
+
+  /// HTTP 500 and 429 end in error, no chunks; the message starts with
+  /// "provider returned HTTP CODE" + `after_code`.
+  void check_http_errors(const ai_actor& pool, const std::string& provider,
+                         const std::string& after_code) {
+    generate(pool, "e500", "[[mock fail=http500]] hi", provider);
+    generate(pool, "e429", "[[mock fail=http429]] hi", provider);
+    REQUIRE(collect(2) == 2);
+    for (auto [id, code] : {std::pair<std::string, std::string>{"e500", "500"}, {"e429", "429"}}) {
+      auto& r = results[id];
+      CHECK(r.chunks.empty());
+      CHECK(r.outcome.finish_reason == "error");
+      CHECK(r.outcome.error_message.rfind("provider returned HTTP " + code + after_code, 0) == 0);
+      MESSAGE(id << ": " << r.outcome.error_message);
+    }
+  }
+
+  /// "cut" fails mid-stream and keeps the start of the reply; "b4" fails
+  /// before its first token.
+  void check_cut_streams(const ai_actor& pool, const std::string& provider) {
+    generate(pool, "cut", "[[mock tokens=10 ttft_ms=0 delay_ms=10 fail=mid-stream]] a b c",
+             provider);
+    generate(pool, "b4", "[[mock tokens=10 fail=before-first]] a b c", provider);
+    REQUIRE(collect(2) == 2);
+    auto& r = results["cut"];
+    CHECK(r.outcome.finish_reason == "error");
+    CHECK(r.outcome.error_message == "provider stream ended early");
+    CHECK_FALSE(r.chunks.empty());
+    // What arrived is the start of the reply.
+    CHECK(expected_reply("a b c", 10).rfind(r.content(), 0) == 0);
+    CHECK(r.content().size() < expected_reply("a b c", 10).size());
+    CHECK(results["b4"].outcome.finish_reason == "error");
+    CHECK(results["b4"].chunks.empty());
+  }
+
+  /// A cancel at the owning invoker after the first chunk ends the stream
+  /// "cancelled", and the mock sees the connection close.
+  void check_cancel_aborts(const mock_process& mock, const ai_actor& pool,
+                           const std::string& provider) {
+    auto inv = generate(pool, "c1", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] go", provider);
+    wait_first_chunk("c1");
+    self->send(inv, ai_cancel_atom::value, std::string{"c1"});
+    REQUIRE(collect(1, 2s) == 1);
+    auto& r = results["c1"];
+    CHECK(r.outcome.finish_reason == "cancelled");
+    CHECK(r.outcome.error_message.empty());
+    drain(100ms);
+    CHECK(r.chunks_after_done == 0);
+    CHECK(r.content().size() < expected_reply("go", 500).size());
+    CHECK(wait_for_stat(mock, "aborted", 1, 2s) >= 1);
+    CHECK(wait_for_stat(mock, "active", 0, 0ms) == 0);
+  }
+
   void receive_one(std::chrono::milliseconds timeout, bool& timed_out) {
     self->receive(
         [&](ai_chunk_atom, const std::string& id, const std::string& delta) {
@@ -239,19 +266,7 @@ struct fixture {
 TEST_CASE_FIXTURE(fixture, "ai invoker: content, several chunks, usage") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  auto inv = generate(pool, "s1", "[[mock tokens=8 ttft_ms=0 delay_ms=20]] hello there world");
-  CHECK(inv != nullptr);
-  REQUIRE(collect(1) == 1);
-  auto& r = results["s1"];
-  CHECK(r.content() == expected_reply("hello there world", 8));
-  CHECK(r.content() == "Echo: hello there world w4 w5 w6 w7");
-  CHECK(r.chunks.size() >= 4); // 20 ms apart: not coalesced into one read
-  CHECK(r.outcome.finish_reason == "stop");
-  CHECK(r.outcome.prompt_tokens == 3);
-  CHECK(r.outcome.completion_tokens == 8);
-  CHECK(r.outcome.error_message.empty());
-  drain(50ms);
-  CHECK(r.chunks_after_done == 0);
+  check_chunks_and_usage(pool, "s1", "openai");
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker: 50 concurrent streams on one pool") {
@@ -281,39 +296,19 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: 50 concurrent streams on one pool") {
   }
   MESSAGE("chunk messages: " << chunks << " for " << streams * tokens << " tokens");
   CHECK(ms < 5000);
-  CHECK(mock.stats()["completed"] == streams);
+  CHECK(stats(mock)["completed"] == streams);
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker: HTTP 500 and 429 end in error") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  generate(pool, "e500", "[[mock fail=http500]] hi");
-  generate(pool, "e429", "[[mock fail=http429]] hi");
-  REQUIRE(collect(2) == 2);
-  for (auto [id, code] : {std::pair<std::string, std::string>{"e500", "500"}, {"e429", "429"}}) {
-    auto& r = results[id];
-    CHECK(r.chunks.empty());
-    CHECK(r.outcome.finish_reason == "error");
-    CHECK(r.outcome.error_message.rfind(std::string{"provider returned HTTP "} + code, 0) == 0);
-    MESSAGE(id << ": " << r.outcome.error_message);
-  }
+  check_http_errors(pool, "openai", "");
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker: a stream cut mid-way keeps its chunks") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  generate(pool, "cut", "[[mock tokens=10 ttft_ms=0 delay_ms=10 fail=mid-stream]] a b c");
-  generate(pool, "b4", "[[mock tokens=10 fail=before-first]] a b c");
-  REQUIRE(collect(2) == 2);
-  auto& r = results["cut"];
-  CHECK(r.outcome.finish_reason == "error");
-  CHECK(r.outcome.error_message == "provider stream ended early");
-  CHECK_FALSE(r.chunks.empty());
-  // What arrived is the start of the reply.
-  CHECK(expected_reply("a b c", 10).rfind(r.content(), 0) == 0);
-  CHECK(r.content().size() < expected_reply("a b c", 10).size());
-  CHECK(results["b4"].outcome.finish_reason == "error");
-  CHECK(results["b4"].chunks.empty());
+  check_cut_streams(pool, "openai");
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker: stall and first-token timeouts") {
@@ -340,23 +335,7 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: stall and first-token timeouts") {
 TEST_CASE_FIXTURE(fixture, "ai invoker: cancel aborts the provider request") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  auto inv = generate(pool, "c1", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] go");
-  // Wait for the first chunk, then cancel at the owning invoker.
-  bool timed_out = false;
-  while (results["c1"].chunks.empty() && !timed_out)
-    receive_one(5s, timed_out);
-  REQUIRE_FALSE(timed_out);
-  self->send(inv, ai_cancel_atom::value, std::string{"c1"});
-  REQUIRE(collect(1, 2s) == 1);
-  auto& r = results["c1"];
-  CHECK(r.outcome.finish_reason == "cancelled");
-  CHECK(r.outcome.error_message.empty());
-  drain(100ms);
-  CHECK(r.chunks_after_done == 0);
-  CHECK(r.content().size() < expected_reply("go", 500).size());
-  // The mock saw the connection close.
-  CHECK(mock.wait_for_stat("aborted", 1, 2s) >= 1);
-  CHECK(mock.wait_for_stat("active", 0, 0ms) == 0);
+  check_cancel_aborts(mock, pool, "openai");
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker: cancel via the pool handle, unknown ids") {
@@ -371,7 +350,7 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: cancel via the pool handle, unknown ids"
   REQUIRE(collect(2, 2s) == 2);
   CHECK(results["p0"].outcome.finish_reason == "cancelled");
   CHECK(results["p1"].outcome.finish_reason == "cancelled");
-  CHECK(mock.wait_for_stat("aborted", 2, 2s) >= 2);
+  CHECK(wait_for_stat(mock, "aborted", 2, 2s) >= 2);
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker: a dead sink's streams are aborted") {
@@ -386,9 +365,9 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: a dead sink's streams are aborted") {
     req.messages = {{"user", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] x"}};
     sink->request(pool, 5s, generate_atom::value, req, caf::actor{sink})
         .receive([](caf::actor&) {}, [](caf::error&) { FAIL("no invoker"); });
-    CHECK(mock.wait_for_stat("streams_started", 1, 2s) == 1);
+    CHECK(wait_for_stat(mock, "streams_started", 1, 2s) == 1);
   } // the sink terminates here
-  CHECK(mock.wait_for_stat("aborted", 1, 3s) >= 1);
+  CHECK(wait_for_stat(mock, "aborted", 1, 3s) >= 1);
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker: the API key is sent and never leaked") {
@@ -451,23 +430,10 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: streams outlive a dropped pool handle") 
 TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: content, several chunks, usage") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  auto inv = generate(pool, "a1", "[[mock tokens=8 ttft_ms=0 delay_ms=20]] hello there world",
-                      "anthropic");
-  CHECK(inv != nullptr);
-  REQUIRE(collect(1) == 1);
-  auto& r = results["a1"];
-  CHECK(r.outcome.error_message.empty());
-  CHECK(r.content() == expected_reply("hello there world", 8));
-  CHECK(r.content() == "Echo: hello there world w4 w5 w6 w7");
-  CHECK(r.chunks.size() >= 4); // 20 ms apart: not coalesced into one read
-  CHECK(r.outcome.finish_reason == "stop");
-  CHECK(r.outcome.prompt_tokens == 3);
-  CHECK(r.outcome.completion_tokens == 8);
-  drain(50ms);
-  CHECK(r.chunks_after_done == 0);
-  auto stats = mock.stats();
-  CHECK(stats["requests"] == 1);
-  CHECK(stats["completed"] == 1);
+  check_chunks_and_usage(pool, "a1", "anthropic");
+  auto counters = stats(mock);
+  CHECK(counters["requests"] == 1);
+  CHECK(counters["completed"] == 1);
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: history is merged, system on top") {
@@ -498,17 +464,7 @@ TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: history is merged, system on t
 TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: HTTP 500 and 429 end in error") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  generate(pool, "e500", "[[mock fail=http500]] hi", "anthropic");
-  generate(pool, "e429", "[[mock fail=http429]] hi", "anthropic");
-  REQUIRE(collect(2) == 2);
-  for (auto [id, code] : {std::pair<std::string, std::string>{"e500", "500"}, {"e429", "429"}}) {
-    auto& r = results[id];
-    CHECK(r.chunks.empty());
-    CHECK(r.outcome.finish_reason == "error");
-    CHECK(r.outcome.error_message.rfind(std::string{"provider returned HTTP "} + code + ": ", 0)
-          == 0);
-    MESSAGE(id << ": " << r.outcome.error_message);
-  }
+  check_http_errors(pool, "anthropic", ": ");
   CHECK(results["e500"].outcome.error_message
         == "provider returned HTTP 500: Internal server error (mock_llm --fail http500).");
 }
@@ -516,40 +472,15 @@ TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: HTTP 500 and 429 end in error"
 TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: a stream cut mid-way keeps its chunks") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  generate(pool, "cut", "[[mock tokens=10 ttft_ms=0 delay_ms=10 fail=mid-stream]] a b c",
-           "anthropic");
-  generate(pool, "b4", "[[mock tokens=10 fail=before-first]] a b c", "anthropic");
-  REQUIRE(collect(2) == 2);
-  auto& r = results["cut"];
-  CHECK(r.outcome.finish_reason == "error");
-  CHECK(r.outcome.error_message == "provider stream ended early");
-  CHECK_FALSE(r.chunks.empty());
-  CHECK(expected_reply("a b c", 10).rfind(r.content(), 0) == 0);
-  CHECK(r.content().size() < expected_reply("a b c", 10).size());
-  CHECK(r.outcome.prompt_tokens == 3); // message_start arrived
-  CHECK(results["b4"].outcome.finish_reason == "error");
+  check_cut_streams(pool, "anthropic");
+  CHECK(results["cut"].outcome.prompt_tokens == 3); // message_start arrived
   CHECK(results["b4"].outcome.error_message == "provider stream ended early");
-  CHECK(results["b4"].chunks.empty());
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: cancel aborts the provider request") {
   mock_process mock;
   auto pool = ai::spawn_invoker_pool(sys, config(mock));
-  auto inv = generate(pool, "c1", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] go", "anthropic");
-  bool timed_out = false;
-  while (results["c1"].chunks.empty() && !timed_out)
-    receive_one(5s, timed_out);
-  REQUIRE_FALSE(timed_out);
-  self->send(inv, ai_cancel_atom::value, std::string{"c1"});
-  REQUIRE(collect(1, 2s) == 1);
-  auto& r = results["c1"];
-  CHECK(r.outcome.finish_reason == "cancelled");
-  CHECK(r.outcome.error_message.empty());
-  drain(100ms);
-  CHECK(r.chunks_after_done == 0);
-  CHECK(r.content().size() < expected_reply("go", 500).size());
-  CHECK(mock.wait_for_stat("aborted", 1, 2s) >= 1);
-  CHECK(mock.wait_for_stat("active", 0, 0ms) == 0);
+  check_cancel_aborts(mock, pool, "anthropic");
 }
 
 TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: x-api-key is sent and never leaked") {
@@ -591,5 +522,5 @@ TEST_CASE_FIXTURE(fixture, "ai invoker anthropic: streams of both providers at o
     CHECK(r.outcome.finish_reason == "stop");
     CHECK(r.outcome.completion_tokens == 12);
   }
-  CHECK(mock.stats()["completed"] == 20);
+  CHECK(stats(mock)["completed"] == 20);
 }

@@ -6,7 +6,10 @@
 
 #include <string>
 
+#include "stream_splits.hpp"
+
 using chat::ai::openai_stream;
+using chat::test::decoded;
 
 namespace {
 
@@ -66,57 +69,12 @@ const std::string transcript_event_error
       R"(data: {"error":{"message":"overloaded","type":"overloaded_error"}})"
       "\r\r";
 
-struct decoded {
-  std::string content;
-  std::string finish_reason;
-  int64_t prompt_tokens;
-  int64_t completion_tokens;
-  bool done;
-  std::string error;
-};
-
-decoded finish(const openai_stream& s, std::string content) {
-  return {std::move(content),    s.finish_reason(), s.prompt_tokens(),
-          s.completion_tokens(), s.done(),          s.error()};
-}
-
 decoded decode_whole(const std::string& text) {
-  openai_stream s;
-  return finish(s, s.feed(text));
+  return chat::test::decode_whole<openai_stream>(text);
 }
 
-template<class Slices>
-decoded decode_slices(const Slices& slices) {
-  openai_stream s;
-  std::string content;
-  for (auto& slice : slices)
-    content += s.feed(slice);
-  return finish(s, content);
-}
-
-void check_same(const decoded& a, const decoded& b) {
-  CHECK(a.content == b.content);
-  CHECK(a.finish_reason == b.finish_reason);
-  CHECK(a.prompt_tokens == b.prompt_tokens);
-  CHECK(a.completion_tokens == b.completion_tokens);
-  CHECK(a.done == b.done);
-  CHECK(a.error == b.error);
-}
-
-// Two-way cuts at every byte boundary, and single bytes: all decode like
-// one feed.
 void check_every_split(const std::string& text) {
-  auto whole = decode_whole(text);
-  std::string_view view = text;
-  for (size_t i = 0; i <= text.size(); ++i) {
-    INFO("split at " << i);
-    check_same(decode_slices(std::vector<std::string_view>{view.substr(0, i), view.substr(i)}),
-               whole);
-  }
-  std::vector<std::string_view> bytes;
-  for (size_t i = 0; i < text.size(); ++i)
-    bytes.push_back(view.substr(i, 1));
-  check_same(decode_slices(bytes), whole);
+  chat::test::check_every_split<openai_stream>(text);
 }
 
 } // namespace
