@@ -433,6 +433,7 @@ void pump_writes(conversation* self) {
   m.content = p.content;
   m.user_id = p.user_id;
   m.client_msg_id = p.client_msg_id;
+  m.model = p.model;
   m.created_at = now_ms();
   w.create_conversation = st.is_new;
   if (st.is_new)
@@ -675,6 +676,31 @@ caf::behavior serving(conversation* self) {
   };
 }
 
+/// After a crash (or a drain that ran out of time) acked user messages may
+/// have no reply: their reserved seq was never written. Answer them now, in
+/// order, with the model they asked for. (Single node: start-up recovery has
+/// already turned this node's unfinished replies into `interrupted` rows, so
+/// a missing seq really is a reply that never started.)
+void queue_unanswered(conversation* self) {
+  auto& st = self->state;
+  std::set<int64_t> seqs;
+  for (auto& m : st.context)
+    seqs.insert(m.seq);
+  for (auto& m : st.context) {
+    if (m.role != "user" || seqs.count(m.seq + 1) > 0)
+      continue;
+    const model_info* model = st.cfg.models ? st.cfg.models->find(m.model) : nullptr;
+    if (model == nullptr && st.cfg.models)
+      model = st.cfg.models->find(""); // no longer configured: the default
+    st.replies.push_back(queued_reply{m.id, m.seq + 1, model ? model->name : m.model,
+                                      model ? model->provider : "openai"});
+    st.next_seq = std::max(st.next_seq, m.seq + 2);
+    log::info("reply_resumed_after_restart",
+              {{"conversationId", st.id}, {"messageId", m.id}, {"seq", m.seq + 1}});
+  }
+  maybe_start_reply(self);
+}
+
 caf::behavior conversation_impl(conversation* self, std::string id, conversation_config cfg,
                                 bool is_new, std::string owner) {
   auto& st = self->state;
@@ -697,6 +723,8 @@ caf::behavior conversation_impl(conversation* self, std::string id, conversation
               st.next_seq = snap.last_seq + 1;
               for (auto& m : snap.recent)
                 st.context.push_back(std::move(m));
+              if (st.found)
+                queue_unanswered(self);
               arm_idle_check(self);
             },
             [=](caf::error& err) {

@@ -39,7 +39,10 @@
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
+#include <memory>
+
 #include "actors/ai_actor.hpp"
+#include "actors/models.hpp"
 #include "actors/persistence_actor.hpp"
 
 namespace chat {
@@ -60,6 +63,9 @@ struct conversation_config {
   /// This node's id: in-progress replies are marked with it, so that after
   /// a crash the node finds (and marks `interrupted`) only its own.
   std::string node_id = "local";
+  /// The configured models: the provider of a stored user message's model,
+  /// for replies generated after a restart. May be null (then "openai").
+  std::shared_ptr<const model_catalog> models;
 };
 
 /// Spawns the actor of an existing conversation: it loads owner and

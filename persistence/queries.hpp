@@ -43,13 +43,14 @@ inline constexpr statement insert_conversation{
   "INSERT INTO conversations (id, user_id, title) VALUES ($1, $2, $3)"};
 
 /// ($1 conversation, $2 seq, $3 id, $4 content, $5 user, $6 client_msg_id,
-///  $7 created_at ms or NULL) -> one row, or none when the clientMsgId is
-/// already used by this user.
+///  $7 created_at ms or NULL, $8 the model asked for or NULL) -> one row, or
+/// none when the clientMsgId is already used by this user. The model is kept
+/// so that a reply lost in a crash can be generated with it later.
 inline constexpr statement insert_user_message{
   "insert_user_message",
   "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
-  "client_msg_id, created_at) "
-  "VALUES ($1, $2, $3, 'user', $4, $5, $6, " CHAT_TS_FROM_MS("$7") ") "
+  "client_msg_id, created_at, model) "
+  "VALUES ($1, $2, $3, 'user', $4, $5, $6, " CHAT_TS_FROM_MS("$7") ", $8) "
   "ON CONFLICT (user_id, client_msg_id) DO NOTHING RETURNING id"};
 
 /// ($1 user, $2 client_msg_id) -> (conversation_id, id, seq)

@@ -37,7 +37,8 @@ append_result append_user(pqxx::work& tx, const user_message_write& w) {
   if (w.create_conversation)
     tx.exec_prepared0(sql::insert_conversation.name, m.conversation_id, m.user_id, w.title);
   auto inserted = tx.exec_prepared(sql::insert_user_message.name, m.conversation_id, m.seq, m.id,
-                                   m.content, m.user_id, m.client_msg_id, ms_or_null(m.created_at));
+                                   m.content, m.user_id, m.client_msg_id, ms_or_null(m.created_at),
+                                   text_or_null(m.model));
   if (!inserted.empty()) {
     tx.exec_prepared0(sql::touch_conversation.name, m.conversation_id);
     return {false, m.conversation_id, m.id, m.seq};

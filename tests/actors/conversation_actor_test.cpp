@@ -618,3 +618,47 @@ TEST_CASE_FIXTURE(fixture,
   CHECK(store_state().history_requests == 3);
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_FIXTURE(fixture,
+                  "conversation: a user message left without a reply (crash) is answered on load") {
+  auto models = std::make_shared<model_catalog>();
+  std::string err;
+  REQUIRE(model_catalog::parse("m1,claude=anthropic", *models, err));
+  cfg.models = models;
+  std::string id = "ffffffff-ffff-4fff-8fff-ffffffffffff";
+  auto& st = store_state();
+  st.owners[id] = "alice";
+  auto add = [&](int64_t seq, std::string role, std::string content, std::string model) {
+    stored_message m;
+    m.id = "m-" + std::to_string(seq);
+    m.conversation_id = id;
+    m.seq = seq;
+    m.role = std::move(role);
+    m.content = std::move(content);
+    m.user_id = "alice";
+    m.model = std::move(model);
+    m.finish_reason = m.role == "assistant" ? "interrupted" : "";
+    st.messages.push_back(m);
+  };
+  add(1, "user", "one", "m1");
+  add(2, "assistant", "half a rep", "m1");
+  add(3, "user", "two", "claude"); // acked; its reply (seq 4) never started
+  auto conv = spawn_conversation(sys, id, cfg);
+  auto session = sys.spawn(recorder);
+  auto r = send(conv, "alice", "c9", "three", session);
+  REQUIRE(r);
+  CHECK(r->seq == 5); // seq 4 stays the answer to "two"
+  REQUIRE(ai_state().requests.size() == 1);
+  auto req = ai_state().requests[0];
+  CHECK(req.model == "claude");
+  CHECK(req.provider == "anthropic");
+  REQUIRE(req.messages.size() == 3);
+  CHECK(req.messages[2].content == "two");
+  chunk(conv, req.stream_id, "answer");
+  done(conv, req.stream_id, "stop");
+  CHECK(store_state().messages.back().seq == 4);
+  CHECK(store_state().messages.back().reply_to == "m-3");
+  REQUIRE(ai_state().requests.size() == 2); // then the reply to "three"
+  CHECK(ai_state().requests[1].model == "m1");
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}

@@ -23,8 +23,8 @@ service::options one_node(std::map<std::string, std::string> extra_env = {}) {
 
 } // namespace
 
-TEST_CASE(
-    "crash: kill -9 mid-reply, restart: every acked message is there, the reply is interrupted") {
+TEST_CASE("crash: kill -9 mid-reply, restart: every acked message is there, the reply is "
+          "interrupted, a queued message is answered") {
   service svc{one_node()};
   auto user = unique_user();
   std::string conv;
@@ -38,13 +38,22 @@ TEST_CASE(
     ws.read_until("done");
     ws.send_text(send_frame("k-2", "slow [[mock delay_ms=60 tokens=200]]", conv));
     CHECK(num(ws.read_until("ack"), "seq") == 3);
+    // A second question, acked at once, waits for the reply in progress.
+    ws.send_text(send_frame("k-2b", "queued question [[mock tokens=4]]", conv));
+    bool queued_acked = false;
     // Stream for well over one checkpoint interval (1 s).
     auto until = std::chrono::steady_clock::now() + 1800ms;
     while (std::chrono::steady_clock::now() < until) {
       auto f = ws.read_json();
+      if (str(f, "type") == "ack") {
+        CHECK(num(f, "seq") == 5);
+        queued_acked = true;
+        continue;
+      }
       REQUIRE(str(f, "type") == "chunk");
       reply_prefix += str(f, "delta");
     }
+    REQUIRE(queued_acked);
     svc.chatd->signal(SIGKILL);
     CHECK(svc.chatd->wait(10s) == -2);
   }
@@ -54,7 +63,7 @@ TEST_CASE(
   REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
   ws.send_text(subscribe_frame(conv, 0));
   std::vector<rapidjson::Document> msgs;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 5; ++i) {
     msgs.push_back(ws.read_json());
     CHECK(str(msgs.back(), "type") == "message");
     CHECK(num(msgs.back(), "seq") == i + 1);
@@ -66,9 +75,16 @@ TEST_CASE(
   auto kept = str(interrupted, "content");
   CHECK_FALSE(kept.empty());               // the checkpoint
   CHECK(reply_prefix.rfind(kept, 0) == 0); // a prefix of what was streamed
+  // The queued question, acked before the crash, is answered now (seq 6).
+  CHECK(str(msgs[4], "clientMsgId") == "k-2b");
+  auto answer = read_reply_of(ws, str(msgs[4], "messageId"));
+  CHECK(answer.complete());
+  CHECK(answer.seq == 6);
+  CHECK(answer.reply_to == str(msgs[4], "messageId"));
+  CHECK(answer.content() == mock_reply("queued question", 4));
   // The conversation goes on with the next seqs.
   ws.send_text(send_frame("k-3", "after the crash", conv));
-  CHECK(num(ws.read_until("ack"), "seq") == 5);
+  CHECK(num(ws.read_until("ack"), "seq") == 7);
   CHECK(str(ws.read_until("done"), "finishReason") == "stop");
 }
 
