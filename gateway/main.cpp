@@ -194,6 +194,7 @@ int cmd_serve(const settings& s) {
   cc.store = store;
   cc.ai = ai_pool;
   cc.node_id = node_id;
+  cc.models = models;
   auto directory = spawn_directory(sys, cc);
 
   gateway::gateway_services services;
