@@ -87,15 +87,19 @@ struct generation_outcome {
   /// Token counts as the provider reported them; -1 when not reported.
   int64_t prompt_tokens = -1;
   int64_t completion_tokens = -1;
-  /// For `error`: a description fit for people (never a key or a URL with
-  /// credentials).
+  /// For `error`: a short reason fit for people (never provider text that
+  /// could hold a key fragment or an account id, never a URL).
   std::string error_message;
+  /// For `error`: the protocol error code the clients are told:
+  /// "provider_error" (also when empty) or "unavailable" (the request never
+  /// reached a provider, e.g. the provider's queue was full).
+  std::string error_code;
 };
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generation_outcome& x) {
   return f(caf::meta::type_name("generation_outcome"), x.finish_reason, x.prompt_tokens,
-           x.completion_tokens, x.error_message);
+           x.completion_tokens, x.error_message, x.error_code);
 }
 
 /// A message as stored in the database.

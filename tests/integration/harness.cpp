@@ -503,6 +503,37 @@ std::vector<std::string> frames_before_pong(ws_client& ws, int nonce,
   }
 }
 
+// -- database -------------------------------------------------------------------
+
+int64_t check_history_whole(const std::string& conversation_id) {
+  auto rows = db_query("SELECT seq, role, id::text, coalesce(reply_to::text, ''), "
+                       "finish_reason IS NOT NULL FROM messages WHERE conversation_id = $1 "
+                       "ORDER BY seq",
+                       conversation_id);
+  int64_t expected = 1;
+  std::string last_user_id;
+  for (const auto& r : rows) {
+    auto seq = r[0].as<int64_t>();
+    auto role = r[1].as<std::string>();
+    CHECK_MESSAGE(seq == expected, "history of " << conversation_id << ": seq " << seq
+                                                 << " where " << expected << " belongs");
+    bool user_turn = expected % 2 == 1;
+    CHECK_MESSAGE(role == (user_turn ? "user" : "assistant"),
+                  "history of " << conversation_id << ": seq " << seq << " is " << role);
+    if (role == "user") {
+      last_user_id = r[2].as<std::string>();
+    } else {
+      CHECK_MESSAGE(r[4].as<bool>(), "history of " << conversation_id << ": reply at seq " << seq
+                                                   << " never finished");
+      CHECK_MESSAGE(r[3].as<std::string>() == last_user_id,
+                    "history of " << conversation_id << ": reply at seq " << seq
+                                  << " does not answer the message before it");
+    }
+    expected = seq + 1;
+  }
+  return static_cast<int64_t>(rows.size());
+}
+
 // -- values -----------------------------------------------------------------------
 
 std::string mock_reply(const std::string& text, int tokens) {

@@ -193,6 +193,12 @@ pqxx::row db_query1(const std::string& sql, Args&&... args) {
   return tx.exec_params1(sql, std::forward<Args>(args)...);
 }
 
+/// The conversation's history as the database holds it is whole: seqs
+/// 1..n with no gap and no repeat, user and assistant alternating (user
+/// first), every assistant reply finished and replying to the user message
+/// before it. Checks with doctest (CHECK); returns n.
+int64_t check_history_whole(const std::string& conversation_id);
+
 /// The mock LLM's deterministic reply (see ai/mock_llm/main.cpp) to `text`
 /// with `tokens` tokens.
 std::string mock_reply(const std::string& text, int tokens);
