@@ -28,6 +28,17 @@
 // so replies queued behind a reply in progress keep consecutive seqs even
 // though they are generated later. Writes are serialized per conversation, so
 // a duplicate clientMsgId found by the database can give its seqs back.
+//
+// The database decides seqs. After any failed user message write, next_seq
+// is unknown until a check (db_check, run in the writer's order, so after
+// the write has ended one way or the other) says what the database holds:
+//
+//   seq known --(write fails)--> seq unknown --(check)--> seq known
+//                                     ^    |
+//                                     +----+ check fails: retry with backoff
+//
+// A seq is never reused on a guess, and a write that committed after its
+// answer was lost is found by the check and answered like any other.
 
 namespace chat {
 
@@ -38,8 +49,10 @@ using protocol::error_code;
 
 using retry_store_atom = caf::atom_constant<caf::atom("c_retry")>;
 using checkpoint_tick_atom = caf::atom_constant<caf::atom("c_ckpt")>;
+using check_seq_atom = caf::atom_constant<caf::atom("c_check")>;
+using expire_sends_atom = caf::atom_constant<caf::atom("c_expire")>;
+using retry_unstored_atom = caf::atom_constant<caf::atom("c_unstord")>;
 
-constexpr auto store_timeout = 60s;
 constexpr auto ai_timeout = 30s;
 
 /// A send waiting for its turn to be written.
@@ -51,6 +64,21 @@ struct pending_send {
   std::string provider;
   caf::actor session;
   caf::response_promise promise;
+  caf::actor_clock::time_point queued_at;
+  int seq_retries = 0; // times the database said its seq was taken
+};
+
+/// A user message whose write we sent but whose outcome we did not see.
+struct unknown_write {
+  stored_message message;
+  std::string provider;
+};
+
+/// A finished reply whose `done` went out but whose write still fails
+/// transiently: retried in the background.
+struct unstored_reply {
+  stored_message message;
+  int attempts = 0;
 };
 
 /// An acknowledged user message whose reply has not started yet.
@@ -68,13 +96,15 @@ struct reply_state {
   std::string reply_to;
   std::string model;
   std::vector<std::string> deltas; // kept to replay chunks to new subscribers
-  caf::actor invoker;              // set once the AI pool answered
+  caf::actor invoker;              // set once the AI pool answered; monitored
   bool cancel_requested = false;
   bool finishing = false; // done received, storing
   stored_message final_message;
   timestamp_ms created_at = 0;    // when it started: the row's createdAt
+  caf::actor_clock::time_point started;
   size_t checkpointed_chunks = 0; // how many deltas the database has
   bool checkpoint_in_flight = false;
+  int store_attempts = 0; // failed writes of the finished reply
 };
 
 struct subscriber {
@@ -97,9 +127,19 @@ struct conversation_state {
   bool load_failed = false;
   bool is_new = false; // no row yet: written with the first message
   int64_t next_seq = 1;
+  /// next_seq agrees with the database; false after a failed write until
+  /// a check says what the database holds.
+  bool seq_known = true;
+  bool check_in_flight = false;
+  bool check_armed = false;
+  std::chrono::milliseconds check_backoff{0};
+  std::optional<unknown_write> unknown;
   std::deque<stored_message> context; // recent finished messages, seq order
   std::deque<pending_send> sends;
   bool write_in_flight = false;
+  bool expiry_armed = false;
+  std::map<std::string, unstored_reply> unstored; // by message id
+  bool stopping = false;                          // drained: start no reply
   std::deque<queued_reply> replies;
   std::optional<reply_state> reply;
   std::map<caf::actor_addr, subscriber> subs;
@@ -147,7 +187,7 @@ void touch(conversation* self) {
 bool is_idle(conversation* self) {
   auto& st = self->state;
   return st.subs.empty() && st.sends.empty() && !st.write_in_flight && st.replies.empty()
-         && !st.reply;
+         && !st.reply && st.unstored.empty() && !st.check_in_flight && st.seq_known;
 }
 
 /// Stops the actor once it has been idle for `idle_timeout`. The check is
@@ -229,6 +269,68 @@ stored_message reply_message(conversation* self) {
   return m;
 }
 
+std::chrono::milliseconds backoff(const conversation_config& cfg, int attempt) {
+  auto d = cfg.retry_delay;
+  for (int i = 1; i < attempt && d < cfg.retry_max_delay; ++i)
+    d *= 2;
+  return std::min(d, cfg.retry_max_delay);
+}
+
+/// Stops watching the invoker of the reply in progress (a pool's invoker
+/// serves many replies; monitors must not pile up).
+void release_invoker(conversation* self) {
+  auto& st = self->state;
+  if (st.reply && st.reply->invoker)
+    self->demonitor(st.reply->invoker);
+}
+
+/// The reply has ended in memory: its `done` goes out, the next one starts.
+void close_reply(conversation* self, const stored_message& msg, bool stored) {
+  auto& st = self->state;
+  auto& r = *st.reply;
+  if (stored)
+    remember(self, msg);
+  protocol::done_frame d;
+  d.conversation_id = st.id;
+  d.message_id = r.id;
+  d.reply_to = r.reply_to;
+  d.seq = r.seq;
+  d.chunks = static_cast<int64_t>(r.deltas.size());
+  d.finish_reason = msg.finish_reason;
+  d.prompt_tokens = msg.prompt_tokens;
+  d.completion_tokens = msg.completion_tokens;
+  broadcast(self, protocol::encode(d));
+  auto& m = metrics::global();
+  m.replies_active--;
+  m.replies_finished++;
+  log::info("reply_finished", {{"user", st.owner},
+                               {"conversationId", st.id},
+                               {"messageId", r.id},
+                               {"seq", r.seq},
+                               {"chunks", static_cast<int64_t>(r.deltas.size())},
+                               {"finishReason", msg.finish_reason}});
+  release_invoker(self);
+  st.reply.reset();
+  touch(self);
+  maybe_start_reply(self);
+  arm_idle_check(self);
+}
+
+/// The database says this reply is no longer ours (another process closed
+/// it as `interrupted`, or its seq holds another message): stop generating,
+/// write nothing more, tell the subscribers it ended.
+void abandon_reply(conversation* self, const std::string& why) {
+  auto& st = self->state;
+  auto& r = *st.reply;
+  if (r.invoker && !r.finishing)
+    self->send(r.invoker, ai_cancel_atom::value, r.id);
+  log::error("reply_abandoned", {{"conversationId", st.id}, {"messageId", r.id}, {"error", why}});
+  r.finishing = true;
+  auto msg = reply_message(self);
+  msg.finish_reason = "interrupted";
+  close_reply(self, msg, false);
+}
+
 /// Saves the reply so far (crash safety), at most one save in flight. The
 /// first save, at the start, makes the reply's seq durable.
 void checkpoint(conversation* self) {
@@ -241,67 +343,106 @@ void checkpoint(conversation* self) {
   r.checkpoint_in_flight = true;
   auto id = r.id;
   auto chunks = r.deltas.size();
-  self->request(st.cfg.store, store_timeout, checkpoint_atom::value, reply_message(self),
-                st.cfg.node_id)
+  self->request(st.cfg.store, st.cfg.store_timeout, checkpoint_atom::value, reply_message(self),
+                st.cfg.process_id)
       .then(
-          [=](bool) {
+          [=](bool saved) {
             auto& st = self->state;
-            if (st.reply && st.reply->id == id) {
-              st.reply->checkpoint_in_flight = false;
-              st.reply->checkpointed_chunks = std::max(st.reply->checkpointed_chunks, chunks);
+            if (!st.reply || st.reply->id != id)
+              return;
+            st.reply->checkpoint_in_flight = false;
+            if (!saved && !st.reply->finishing) {
+              abandon_reply(self, "the reply was closed by another process");
+              return;
             }
+            st.reply->checkpointed_chunks = std::max(st.reply->checkpointed_chunks, chunks);
           },
           [=](caf::error& err) {
             auto& st = self->state;
-            if (st.reply && st.reply->id == id)
-              st.reply->checkpoint_in_flight = false;
+            if (!st.reply || st.reply->id != id)
+              return;
+            st.reply->checkpoint_in_flight = false;
             log::warn("reply_checkpoint_failed",
                       {{"conversationId", st.id}, {"error", to_string(err)}});
+            // Another message holds this seq: the reply can never be stored.
+            if (classify_store_error(err) == store_failure::permanent && !st.reply->finishing)
+              abandon_reply(self, to_string(err));
           });
 }
+
+void store_unstored(conversation* self, const std::string& id);
 
 void store_reply(conversation* self) {
   auto& st = self->state;
   auto msg = st.reply->final_message;
-  self->request(st.cfg.store, store_timeout, append_reply_atom::value, msg)
+  self->request(st.cfg.store, st.cfg.store_timeout, append_reply_atom::value, msg)
       .then(
           [=](bool) {
             auto& st = self->state;
             if (!st.reply || st.reply->id != msg.id)
               return;
+            close_reply(self, msg, true);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            if (!st.reply || st.reply->id != msg.id)
+              return;
             auto& r = *st.reply;
-            remember(self, msg);
-            protocol::done_frame d;
-            d.conversation_id = st.id;
-            d.message_id = r.id;
-            d.reply_to = r.reply_to;
-            d.seq = r.seq;
-            d.chunks = static_cast<int64_t>(r.deltas.size());
-            d.finish_reason = msg.finish_reason;
-            d.prompt_tokens = msg.prompt_tokens;
-            d.completion_tokens = msg.completion_tokens;
-            broadcast(self, protocol::encode(d));
-            auto& m = metrics::global();
-            m.replies_active--;
-            m.replies_finished++;
-            log::info("reply_finished", {{"user", st.owner},
-                                         {"conversationId", st.id},
-                                         {"messageId", r.id},
-                                         {"seq", r.seq},
-                                         {"chunks", static_cast<int64_t>(r.deltas.size())},
-                                         {"finishReason", msg.finish_reason}});
-            st.reply.reset();
-            touch(self);
-            maybe_start_reply(self);
+            auto kind = classify_store_error(err);
+            ++r.store_attempts;
+            log::error("reply_store_failed", {{"conversationId", st.id},
+                                              {"messageId", msg.id},
+                                              {"attempt", r.store_attempts},
+                                              {"error", to_string(err)}});
+            if (kind == store_failure::permanent) {
+              // It can never be stored: end it on the wire, move on.
+              close_reply(self, msg, false);
+              return;
+            }
+            if (r.store_attempts < st.cfg.reply_store_attempts) {
+              self->delayed_send(self, backoff(st.cfg, r.store_attempts), retry_store_atom::value,
+                                 msg.id);
+              return;
+            }
+            // The database stays away: the reply ends for its readers now
+            // (its seq was made durable by the first checkpoint) and the
+            // write goes on in the background; the next reply may start.
+            st.unstored[msg.id] = unstored_reply{msg, 0};
+            self->delayed_send(self, backoff(st.cfg, 1), retry_unstored_atom::value, msg.id);
+            close_reply(self, msg, true);
+          });
+}
+
+void store_unstored(conversation* self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.unstored.find(id);
+  if (i == st.unstored.end())
+    return;
+  self->request(st.cfg.store, st.cfg.store_timeout, append_reply_atom::value, i->second.message)
+      .then(
+          [=](bool) {
+            auto& st = self->state;
+            st.unstored.erase(id);
+            log::info("reply_stored_late", {{"conversationId", st.id}, {"messageId", id}});
             arm_idle_check(self);
           },
           [=](caf::error& err) {
-            // The database is down or slow: keep the reply (and its subscribers'
-            // view of it) and try again; the seq must not be left as a gap.
-            log::error("reply_store_failed", {{"conversationId", self->state.id},
-                                              {"messageId", msg.id},
-                                              {"error", to_string(err)}});
-            self->delayed_send(self, 1s, retry_store_atom::value, msg.id);
+            auto& st = self->state;
+            auto i = st.unstored.find(id);
+            if (i == st.unstored.end())
+              return;
+            auto attempts = ++i->second.attempts;
+            if (classify_store_error(err) == store_failure::permanent
+                || attempts >= st.cfg.background_store_attempts) {
+              log::error("reply_store_given_up", {{"conversationId", st.id},
+                                                  {"messageId", id},
+                                                  {"attempts", attempts},
+                                                  {"error", to_string(err)}});
+              st.unstored.erase(i);
+              arm_idle_check(self);
+              return;
+            }
+            self->delayed_send(self, backoff(st.cfg, attempts + 1), retry_unstored_atom::value, id);
           });
 }
 
@@ -311,7 +452,8 @@ void finish_reply(conversation* self, generation_outcome outcome) {
   r.finishing = true;
   if (outcome.finish_reason == "error") {
     protocol::error_frame e;
-    e.code = error_code::provider_error;
+    e.code = outcome.error_code == "unavailable" ? error_code::unavailable
+                                                 : error_code::provider_error;
     e.message = "the AI provider failed"
                 + (outcome.error_message.empty() ? std::string{} : ": " + outcome.error_message);
     e.conversation_id = st.id;
@@ -330,9 +472,22 @@ void finish_reply(conversation* self, generation_outcome outcome) {
   store_reply(self);
 }
 
+/// Ends the reply in progress with `error` (its invoker died, or it ran
+/// past the deadline), keeping what streamed.
+void fail_reply(conversation* self, const std::string& why) {
+  auto& st = self->state;
+  auto& r = *st.reply;
+  if (r.invoker)
+    self->send(r.invoker, ai_cancel_atom::value, r.id);
+  generation_outcome o;
+  o.finish_reason = "error";
+  o.error_message = why;
+  finish_reply(self, std::move(o));
+}
+
 void maybe_start_reply(conversation* self) {
   auto& st = self->state;
-  if (st.reply || st.replies.empty())
+  if (st.reply || st.replies.empty() || st.stopping)
     return;
   auto q = std::move(st.replies.front());
   st.replies.pop_front();
@@ -342,6 +497,7 @@ void maybe_start_reply(conversation* self) {
   r.reply_to = q.user_message_id;
   r.model = q.model;
   r.created_at = now_ms();
+  r.started = self->clock().now();
   st.reply = std::move(r);
   generation_request req{st.reply->id, q.model, q.provider, context_for(self, q.seq)};
   auto id = st.reply->id;
@@ -359,9 +515,11 @@ void maybe_start_reply(conversation* self) {
       .then(
           [=](caf::actor invoker) {
             auto& st = self->state;
-            if (!st.reply || st.reply->id != id)
+            if (!st.reply || st.reply->id != id || st.reply->finishing)
               return;
             st.reply->invoker = invoker;
+            // If it dies, the reply must still end (see the down handler).
+            self->monitor(invoker);
             if (st.reply->cancel_requested)
               self->send(invoker, ai_cancel_atom::value, id);
           },
@@ -371,6 +529,7 @@ void maybe_start_reply(conversation* self) {
               return;
             generation_outcome o;
             o.finish_reason = "error";
+            o.error_code = "unavailable";
             o.error_message = "AI service unavailable";
             log::error("ai_pool_failed", {{"error", to_string(err)}});
             finish_reply(self, std::move(o));
@@ -383,11 +542,38 @@ void pump_writes(conversation* self);
 void start_replay(conversation* self, const caf::actor& session, int64_t after_seq);
 void replay_page(conversation* self, caf::actor session, int64_t cursor, uint64_t token);
 
+/// A user message is durable: it is remembered, shown to the other
+/// connections, and its reply queued.
+void accept_message(conversation* self, const stored_message& msg, const std::string& provider,
+                    const caf::actor& except) {
+  auto& st = self->state;
+  st.is_new = false;
+  remember(self, msg);
+  metrics::global().messages_acked++;
+  broadcast(self, protocol::encode_message_event(msg), except);
+  st.replies.push_back(queued_reply{msg.id, msg.seq + 1, msg.model, provider});
+}
+
 void on_user_written(conversation* self, const stored_message& msg, append_result& res) {
   auto& st = self->state;
+  st.write_in_flight = false;
+  if (res.seq_taken) {
+    // Our next seq was stale (another writer, or a write we thought lost):
+    // the send stays first in line and goes again once the seq is known.
+    st.seq_known = false;
+    auto& p = st.sends.front();
+    log::warn("message_seq_taken",
+              {{"conversationId", st.id}, {"seq", msg.seq}, {"lastSeq", res.seq}});
+    if (++p.seq_retries > 3) {
+      p.promise.deliver(make_chat_error(error_code::unavailable,
+                                        "the message could not be stored, please retry"));
+      st.sends.pop_front();
+    }
+    pump_writes(self);
+    return;
+  }
   auto p = std::move(st.sends.front());
   st.sends.pop_front();
-  st.write_in_flight = false;
   if (res.duplicate) {
     st.next_seq -= 2; // nothing after it was reserved: writes are serialized
     auto resume_after = res.seq + 1;
@@ -400,26 +586,137 @@ void on_user_written(conversation* self, const stored_message& msg, append_resul
         start_replay(self, p.session, resume_after);
     }
   } else {
-    st.is_new = false;
-    remember(self, msg);
-    metrics::global().messages_acked++;
     log::info(
         "message_acked",
         {{"user", st.owner}, {"conversationId", st.id}, {"messageId", msg.id}, {"seq", msg.seq}});
     attach(self, p.session);
     // The other connections see the message; the sender gets the ack. Both
     // go out before any chunk of the reply, in this order.
-    broadcast(self, protocol::encode_message_event(msg), p.session);
+    accept_message(self, msg, p.provider, p.session);
     p.promise.deliver(std::move(res));
-    st.replies.push_back(
-        queued_reply{msg.id, msg.seq + 1, std::move(p.model), std::move(p.provider)});
     maybe_start_reply(self);
   }
   pump_writes(self);
 }
 
+/// The write of the first send failed with `err`. Whatever the failure, the
+/// next seq is checked with the database before it is used again, and the
+/// message looked for: it may have committed after all.
+void on_user_write_failed(conversation* self, const stored_message& msg, const caf::error& err) {
+  auto& st = self->state;
+  auto p = std::move(st.sends.front());
+  st.sends.pop_front();
+  st.write_in_flight = false;
+  st.seq_known = false;
+  auto kind = classify_store_error(err);
+  if (kind != store_failure::permanent)
+    st.unknown = unknown_write{msg, p.provider};
+  log::error("message_store_failed", {{"conversationId", st.id},
+                                      {"messageId", msg.id},
+                                      {"outcome", kind == store_failure::permanent   ? "permanent"
+                                                  : kind == store_failure::transient ? "transient"
+                                                                                     : "unknown"},
+                                      {"error", to_string(err)}});
+  if (kind == store_failure::permanent)
+    p.promise.deliver(
+        make_chat_error(error_code::internal, "the message could not be stored"));
+  else
+    p.promise.deliver(make_chat_error(error_code::unavailable,
+                                      "the message could not be stored, please retry"));
+  pump_writes(self);
+  arm_idle_check(self);
+}
+
+/// The highest seq this conversation has promised: its reply in progress
+/// and the queued ones.
+int64_t reserved_seq(conversation* self) {
+  auto& st = self->state;
+  int64_t top = st.reply ? st.reply->seq : 0;
+  for (auto& q : st.replies)
+    top = std::max(top, q.seq);
+  return top;
+}
+
+/// Asks the database, in the writer's order, what it holds: the last seq,
+/// and whether the message whose write we did not see is stored.
+void check_seq(conversation* self) {
+  auto& st = self->state;
+  if (st.check_in_flight || st.seq_known)
+    return;
+  st.check_in_flight = true;
+  st.check_armed = false;
+  auto unknown_id = st.unknown ? st.unknown->message.id : std::string{};
+  self->request(st.cfg.store, st.cfg.store_timeout, db_check_atom::value, st.id, unknown_id)
+      .then(
+          [=](write_check& c) {
+            auto& st = self->state;
+            st.check_in_flight = false;
+            st.check_backoff = std::chrono::milliseconds{0};
+            if (st.unknown && st.unknown->message.id == unknown_id) {
+              if (c.found) {
+                // It committed after all: answer it like any other (the
+                // client's retry with the same clientMsgId gets its ack).
+                auto u = std::move(*st.unknown);
+                log::info("message_committed_late", {{"conversationId", st.id},
+                                                      {"messageId", u.message.id},
+                                                      {"seq", u.message.seq}});
+                accept_message(self, u.message, u.provider, caf::actor{});
+              }
+              st.unknown.reset();
+            }
+            st.next_seq = std::max(c.last_seq, reserved_seq(self)) + 1;
+            st.seq_known = true;
+            log::info("conversation_seq_checked",
+                      {{"conversationId", st.id}, {"nextSeq", st.next_seq}});
+            maybe_start_reply(self);
+            pump_writes(self);
+            arm_idle_check(self);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            st.check_in_flight = false;
+            st.check_backoff = st.check_backoff.count() == 0
+                                   ? st.cfg.retry_delay
+                                   : std::min(st.check_backoff * 2, st.cfg.retry_max_delay);
+            log::warn("conversation_seq_check_failed", {{"conversationId", st.id},
+                                                        {"retryMs", st.check_backoff.count()},
+                                                        {"error", to_string(err)}});
+            st.check_armed = true;
+            self->delayed_send(self, st.check_backoff, check_seq_atom::value);
+          });
+}
+
+/// Answers `unavailable` to sends that waited longer than the store
+/// timeout (the one being written waits for its own answer).
+void expire_sends(conversation* self) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  auto first = st.write_in_flight ? std::next(st.sends.begin()) : st.sends.begin();
+  for (auto i = first; i != st.sends.end();) {
+    if (now - i->queued_at >= st.cfg.store_timeout) {
+      i->promise.deliver(make_chat_error(error_code::unavailable,
+                                         "the message could not be stored, please retry"));
+      i = st.sends.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  if (!st.expiry_armed && st.sends.size() > (st.write_in_flight ? 1u : 0u)) {
+    st.expiry_armed = true;
+    self->delayed_send(self, st.cfg.store_timeout / 4 + 1ms, expire_sends_atom::value);
+  }
+}
+
 void pump_writes(conversation* self) {
   auto& st = self->state;
+  expire_sends(self);
+  if (!st.seq_known) {
+    // At once, sends or not: a message that committed after all must get
+    // its reply.
+    if (!st.check_armed)
+      check_seq(self);
+    return;
+  }
   if (st.write_in_flight || st.sends.empty())
     return;
   auto& p = st.sends.front();
@@ -439,21 +736,9 @@ void pump_writes(conversation* self) {
   if (st.is_new)
     w.title = make_title(p.content);
   st.next_seq += 2; // this message and the reply to it
-  self->request(st.cfg.store, store_timeout, append_user_atom::value, w)
+  self->request(st.cfg.store, st.cfg.store_timeout, append_user_atom::value, w)
       .then([=](append_result& res) { on_user_written(self, m, res); },
-            [=](caf::error& err) {
-              auto& st = self->state;
-              auto p = std::move(st.sends.front());
-              st.sends.pop_front();
-              st.write_in_flight = false;
-              st.next_seq -= 2;
-              log::error("message_store_failed",
-                         {{"conversationId", st.id}, {"error", to_string(err)}});
-              p.promise.deliver(make_chat_error(error_code::unavailable,
-                                                "the message could not be stored, please retry"));
-              pump_writes(self);
-              arm_idle_check(self);
-            });
+            [=](caf::error& err) { on_user_write_failed(self, m, err); });
 }
 
 // -- subscribers ----------------------------------------------------------------
@@ -504,7 +789,7 @@ void replay_page(conversation* self, caf::actor session, int64_t cursor, uint64_
     return;
   }
   auto page = st.cfg.replay_page;
-  self->request(st.cfg.store, store_timeout, history_atom::value, st.owner, st.id, cursor, page)
+  self->request(st.cfg.store, st.cfg.store_timeout, history_atom::value, st.owner, st.id, cursor, page)
       .then(
           [=](message_page& p) {
             auto& st = self->state;
@@ -549,7 +834,18 @@ void replay_page(conversation* self, caf::actor session, int64_t cursor, uint64_
 
 caf::behavior serving(conversation* self) {
   self->set_down_handler([=](caf::down_msg& dm) {
-    self->state.subs.erase(dm.source);
+    auto& st = self->state;
+    if (st.reply && st.reply->invoker && st.reply->invoker.address() == dm.source) {
+      // The invoker serving the reply is gone: no end will come from it.
+      // The pool's other invokers serve the next reply.
+      if (!st.reply->finishing) {
+        log::error("ai_invoker_down", {{"conversationId", st.id}, {"messageId", st.reply->id}});
+        st.reply->invoker = caf::actor{};
+        fail_reply(self, "the AI invoker failed");
+      }
+      return;
+    }
+    st.subs.erase(dm.source);
     arm_idle_check(self);
   });
   return {
@@ -560,10 +856,15 @@ caf::behavior serving(conversation* self) {
         if (!owned_by(self, user))
           return access_error(self);
         touch(self);
+        // The store is slow or away and the queue is full: refuse now
+        // rather than let the queue grow.
+        if (st.sends.size() >= st.cfg.max_queued_sends)
+          return make_chat_error(error_code::unavailable,
+                                 "the conversation is busy storing messages, please retry");
         auto rp = self->make_response_promise<append_result>();
         st.sends.push_back(pending_send{user, std::move(client_msg_id), std::move(content),
                                         std::move(model), std::move(provider), std::move(session),
-                                        rp});
+                                        rp, self->clock().now(), 0});
         pump_writes(self);
         return rp;
       },
@@ -610,7 +911,7 @@ caf::behavior serving(conversation* self) {
         if (st.reply && st.reply->invoker)
           self->send(st.reply->invoker, ai_cancel_atom::value, st.reply->id);
         auto rp = self->make_response_promise<bool>();
-        self->request(st.cfg.store, store_timeout, remove_conv_atom::value, user, st.id)
+        self->request(st.cfg.store, st.cfg.store_timeout, remove_conv_atom::value, user, st.id)
             .then(
                 [=](bool removed) mutable {
                   if (self->state.reply) // gone with the conversation
@@ -643,11 +944,19 @@ caf::behavior serving(conversation* self) {
         auto& st = self->state;
         if (!st.reply || st.reply->id != reply_id || st.reply->finishing)
           return; // that reply has ended: the tick stops here
+        if (self->clock().now() - st.reply->started >= st.cfg.reply_deadline) {
+          log::error("reply_deadline_passed", {{"conversationId", st.id}, {"messageId", reply_id}});
+          fail_reply(self, "the reply took too long");
+          return;
+        }
         checkpoint(self);
         self->delayed_send(self, st.cfg.checkpoint_interval, checkpoint_tick_atom::value, reply_id);
       },
       [=](drain_atom) {
         auto& st = self->state;
+        // Queued replies stay unanswered in the database: whoever loads the
+        // conversation next answers them.
+        st.stopping = true;
         if (!st.reply || st.reply->finishing)
           return;
         if (st.reply->invoker)
@@ -656,6 +965,18 @@ caf::behavior serving(conversation* self) {
         o.finish_reason = "interrupted";
         finish_reply(self, std::move(o));
       },
+      [=](check_seq_atom) {
+        self->state.check_armed = false;
+        pump_writes(self);
+        check_seq(self);
+      },
+      [=](expire_sends_atom) {
+        self->state.expiry_armed = false;
+        pump_writes(self);
+        arm_idle_check(self);
+      },
+      [=](retry_unstored_atom, const std::string& message_id) { store_unstored(self, message_id); },
+
       [=](retry_store_atom, const std::string& message_id) {
         auto& st = self->state;
         if (st.reply && st.reply->id == message_id && st.reply->finishing)
@@ -678,12 +999,13 @@ caf::behavior serving(conversation* self) {
 
 /// After a crash (or a drain that ran out of time) acked user messages may
 /// have no reply: their reserved seq was never written. Answer them now, in
-/// order, with the model they asked for. (Single node: start-up recovery has
-/// already turned this node's unfinished replies into `interrupted` rows, so
-/// a missing seq really is a reply that never started.)
-void queue_unanswered(conversation* self) {
+/// order, with the model they asked for. The load closed as `interrupted`
+/// the replies of processes that are gone, and names the seqs of replies
+/// live processes are generating: any other missing seq really is a reply
+/// that never started.
+void queue_unanswered(conversation* self, const std::vector<int64_t>& in_progress) {
   auto& st = self->state;
-  std::set<int64_t> seqs;
+  std::set<int64_t> seqs{in_progress.begin(), in_progress.end()};
   for (auto& m : st.context)
     seqs.insert(m.seq);
   for (auto& m : st.context) {
@@ -714,7 +1036,7 @@ caf::behavior conversation_impl(conversation* self, std::string id, conversation
   if (!is_new) {
     // `await` holds back every other message until the snapshot is here, so
     // nothing is answered before we know the owner and the last seq.
-    self->request(st.cfg.store, store_timeout, load_conv_atom::value, st.id)
+    self->request(st.cfg.store, st.cfg.store_timeout, load_conv_atom::value, st.id)
         .await(
             [=](conversation_snapshot& snap) {
               auto& st = self->state;
@@ -724,7 +1046,7 @@ caf::behavior conversation_impl(conversation* self, std::string id, conversation
               for (auto& m : snap.recent)
                 st.context.push_back(std::move(m));
               if (st.found)
-                queue_unanswered(self);
+                queue_unanswered(self, snap.in_progress);
               arm_idle_check(self);
             },
             [=](caf::error& err) {

@@ -24,8 +24,25 @@
 ///       Cancels any reply, deletes the conversation through persistence
 ///       and stops the actor.
 ///   (drain_atom)
-///       Shutdown: a reply still being generated ends now with
-///       finishReason "interrupted", keeping what was streamed.
+///       Shutdown, past the drain timeout: a reply still being generated
+///       ends now with finishReason "interrupted", keeping what was
+///       streamed, and no queued reply starts any more (their messages stay
+///       unanswered in the database, for whoever loads the conversation
+///       next).
+///
+/// Faults (the database decides): a user message write whose outcome was
+/// not seen (a timeout, a lost connection, an in-doubt commit) is never
+/// assumed failed. The conversation answers that send `unavailable` (the
+/// client retries with the same clientMsgId), then asks the store, in the
+/// writer's order, for its last seq and whether the message is stored
+/// before it assigns another seq; a message that did commit is answered
+/// like any other. Sends meanwhile wait in a bounded queue, for at most the
+/// store timeout. Reply writes are retried with backoff while the failure
+/// is transient; a reply whose write can never succeed, or still fails
+/// after `reply_store_attempts`, ends on the wire (`done`) anyway and the
+/// conversation moves on (a transient one keeps being retried in the
+/// background). The AI invoker serving a reply is monitored: if it dies,
+/// the reply ends `error`.
 ///
 /// To subscribers it sends (event_atom, conversation_id, std::string frame):
 /// one encoded protocol frame, the same message object for every subscriber.
@@ -60,9 +77,29 @@ struct conversation_config {
   /// second bounds what a crash can lose to about a second of tokens, and
   /// costs one small, group-committed UPDATE per live reply per second.
   std::chrono::milliseconds checkpoint_interval{std::chrono::seconds{1}};
-  /// This node's id: in-progress replies are marked with it, so that after
-  /// a crash the node finds (and marks `interrupted`) only its own.
-  std::string node_id = "local";
+  /// This process's id (a UUID registered in the database with a liveness
+  /// lock, persistence/store.hpp): in-progress replies are marked with it,
+  /// so that only replies of processes that are gone are ever recovered.
+  std::string process_id = "00000000-0000-4000-8000-000000000000";
+  /// How long to wait for any answer of the store. Past it, a write's
+  /// outcome is unknown; a send waiting in the queue is answered
+  /// `unavailable`.
+  std::chrono::milliseconds store_timeout{std::chrono::seconds{15}};
+  /// Sends waiting for their write, at most; more are `unavailable` at once.
+  size_t max_queued_sends = 64;
+  /// First wait before retrying a failed reply write or seq check; doubles
+  /// up to `retry_max_delay`.
+  std::chrono::milliseconds retry_delay{std::chrono::milliseconds{250}};
+  std::chrono::milliseconds retry_max_delay{std::chrono::seconds{5}};
+  /// Attempts to store a finished reply before its `done` goes out anyway
+  /// and the conversation moves on (transient failures keep being retried
+  /// in the background, up to `background_store_attempts`).
+  int reply_store_attempts = 4;
+  int background_store_attempts = 200;
+  /// A reply with no end from the AI invoker after this is ended `error`
+  /// (the invoker enforces the provider's timeouts; this is the last
+  /// resort, e.g. a lost message).
+  std::chrono::milliseconds reply_deadline{std::chrono::minutes{11}};
   /// The configured models: the provider of a stored user message's model,
   /// for replies generated after a restart. May be null (then "openai").
   std::shared_ptr<const model_catalog> models;

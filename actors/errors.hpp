@@ -41,4 +41,37 @@ inline protocol::error_frame to_error_frame(const caf::error& err) {
   return f;
 }
 
+// -- store errors -------------------------------------------------------------
+
+inline caf::atom_value store_error_category() {
+  return caf::atom("chat_db");
+}
+
+/// How a store request failed, as far as its caller can know. The rule of
+/// the service is that the database decides: only `transient` and
+/// `permanent` are outcomes seen; anything else is `unknown`.
+enum class store_failure : uint8_t {
+  /// Not done (rolled back, or the database not reached); may be retried.
+  transient = 1,
+  /// Can never succeed as asked: a constraint or invalid data. Retrying
+  /// the same write is pointless.
+  permanent = 2,
+  /// May or may not have been done: a commit whose answer was lost, and any
+  /// failure that is not the store's own (a request timeout, the store
+  /// actor gone).
+  unknown = 3,
+};
+
+inline caf::error make_store_error(store_failure kind, std::string what) {
+  return caf::error{static_cast<uint8_t>(kind), store_error_category(),
+                    caf::make_message(std::move(what))};
+}
+
+inline store_failure classify_store_error(const caf::error& err) {
+  if (err && err.category() == store_error_category()
+      && (err.code() == 1 || err.code() == 2 || err.code() == 3))
+    return static_cast<store_failure>(err.code());
+  return store_failure::unknown;
+}
+
 } // namespace chat

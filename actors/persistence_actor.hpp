@@ -10,18 +10,26 @@
 ///       many conversations are group-committed in one transaction. A
 ///       clientMsgId the user already used yields `duplicate` and the
 ///       original message's ids; nothing is written then.
-///   (checkpoint_atom, stored_message, node_id) -> bool
+///   (checkpoint_atom, stored_message, process_id) -> bool
 ///       Save what has been streamed so far of the reply being generated
 ///       (finish_reason empty): inserts the assistant row, or updates its
-///       content. Such "in progress" rows carry the generating node's id;
+///       content. Such "in progress" rows carry the id of the generating
+///       process (a UUID registered at start-up, see persistence/store.hpp);
 ///       they are never returned as messages (history, recent context) but
-///       count for last_seq. Group-committed like every write.
+///       count for last_seq. `false`: the reply is already finished (someone
+///       closed it): the caller no longer owns it. Group-committed.
 ///   (append_reply_atom, stored_message) -> bool
 ///       Store a finished assistant message (insert, or complete the
 ///       checkpointed row: content, finish_reason, usage; node cleared);
 ///       bumps the conversation's updated_at. `true` once committed.
 ///   (load_conv_atom, conversation_id) -> conversation_snapshot
-///       Owner, last seq and recent context of a conversation.
+///       Owner, last seq and recent context of a conversation. First closes
+///       as `interrupted` every reply of the conversation left unfinished by
+///       a process that is no longer alive (whatever it was called).
+///   (db_check_atom, conversation_id, message_id) -> write_check
+///       The highest stored seq, and whether message_id (may be empty) is
+///       stored, read after every write sent before it has ended: how a
+///       conversation learns the outcome of a write it did not see.
 ///   (history_atom, user_id, conversation_id, after_seq, limit) -> message_page
 ///       Finished messages with seq > after_seq, in seq order; not found
 ///       (or another user's) yields `found == false`.
@@ -35,7 +43,10 @@
 ///   (db_ping_atom) -> bool
 ///       Whether the database answers (readiness).
 ///
-/// Failures of the database itself answer with a `caf::error`.
+/// Failures of the database itself answer with a store error
+/// (actors/errors.hpp: make_store_error), which says whether the work was
+/// surely not done (transient), can never be done (permanent) or may have
+/// been done (unknown, e.g. a commit whose answer was lost).
 
 #include <cstdint>
 #include <string>
@@ -56,6 +67,7 @@ using persistence_actor = caf::typed_actor<
     caf::replies_to<list_conv_atom, std::string, std::string, int32_t>::with<conversation_page>,
     caf::replies_to<remove_conv_atom, std::string, std::string>::with<bool>,
     caf::replies_to<find_msg_atom, std::string, std::string>::with<append_result>,
+    caf::replies_to<db_check_atom, std::string, std::string>::with<write_check>,
     caf::replies_to<db_ping_atom>::with<bool>>;
 
 } // namespace chat

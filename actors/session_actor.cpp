@@ -164,6 +164,12 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
       [=](protocol::send_frame& f) {
         auto& st = self->state;
         log::info("message_received", {{"user", st.user}, {"clientMsgId", f.client_msg_id}});
+        if (st.cfg.draining && st.cfg.draining->load()) {
+          protocol::error_frame e{error_code::unavailable,
+                                  "the server is shutting down, please reconnect", {}, {}};
+          write_error(self, e, f.client_msg_id, f.conversation_id);
+          return;
+        }
         auto model = st.cfg.models->find(f.model);
         if (model == nullptr) {
           protocol::error_frame e{error_code::bad_request, "unknown model", {}, {}};

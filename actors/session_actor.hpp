@@ -10,6 +10,7 @@
 ///   (event_atom, conversation_id, std::string frame)   an encoded frame
 /// The gateway stops the actor with an exit message when the socket closes.
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,9 @@ struct session_config {
   persistence_actor store; ///< for repeated sends naming a missing conversation
   std::shared_ptr<const model_catalog> models;
   std::shared_ptr<rate_limiter> limiter;
+  /// Set once this node drains (shutdown): sends get `unavailable`, so the
+  /// client sends again, with the same clientMsgId, on another node.
+  std::shared_ptr<const std::atomic<bool>> draining;
 };
 
 caf::actor spawn_session(caf::actor_system& sys, std::string user_id, client_link_ptr link,

@@ -17,6 +17,7 @@ void register_message_types(caf::actor_system_config& cfg) {
       .add_message_type<std::vector<stored_message>>("std::vector<stored_message>")
       .add_message_type<user_message_write>("user_message_write")
       .add_message_type<append_result>("append_result")
+      .add_message_type<write_check>("write_check")
       .add_message_type<conversation_snapshot>("conversation_snapshot")
       .add_message_type<conversation_summary>("conversation_summary")
       .add_message_type<std::vector<conversation_summary>>("std::vector<conversation_summary>")

@@ -51,6 +51,23 @@ int64_t int_setting(const settings& s, const char* env, int64_t min, int64_t max
   }
 }
 
+/// A duration setting in seconds; fractions allowed ("0.5"), so that
+/// tests can stage faults in seconds.
+std::chrono::milliseconds seconds_setting(const settings& s, const char* env, double min,
+                                          double max) {
+  auto& v = s.get(env);
+  try {
+    size_t pos = 0;
+    auto x = std::stod(v, &pos);
+    if (pos != v.size() || !(x >= min && x <= max))
+      throw std::out_of_range{env};
+    return std::chrono::milliseconds{static_cast<int64_t>(x * 1000)};
+  } catch (const std::exception&) {
+    bad_setting(std::string{env} + " must be a number of seconds in " + std::to_string(min)
+                + ".." + std::to_string(max) + " (got '" + v + "')");
+  }
+}
+
 const std::string& required(const settings& s, const char* env) {
   if (!s.has(env))
     bad_setting(std::string{env} + " is required");
@@ -154,11 +171,16 @@ int cmd_serve(const settings& s) {
   gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
 
   auto node_id = s.has("CHAT_NODE_ID") ? s.get("CHAT_NODE_ID") : host_name();
+  persistence::connection_options db_options;
+  db_options.connect_timeout = std::chrono::seconds{int_setting(s, "CHAT_DB_CONNECT_TIMEOUT", 1, 600)};
+  db_options.statement_timeout = seconds_setting(s, "CHAT_DB_STATEMENT_TIMEOUT", 0, 86400);
+  auto store_timeout = seconds_setting(s, "CHAT_STORE_TIMEOUT", 0.1, 3600);
   try {
     persistence::migrate(db_url);
-    // Replies this node was generating when it last died are kept as
-    // "interrupted", with what was checkpointed.
-    persistence::recover_interrupted(db_url, node_id);
+    // Replies left unfinished by processes that are gone (a crash of this
+    // node under any name, or of another) are kept as "interrupted", with
+    // what was checkpointed.
+    persistence::recover_interrupted(db_url);
   } catch (const std::exception& e) {
     log::error("startup_failed", {{"error", e.what()}});
     return 1;
@@ -176,9 +198,14 @@ int cmd_serve(const settings& s) {
   sys.await_actors_before_shutdown(false);
 
   persistence_actor store;
+  persistence::process_registration process;
   try {
+    // This process's identity in the database: its in-progress replies are
+    // recovered by others only once it is gone.
+    process = persistence::register_process(db_url, node_id);
     persistence::store_config sc;
     sc.database_url = db_url;
+    sc.connection = db_options;
     store = persistence::spawn_store(sys, sc);
   } catch (const std::exception& e) {
     log::error("startup_failed", {{"error", e.what()}});
@@ -193,7 +220,8 @@ int cmd_serve(const settings& s) {
   conversation_config cc;
   cc.store = store;
   cc.ai = ai_pool;
-  cc.node_id = node_id;
+  cc.process_id = process.process_id;
+  cc.store_timeout = store_timeout;
   cc.models = models;
   auto directory = spawn_directory(sys, cc);
 
@@ -205,6 +233,8 @@ int cmd_serve(const settings& s) {
   services.session.store = store;
   services.session.models = models;
   services.session.limiter = std::make_shared<rate_limiter>(static_cast<int>(sends_per_min));
+  auto draining = std::make_shared<std::atomic<bool>>(false);
+  services.session.draining = draining;
 
   boost::asio::io_context ioc{static_cast<int>(threads)};
   gateway::server srv{ioc, gw, services};
@@ -252,6 +282,7 @@ int cmd_serve(const settings& s) {
     log::info("drain_started",
               {{"signal", sig}, {"repliesActive", metrics::global().replies_active.load()}});
     drain_started = std::chrono::steady_clock::now();
+    draining->store(true);
     srv.begin_drain();
     poll_drain();
   });

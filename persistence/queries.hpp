@@ -37,21 +37,26 @@ struct statement {
 
 // -- writes -------------------------------------------------------------------
 
-/// ($1 id, $2 user_id, $3 title)
+/// ($1 id, $2 user_id, $3 title) -> one row when inserted; none when the
+/// conversation exists already (a retry of a first message whose commit we
+/// could not confirm).
 inline constexpr statement insert_conversation{
   "insert_conversation",
-  "INSERT INTO conversations (id, user_id, title) VALUES ($1, $2, $3)"};
+  "INSERT INTO conversations (id, user_id, title) VALUES ($1, $2, $3) "
+  "ON CONFLICT (id) DO NOTHING RETURNING id"};
 
 /// ($1 conversation, $2 seq, $3 id, $4 content, $5 user, $6 client_msg_id,
 ///  $7 created_at ms or NULL, $8 the model asked for or NULL) -> one row, or
-/// none when the clientMsgId is already used by this user. The model is kept
-/// so that a reply lost in a crash can be generated with it later.
+/// none when a unique key is taken: the user's clientMsgId (a repeat), the
+/// seq (another message holds it: the caller's next seq was stale) or the
+/// id. The model is kept so that a reply lost in a crash can be generated
+/// with it later.
 inline constexpr statement insert_user_message{
   "insert_user_message",
   "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
   "client_msg_id, created_at, model) "
   "VALUES ($1, $2, $3, 'user', $4, $5, $6, " CHAT_TS_FROM_MS("$7") ", $8) "
-  "ON CONFLICT (user_id, client_msg_id) DO NOTHING RETURNING id"};
+  "ON CONFLICT DO NOTHING RETURNING id"};
 
 /// ($1 user, $2 client_msg_id) -> (conversation_id, id, seq)
 inline constexpr statement find_client_msg{
@@ -65,20 +70,20 @@ inline constexpr statement delete_conversation{
   "delete_conversation", "DELETE FROM conversations WHERE id = $1"};
 
 /// ($1 conversation, $2 seq, $3 id, $4 content, $5 user or '' for the
-///  owner, $6 reply_to, $7 model, $8 created_at ms or NULL, $9 node)
+///  owner, $6 reply_to, $7 model, $8 created_at ms or NULL, $9 process)
 /// -> one row (id) when inserted or updated; none when the row with that id
 /// is not an in-progress reply at this conversation and seq (see
-/// find_reply).
+/// find_reply). Another message at this seq raises a unique violation.
 inline constexpr statement checkpoint_reply{
   "checkpoint_reply",
   "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
-  "reply_to, model, created_at, generating_node) "
+  "reply_to, model, created_at, generating_process) "
   "VALUES ($1, $2, $3, 'assistant', $4, "
   "coalesce(nullif($5, ''), "
   "         (SELECT user_id FROM conversations WHERE id = $1)), "
-  "$6, $7, " CHAT_TS_FROM_MS("$8") ", $9) "
+  "$6, $7, " CHAT_TS_FROM_MS("$8") ", $9::uuid) "
   "ON CONFLICT (id) DO UPDATE SET content = excluded.content, "
-  "generating_node = excluded.generating_node "
+  "generating_process = excluded.generating_process "
   "WHERE " CHAT_SAME_IN_PROGRESS_REPLY " RETURNING id"};
 
 /// ($1 conversation, $2 seq, $3 id, $4 content, $5 user or '' for the
@@ -102,7 +107,7 @@ inline constexpr statement upsert_reply{
   "completion_tokens = excluded.completion_tokens, "
   "reply_to = coalesce(excluded.reply_to, messages.reply_to), "
   "model = coalesce(excluded.model, messages.model), "
-  "generating_node = NULL "
+  "generating_process = NULL, generating_node = NULL "
   "WHERE " CHAT_SAME_IN_PROGRESS_REPLY " RETURNING id"};
 
 /// ($1 id) -> (conversation_id, seq, role, finish_reason, content): what
@@ -112,17 +117,80 @@ inline constexpr statement find_reply{
   "SELECT conversation_id, seq, role, finish_reason, content FROM messages "
   "WHERE id = $1"};
 
-/// ($1 node) -> one row: how many replies were marked interrupted. Bumps
-/// their conversations' updated_at. Run once at start-up (not prepared).
+/// ($1 conversation, $2 message id or NULL) -> (max seq or 0, whether the
+/// message is stored).
+inline constexpr statement check_writes{
+  "check_writes",
+  "SELECT coalesce(max(seq), 0), "
+  "coalesce(bool_or(id = $2::uuid), false) "
+  "FROM messages WHERE conversation_id = $1"};
+
+// -- process liveness ----------------------------------------------------------
+
+// Every chatd process holds pg_advisory_lock(CHAT_LOCK_SPACE, its lock_key)
+// on a connection of its own while it lives (persistence/liveness.cpp).
+// PostgreSQL shows held advisory locks in pg_locks (classid = first key,
+// objid = second key, objsubid = 2 for the two-int4 form), and drops them
+// when the connection ends, however the process ended.
+#define CHAT_LOCK_SPACE "1667785076" /* 'chat' */
+#define CHAT_PROCESS_LIVE(col)                                               \
+  "EXISTS (SELECT 1 FROM chat_processes p JOIN pg_locks l "                 \
+  "ON l.locktype = 'advisory' AND l.granted "                               \
+  "AND l.classid = " CHAT_LOCK_SPACE "::oid AND l.objid = p.lock_key::oid " \
+  "AND l.objsubid = 2 AND l.database = "                                    \
+  "(SELECT oid FROM pg_database WHERE datname = current_database()) "       \
+  "WHERE p.id = " col ")"
+
+/// ($1 process id, $2 node name) -> (lock_key)
+inline constexpr statement register_process{
+  "register_process",
+  "INSERT INTO chat_processes (id, node) VALUES ($1, $2) RETURNING lock_key"};
+
+/// ($1 lock_key): held until the connection closes.
+inline constexpr statement lock_process{
+  "lock_process", "SELECT pg_advisory_lock(" CHAT_LOCK_SPACE ", $1)"};
+
+/// () -> rows of processes that are gone and own nothing any more.
+inline constexpr statement prune_processes{
+  "prune_processes",
+  "DELETE FROM chat_processes WHERE NOT " CHAT_PROCESS_LIVE("chat_processes.id") " "
+  "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.generating_process = "
+  "chat_processes.id AND m.role = 'assistant' AND m.finish_reason IS NULL)"};
+
+// A reply in progress whose process is gone (or that never named one:
+// written before processes registered).
+#define CHAT_ORPHANED_REPLY                                                  \
+  "role = 'assistant' AND finish_reason IS NULL AND "                       \
+  "(generating_process IS NULL OR NOT " CHAT_PROCESS_LIVE("generating_process") ")"
+
+/// ($1 conversation) -> one row: how many of its replies left unfinished by
+/// a process that is gone were closed `interrupted` (keeping what was
+/// checkpointed); bumps the conversation's updated_at when any was.
+inline constexpr statement recover_conversation{
+  "recover_conversation",
+  "WITH r AS (UPDATE messages SET finish_reason = 'interrupted', "
+  "generating_process = NULL, generating_node = NULL "
+  "WHERE conversation_id = $1 AND " CHAT_ORPHANED_REPLY " RETURNING seq), "
+  "t AS (UPDATE conversations SET updated_at = now() "
+  "WHERE id = $1 AND EXISTS (SELECT 1 FROM r)) "
+  "SELECT count(*) FROM r"};
+
+/// () -> one row: the same for every conversation (chatd start-up).
 inline constexpr statement recover_interrupted{
   "recover_interrupted",
   "WITH r AS (UPDATE messages SET finish_reason = 'interrupted', "
-  "generating_node = NULL "
-  "WHERE role = 'assistant' AND finish_reason IS NULL "
-  "AND generating_node = $1 RETURNING conversation_id), "
+  "generating_process = NULL, generating_node = NULL "
+  "WHERE " CHAT_ORPHANED_REPLY " RETURNING conversation_id), "
   "t AS (UPDATE conversations SET updated_at = now() "
   "WHERE id IN (SELECT conversation_id FROM r)) "
   "SELECT count(*) FROM r"};
+
+/// ($1 conversation) -> (seq) of replies still being generated by live
+/// processes (run after recover_conversation).
+inline constexpr statement replies_in_progress{
+  "replies_in_progress",
+  "SELECT seq FROM messages WHERE conversation_id = $1 "
+  "AND role = 'assistant' AND finish_reason IS NULL ORDER BY seq"};
 
 /// ($1 conversation)
 inline constexpr statement touch_conversation{
@@ -185,6 +253,9 @@ inline constexpr statement ping{"ping", "SELECT 1"};
 
 // clang-format on
 
+#undef CHAT_ORPHANED_REPLY
+#undef CHAT_PROCESS_LIVE
+#undef CHAT_LOCK_SPACE
 #undef CHAT_CONVERSATION_COLUMNS
 #undef CHAT_MESSAGE_COLUMNS
 #undef CHAT_FINISHED
@@ -194,10 +265,11 @@ inline constexpr statement ping{"ping", "SELECT 1"};
 
 /// Prepared on every connection the store opens.
 inline constexpr statement all[] = {
-    insert_conversation, insert_user_message, find_client_msg,    delete_conversation,
-    checkpoint_reply,    upsert_reply,        find_reply,         touch_conversation,
-    remove_conversation, conversation_owner,  last_seq,           recent_messages,
-    message_page,        first_conversations, next_conversations, ping,
+    insert_conversation,  insert_user_message, find_client_msg,     delete_conversation,
+    checkpoint_reply,     upsert_reply,        find_reply,          check_writes,
+    recover_conversation, replies_in_progress, touch_conversation,  remove_conversation,
+    conversation_owner,   last_seq,            recent_messages,     message_page,
+    first_conversations,  next_conversations,  ping,
 };
 
 } // namespace chat::persistence::sql

@@ -4,6 +4,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/errors.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "persistence/cursor.hpp"
@@ -43,16 +44,21 @@ stored_message to_message(const pqxx::row& r) {
   return m;
 }
 
-conversation_snapshot load_conv(pqxx::read_transaction& tx, const std::string& conv) {
+/// Closes what processes that are gone left unfinished in `conv` (counted
+/// in `recovered`), then reads its snapshot.
+conversation_snapshot load_conv(pqxx::work& tx, const std::string& conv, int64_t& recovered) {
   conversation_snapshot s;
   auto owner = tx.exec_prepared(sql::conversation_owner.name, conv);
   if (owner.empty())
     return s;
   s.found = true;
   s.owner = owner[0][0].as<std::string>();
+  recovered = tx.exec_prepared1(sql::recover_conversation.name, conv)[0].as<int64_t>();
   s.last_seq = tx.exec_prepared1(sql::last_seq.name, conv)[0].as<int64_t>();
   for (const auto& row : tx.exec_prepared(sql::recent_messages.name, conv, recent_context))
     s.recent.push_back(to_message(row));
+  for (const auto& row : tx.exec_prepared(sql::replies_in_progress.name, conv))
+    s.in_progress.push_back(row[0].as<int64_t>());
   return s;
 }
 
@@ -105,7 +111,16 @@ public:
         [this](load_conv_atom, const std::string& conv) -> caf::result<conversation_snapshot> {
           if (!looks_like_uuid(conv))
             return conversation_snapshot{};
-          return read([&](auto& tx) { return load_conv(tx, conv); });
+          int64_t recovered = 0;
+          auto res = run<pqxx::work>([&](auto& tx) {
+            auto s = load_conv(tx, conv, recovered);
+            tx.commit();
+            return s;
+          });
+          if (recovered > 0)
+            log::info("replies_interrupted_recovered",
+                      {{"conversationId", conv}, {"count", recovered}});
+          return res;
         },
         [this](history_atom, const std::string& user, const std::string& conv, int64_t after_seq,
                int32_t limit) -> caf::result<message_page> {
@@ -146,25 +161,34 @@ public:
   }
 
 private:
-  /// Runs `fn` in a read-only transaction. A lost connection is reopened
-  /// and the read tried once more; reads have no effects to worry about.
+  /// Runs `fn` in a read-only transaction.
   template<class F>
   auto read(F fn) -> caf::result<decltype(fn(std::declval<pqxx::read_transaction&>()))> {
+    return run<pqxx::read_transaction>(std::move(fn));
+  }
+
+  /// Runs `fn` in a transaction of type Tx. A lost connection is reopened
+  /// and `fn` tried once more: reads have no effects to worry about, and
+  /// the one write here (load's recovery) is idempotent. Failures are
+  /// transient store errors: nothing was done.
+  template<class Tx, class F>
+  auto run(F fn) -> caf::result<decltype(fn(std::declval<Tx&>()))> {
     std::string err;
     for (int attempt = 0; attempt < 2; ++attempt) {
       try {
-        pqxx::read_transaction tx{db_->conn()};
+        Tx tx{db_->conn()};
         return fn(tx);
       } catch (const pqxx::broken_connection& e) {
         err = first_line(e);
         db_->drop(name(), e);
       } catch (const std::exception& e) {
         log::error("db_read_failed", {{"error", first_line(e)}});
-        return caf::make_error(caf::sec::runtime_error, "database read failed: " + first_line(e));
+        return make_store_error(store_failure::transient,
+                                "database read failed: " + first_line(e));
       }
     }
     log::error("db_read_failed", {{"error", err}});
-    return caf::make_error(caf::sec::runtime_error, "database unavailable");
+    return make_store_error(store_failure::transient, "database unavailable");
   }
 
   std::unique_ptr<session> db_;

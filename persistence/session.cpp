@@ -5,13 +5,38 @@
 
 namespace chat::persistence {
 
-session::session(std::string url) : url_(std::move(url)) {
+std::string with_connection_limits(const std::string& url, const connection_options& opts) {
+  const std::pair<const char*, std::string> limits[] = {
+      {"connect_timeout", std::to_string(std::max<int64_t>(1, opts.connect_timeout.count()))},
+      {"keepalives", "1"},
+      {"keepalives_idle", "5"},
+      {"keepalives_interval", "2"},
+      {"keepalives_count", "3"},
+      {"tcp_user_timeout", "10000"},
+  };
+  bool uri = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+  std::string out = url;
+  for (auto& [key, value] : limits) {
+    if (url.find(std::string{key} + "=") != std::string::npos)
+      continue; // the operator's own choice wins
+    if (uri)
+      out += (out.find('?') == std::string::npos ? "?" : "&") + std::string{key} + "=" + value;
+    else
+      out += " " + std::string{key} + "=" + value;
+  }
+  return out;
+}
+
+session::session(std::string url, connection_options opts)
+    : url_(with_connection_limits(url, opts)), opts_(opts) {
   connect();
 }
 
 pqxx::connection& session::conn() {
   if (!conn_ || !conn_->is_open()) {
     conn_.reset();
+    if (failed_ && std::chrono::steady_clock::now() - failed_at_ < opts_.reconnect_pause)
+      throw pqxx::broken_connection{"database unreachable (retrying shortly)"};
     connect();
     log::info("db_reconnected", {{"actor", lost_by_}});
   }
@@ -25,10 +50,21 @@ void session::drop(const char* who, const std::exception& why) {
 }
 
 void session::connect() {
-  auto c = std::make_unique<pqxx::connection>(url_);
-  for (auto& st : sql::all)
-    c->prepare(st.name, st.text);
-  conn_ = std::move(c);
+  try {
+    auto c = std::make_unique<pqxx::connection>(url_);
+    if (opts_.statement_timeout.count() > 0) {
+      pqxx::nontransaction tx{*c};
+      tx.exec("SET statement_timeout = " + std::to_string(opts_.statement_timeout.count()));
+    }
+    for (auto& st : sql::all)
+      c->prepare(st.name, st.text);
+    conn_ = std::move(c);
+    failed_ = false;
+  } catch (...) {
+    failed_ = true;
+    failed_at_ = std::chrono::steady_clock::now();
+    throw;
+  }
 }
 
 std::string first_line(const std::exception& e) {

@@ -7,12 +7,20 @@
 
 #include <pqxx/pqxx>
 
+#include "persistence/connection_options.hpp"
+
 namespace chat::persistence {
+
+/// `url` with libpq's connection limits added where it sets none:
+/// connect_timeout, TCP keepalives (a peer gone silent is noticed in about
+/// 10 s) and tcp_user_timeout (unacknowledged writes fail after 10 s).
+/// Works for URIs (postgresql://...) and key=value strings.
+std::string with_connection_limits(const std::string& url, const connection_options& opts);
 
 class session {
 public:
   /// Connects at once; throws pqxx::broken_connection if it cannot.
-  explicit session(std::string url);
+  explicit session(std::string url, connection_options opts = {});
 
   /// The connection, reconnecting first if it was lost. Throws
   /// pqxx::broken_connection if the database cannot be reached.
@@ -25,8 +33,11 @@ private:
   void connect();
 
   std::string url_;
+  connection_options opts_;
   std::unique_ptr<pqxx::connection> conn_;
   std::string lost_by_; // who dropped it, for the reconnect log
+  std::chrono::steady_clock::time_point failed_at_{};
+  bool failed_ = false;
 };
 
 /// The first line of an exception's text (libpqxx appends the query and

@@ -31,6 +31,9 @@ store_actor::behavior_type router(store_actor::pointer self, writer_actor writer
       [=](checkpoint_atom a, stored_message& m, std::string& node) {
         return self->delegate(writer, a, std::move(m), std::move(node));
       },
+      [=](db_check_atom a, std::string& conv, std::string& id) {
+        return self->delegate(writer, a, std::move(conv), std::move(id));
+      },
       [=](append_reply_atom a, stored_message& m) {
         return self->delegate(writer, a, std::move(m));
       },
@@ -62,9 +65,9 @@ chat::persistence_actor spawn_store(caf::actor_system& sys, const store_config& 
   std::unique_ptr<session> writer_db;
   std::vector<std::unique_ptr<session>> reader_dbs;
   try {
-    writer_db = std::make_unique<session>(cfg.database_url);
+    writer_db = std::make_unique<session>(cfg.database_url, cfg.connection);
     for (size_t i = 0; i < std::max<size_t>(1, cfg.readers); ++i)
-      reader_dbs.push_back(std::make_unique<session>(cfg.database_url));
+      reader_dbs.push_back(std::make_unique<session>(cfg.database_url, cfg.connection));
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot connect to the database: " + first_line(e));
   }

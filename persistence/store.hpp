@@ -5,7 +5,7 @@
 /// of readers, each a detached actor owning its own connection:
 ///
 ///   writes: append_user, checkpoint, append_reply,
-///           remove_conv                             -> writer (group commit)
+///           remove_conv, db_check                   -> writer (group commit)
 ///   reads:  load_conv, history, list_conv, db_ping  -> readers (round robin)
 ///
 /// Answers beyond persistence_actor.hpp:
@@ -27,9 +27,12 @@
 #include <cstddef>
 #include <string>
 
+#include <memory>
+
 #include <caf/actor_system.hpp>
 
 #include "actors/persistence_actor.hpp"
+#include "persistence/connection_options.hpp"
 
 namespace chat::persistence {
 
@@ -37,6 +40,7 @@ struct store_config {
   std::string database_url;
   size_t readers = 2;     // detached reader actors, one connection each
   size_t max_batch = 512; // most writes in one group-commit transaction
+  connection_options connection;
 };
 
 /// Spawns the writer and readers and returns one handle implementing
@@ -49,12 +53,31 @@ chat::persistence_actor spawn_store(caf::actor_system& sys, const store_config& 
 /// std::runtime_error with a clear message on failure.
 int migrate(const std::string& database_url);
 
-/// Marks replies this node left unfinished (a crash) as finishReason
-/// "interrupted", keeping their checkpointed content; returns how many. For
-/// chatd start-up (blocking, before serving). Also bumps their
-/// conversations' updated_at; logs `replies_interrupted_recovered`. Throws
-/// std::invalid_argument for an empty node id and std::runtime_error with a
+/// Marks replies left unfinished by processes that are gone (a crash, a
+/// kill -9; whatever they were called) as finishReason "interrupted",
+/// keeping their checkpointed content, and forgets such processes; returns
+/// how many replies. Replies of live processes are never touched. For chatd
+/// start-up (blocking, before serving); loading a conversation does the
+/// same for that conversation. Also bumps their conversations' updated_at;
+/// logs `replies_interrupted_recovered`. Throws std::runtime_error with a
 /// clear message on a database failure.
-int recover_interrupted(const std::string& database_url, const std::string& node_id);
+int recover_interrupted(const std::string& database_url);
+
+class liveness_lock;
+
+/// This process, registered in the database for as long as it lives: its
+/// id (a fresh UUID, the process id in checkpoints) and the thread whose
+/// connection holds its liveness lock. The lock goes when the connection
+/// does: when this is destroyed, or however the process ends.
+struct process_registration {
+  std::string process_id;
+  std::shared_ptr<liveness_lock> lock;
+};
+
+/// Registers this process (node name for people) and starts the thread
+/// that holds its liveness lock, checking its connection every second and
+/// taking the lock again on a new one if it was lost (a database restart).
+/// Blocking; throws std::runtime_error when the database cannot be reached.
+process_registration register_process(const std::string& database_url, const std::string& node);
 
 } // namespace chat::persistence

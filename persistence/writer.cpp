@@ -9,6 +9,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/errors.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "persistence/queries.hpp"
@@ -32,27 +33,52 @@ std::optional<std::string> text_or_null(const std::string& s) {
   return s.empty() ? std::nullopt : std::optional<std::string>{s};
 }
 
+/// A write that can never succeed as asked (it would overwrite another
+/// message, or end a finished reply differently): a permanent failure.
+struct write_conflict : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+write_check check_writes(pqxx::work& tx, const std::string& conv, const std::string& message_id) {
+  auto id = looks_like_uuid(message_id) ? std::optional<std::string>{message_id} : std::nullopt;
+  auto r = tx.exec_prepared1(sql::check_writes.name, conv, id);
+  return {r[0].as<int64_t>(), r[1].as<bool>()};
+}
+
 append_result append_user(pqxx::work& tx, const user_message_write& w) {
   auto& m = w.message;
+  bool created = false;
   if (w.create_conversation)
-    tx.exec_prepared0(sql::insert_conversation.name, m.conversation_id, m.user_id, w.title);
+    created = !tx.exec_prepared(sql::insert_conversation.name, m.conversation_id, m.user_id,
+                                w.title)
+                   .empty();
   auto inserted = tx.exec_prepared(sql::insert_user_message.name, m.conversation_id, m.seq, m.id,
                                    m.content, m.user_id, m.client_msg_id, ms_or_null(m.created_at),
                                    text_or_null(m.model));
   if (!inserted.empty()) {
     tx.exec_prepared0(sql::touch_conversation.name, m.conversation_id);
-    return {false, m.conversation_id, m.id, m.seq};
+    return {false, m.conversation_id, m.id, m.seq, false};
   }
-  // The clientMsgId is taken: answer the original and leave no trace.
-  auto orig = tx.exec_prepared1(sql::find_client_msg.name, m.user_id, m.client_msg_id);
-  if (w.create_conversation)
+  // A unique key is taken. The clientMsgId: answer the original and leave
+  // no trace.
+  if (created)
     tx.exec_prepared0(sql::delete_conversation.name, m.conversation_id);
-  append_result r{true, orig[0].as<std::string>(), orig[1].as<std::string>(),
-                  orig[2].as<int64_t>()};
-  // Finding our own id means this is a retry of a write whose commit we
-  // could not confirm: it did commit, and it is no duplicate.
-  if (r.message_id == m.id)
-    r.duplicate = false;
+  auto orig = tx.exec_prepared(sql::find_client_msg.name, m.user_id, m.client_msg_id);
+  if (!orig.empty()) {
+    append_result r{true, orig[0][0].as<std::string>(), orig[0][1].as<std::string>(),
+                    orig[0][2].as<int64_t>(), false};
+    // Finding our own id means this is a retry of a write whose commit we
+    // could not confirm: it did commit, and it is no duplicate.
+    if (r.message_id == m.id)
+      r.duplicate = false;
+    return r;
+  }
+  // The seq: another message holds it. The database decides what the next
+  // one is; the caller asks again with it.
+  append_result r;
+  r.conversation_id = m.conversation_id;
+  r.seq_taken = true;
+  r.seq = check_writes(tx, m.conversation_id, {}).last_seq;
   return r;
 }
 
@@ -63,17 +89,17 @@ pqxx::row finished_reply(pqxx::work& tx, const stored_message& m, const char* wh
   auto r = tx.exec_prepared1(sql::find_reply.name, m.id);
   if (r[0].as<std::string>() != m.conversation_id || r[1].as<int64_t>() != m.seq
       || r[2].as<std::string>() != "assistant" || r[3].is_null())
-    throw std::runtime_error(std::string{what} + ": message id " + m.id
-                             + " is already used by another message");
+    throw write_conflict(std::string{what} + ": message id " + m.id
+                         + " is already used by another message");
   return r;
 }
 
 /// Saves what was streamed so far of a reply. `false` (nothing written)
 /// when that reply is already finished: a checkpoint never undoes its end.
-bool checkpoint(pqxx::work& tx, const stored_message& m, const std::string& node) {
+bool checkpoint(pqxx::work& tx, const stored_message& m, const std::string& process) {
   auto res = tx.exec_prepared(sql::checkpoint_reply.name, m.conversation_id, m.seq, m.id, m.content,
                               m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
-                              ms_or_null(m.created_at), node);
+                              ms_or_null(m.created_at), process);
   if (!res.empty())
     return true;
   finished_reply(tx, m, "checkpoint");
@@ -91,8 +117,7 @@ bool append_reply(pqxx::work& tx, const stored_message& m) {
   if (res.empty()) {
     auto r = finished_reply(tx, m, "append_reply");
     if (r[3].as<std::string>() != m.finish_reason || r[4].as<std::string>() != m.content)
-      throw std::runtime_error("append_reply: reply " + m.id
-                               + " is already stored with another end");
+      throw write_conflict("append_reply: reply " + m.id + " is already stored with another end");
     return true; // stored before, identically; updated_at was bumped then
   }
   tx.exec_prepared0(sql::touch_conversation.name, m.conversation_id);
@@ -145,7 +170,44 @@ using batch = std::vector<std::unique_ptr<pending_write>>;
 
 // -- the actor ----------------------------------------------------------------
 
-enum class outcome { committed, failed, unreachable };
+/// How a write transaction ended.
+enum class outcome {
+  committed,
+  bad_write, // rolled back because of a write that can never succeed
+  transient, // rolled back, or never reached the database
+  in_doubt,  // COMMIT was sent and its answer lost
+};
+
+/// Which failures are the writes' own fault (retrying them is pointless)
+/// and which are the database's state (a timeout, a lock, a restart).
+outcome classify(const std::exception& e) {
+  if (dynamic_cast<const write_conflict*>(&e) != nullptr
+      || dynamic_cast<const pqxx::usage_error*>(&e) != nullptr
+      || dynamic_cast<const pqxx::conversion_error*>(&e) != nullptr
+      || dynamic_cast<const pqxx::argument_error*>(&e) != nullptr)
+    return outcome::bad_write;
+  if (auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    auto cls = sql->sqlstate().substr(0, 2);
+    // 22 data exception (e.g. invalid text), 23 integrity constraint,
+    // 42 syntax or access rule: the same write fails again.
+    if (cls == "22" || cls == "23" || cls == "42")
+      return outcome::bad_write;
+  }
+  // Statement timeout (57014), lock or deadlock (55P03, 40P01),
+  // serialization (40001), shutdown (57P01), resources (53xxx), ...
+  return outcome::transient;
+}
+
+store_failure failure_of(outcome o) {
+  switch (o) {
+    case outcome::bad_write:
+      return store_failure::permanent;
+    case outcome::in_doubt:
+      return store_failure::unknown;
+    default:
+      return store_failure::transient;
+  }
+}
 
 class writer_impl : public writer_actor::base {
 public:
@@ -169,13 +231,23 @@ public:
                                    "append_reply without a finish_reason");
           return enqueue<bool>([m{std::move(m)}](pqxx::work& tx) { return append_reply(tx, m); });
         },
-        [this](checkpoint_atom, stored_message& m, std::string& node) -> caf::result<bool> {
-          // Without a node the row could never be recovered after a crash.
-          if (node.empty())
-            return caf::make_error(caf::sec::invalid_argument, "checkpoint without a node id");
-          return enqueue<bool>([m{std::move(m)}, node{std::move(node)}](pqxx::work& tx) {
-            return checkpoint(tx, m, node);
+        [this](checkpoint_atom, stored_message& m, std::string& process) -> caf::result<bool> {
+          // Without its process the row could never be recovered after a
+          // crash.
+          if (!looks_like_uuid(process))
+            return caf::make_error(caf::sec::invalid_argument, "checkpoint without a process id");
+          return enqueue<bool>([m{std::move(m)}, process{std::move(process)}](pqxx::work& tx) {
+            return checkpoint(tx, m, process);
           });
+        },
+        [this](db_check_atom, std::string& conv, std::string& id) -> caf::result<write_check> {
+          if (!looks_like_uuid(conv))
+            return write_check{};
+          // In the writer's order: every write sent before this has ended.
+          return enqueue<write_check>(
+              [conv{std::move(conv)}, id{std::move(id)}](pqxx::work& tx) {
+                return check_writes(tx, conv, id);
+              });
         },
         [this](remove_conv_atom, std::string& user, std::string& conv) -> caf::result<bool> {
           if (!looks_like_uuid(conv))
@@ -222,24 +294,22 @@ private:
     largest_batch_ = std::max(largest_batch_, static_cast<int64_t>(n));
     auto start = std::chrono::steady_clock::now();
     std::string err;
-    switch (transact(current, err)) {
-      case outcome::committed:
-        for (auto& w : current)
-          w->deliver();
-        log::debug("db_batch_committed",
-                   {{"writes", static_cast<int64_t>(n)}, {"ms", elapsed_ms(start)}});
-        return;
-      case outcome::unreachable:
-        log::error("db_batch_failed", {{"writes", static_cast<int64_t>(n)}, {"error", err}});
-        for (auto& w : current)
-          w->fail(caf::make_error(caf::sec::runtime_error, "database unavailable"));
-        return;
-      case outcome::failed:
-        break;
+    auto result = transact(current, err);
+    if (result == outcome::committed) {
+      for (auto& w : current)
+        w->deliver();
+      log::debug("db_batch_committed",
+                 {{"writes", static_cast<int64_t>(n)}, {"ms", elapsed_ms(start)}});
+      return;
     }
-    if (n == 1) {
-      log::warn("db_write_failed", {{"error", err}});
-      current.front()->fail(write_failed(err));
+    if (result != outcome::bad_write || n == 1) {
+      // The database's state, not one write, failed the batch (or the
+      // batch is that one write): each write is told how.
+      log::warn("db_batch_failed", {{"writes", static_cast<int64_t>(n)},
+                                    {"error", err},
+                                    {"outcome", to_string(result)}});
+      for (auto& w : current)
+        w->fail(make_store_error(failure_of(result), "database write failed: " + err));
       return;
     }
     log::warn("db_batch_failed",
@@ -250,17 +320,29 @@ private:
       batch one;
       one.push_back(std::move(w));
       std::string one_err;
-      if (transact(one, one_err) == outcome::committed) {
+      auto one_result = transact(one, one_err);
+      if (one_result == outcome::committed) {
         one.front()->deliver();
       } else {
-        log::warn("db_write_failed", {{"error", one_err}});
-        one.front()->fail(write_failed(one_err));
+        log::warn("db_write_failed", {{"error", one_err}, {"outcome", to_string(one_result)}});
+        one.front()->fail(
+            make_store_error(failure_of(one_result), "database write failed: " + one_err));
       }
     }
   }
 
-  static caf::error write_failed(const std::string& why) {
-    return caf::make_error(caf::sec::runtime_error, "database write failed: " + why);
+  static const char* to_string(outcome o) {
+    switch (o) {
+      case outcome::committed:
+        return "committed";
+      case outcome::bad_write:
+        return "bad_write";
+      case outcome::transient:
+        return "transient";
+      case outcome::in_doubt:
+        return "in_doubt";
+    }
+    return "?";
   }
 
   /// Runs all of `writes` in one transaction. A connection lost before
@@ -276,20 +358,20 @@ private:
         tx.commit();
         return outcome::committed;
       } catch (const pqxx::in_doubt_error& e) {
-        // The commit may or may not have happened: the one-by-one retry
-        // is safe for user messages (found by clientMsgId), others fail.
+        // The commit may or may not have happened: the callers find out
+        // by reading (db_check), never by assuming.
         err = first_line(e);
         db_->drop(name(), e);
-        return outcome::failed;
+        return outcome::in_doubt;
       } catch (const pqxx::broken_connection& e) {
         err = first_line(e);
         db_->drop(name(), e);
       } catch (const std::exception& e) {
         err = first_line(e);
-        return outcome::failed;
+        return classify(e);
       }
     }
-    return outcome::unreachable;
+    return outcome::transient;
   }
 
   static int64_t elapsed_ms(std::chrono::steady_clock::time_point start) {

@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <deque>
+#include <functional>
+
 #include <caf/test/dsl.hpp>
 #include <rapidjson/document.h>
 
@@ -19,18 +22,28 @@ namespace {
 // -- stand-ins ------------------------------------------------------------------
 
 /// An in-memory store. With `hold` set, user-message writes wait (as an
-/// uncommitted transaction would) until `release_atom`.
+/// uncommitted transaction would) until `release_atom` commits them or
+/// `drop_atom` rolls them back; a db_check waits behind them, as it does in
+/// the real writer. `reply_errors` fail the next reply writes.
 using release_atom = caf::atom_constant<caf::atom("t_release")>;
-using fake_store_actor = persistence_actor::extend<caf::reacts_to<release_atom>>;
+using drop_atom = caf::atom_constant<caf::atom("t_drop")>;
+using fake_store_actor = persistence_actor::extend<caf::reacts_to<release_atom>,
+                                                   caf::reacts_to<drop_atom>>;
 
 struct fake_store_state {
   bool hold = false;
-  std::vector<std::pair<user_message_write, caf::response_promise>> held;
+  /// Held work in arrival order; the argument says whether writes commit.
+  std::vector<std::function<void(bool)>> held;
+  size_t held_writes = 0;
+  std::vector<user_message_write> requested; // every user write asked for
   std::vector<user_message_write> user_writes;
   std::vector<stored_message> messages;              // committed, any conversation
   std::map<std::string, append_result> by_client_id; // user + "/" + id
   std::map<std::string, std::string> owners;         // conversation -> user
   std::vector<std::pair<stored_message, std::string>> checkpoints;
+  std::deque<caf::error> reply_errors;
+  int reply_writes = 0; // attempts, failed ones included
+  int checks = 0;
   int history_requests = 0;
 
   append_result commit(const user_message_write& w) {
@@ -44,9 +57,19 @@ struct fake_store_state {
     if (w.create_conversation)
       owners[w.message.conversation_id] = w.message.user_id;
     messages.push_back(w.message);
-    append_result r{false, w.message.conversation_id, w.message.id, w.message.seq};
+    append_result r{false, w.message.conversation_id, w.message.id, w.message.seq, false};
     by_client_id[key] = r;
     return r;
+  }
+
+  write_check check(const std::string& conv, const std::string& id) const {
+    write_check c;
+    for (auto& m : messages)
+      if (m.conversation_id == conv) {
+        c.last_seq = std::max(c.last_seq, m.seq);
+        c.found = c.found || m.id == id;
+      }
+    return c;
   }
 };
 
@@ -55,10 +78,17 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
   return {
       [=](append_user_atom, user_message_write& w) -> caf::result<append_result> {
         auto& st = self->state;
+        st.requested.push_back(w);
         if (st.hold) {
-          auto rp = self->make_response_promise();
-          st.held.emplace_back(w, rp);
-          return caf::delegated<append_result>{};
+          auto rp = self->make_response_promise<append_result>();
+          ++st.held_writes;
+          st.held.emplace_back([self, w, rp](bool commit) mutable {
+            if (commit)
+              rp.deliver(self->state.commit(w));
+            else
+              rp.deliver(make_store_error(store_failure::transient, "rolled back"));
+          });
+          return rp;
         }
         return st.commit(w);
       },
@@ -66,9 +96,29 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
         self->state.checkpoints.emplace_back(m, node);
         return true;
       },
-      [=](append_reply_atom, stored_message& m) {
-        self->state.messages.push_back(m);
+      [=](append_reply_atom, stored_message& m) -> caf::result<bool> {
+        auto& st = self->state;
+        ++st.reply_writes;
+        if (!st.reply_errors.empty()) {
+          auto err = st.reply_errors.front();
+          st.reply_errors.pop_front();
+          return err;
+        }
+        st.messages.push_back(m);
         return true;
+      },
+      [=](db_check_atom, const std::string& conv,
+          const std::string& id) -> caf::result<write_check> {
+        auto& st = self->state;
+        ++st.checks;
+        if (!st.held.empty()) {
+          auto rp = self->make_response_promise<write_check>();
+          st.held.emplace_back([self, conv, id, rp](bool) mutable {
+            rp.deliver(self->state.check(conv, id));
+          });
+          return rp;
+        }
+        return st.check(conv, id);
       },
       [=](load_conv_atom, const std::string& id) {
         auto& st = self->state;
@@ -119,10 +169,18 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
       },
       [=](db_ping_atom) { return true; },
       [=](release_atom) {
-        auto& st = self->state;
-        for (auto& [w, rp] : st.held)
-          rp.deliver(st.commit(w));
-        st.held.clear();
+        auto held = std::move(self->state.held);
+        self->state.held.clear();
+        self->state.held_writes = 0;
+        for (auto& f : held)
+          f(true);
+      },
+      [=](drop_atom) {
+        auto held = std::move(self->state.held);
+        self->state.held.clear();
+        self->state.held_writes = 0;
+        for (auto& f : held)
+          f(false);
       },
   };
 }
@@ -130,12 +188,16 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
 struct fake_ai_state {
   std::vector<generation_request> requests;
   std::vector<std::string> cancels;
+  /// When set, `generate` names this actor as the stream's invoker.
+  caf::actor invoker;
 };
 
 ai_actor::behavior_type fake_ai(ai_actor::stateful_pointer<fake_ai_state> self) {
   return {
       [=](generate_atom, generation_request& r, caf::actor&) {
         self->state.requests.push_back(r);
+        if (self->state.invoker)
+          return self->state.invoker;
         return caf::actor_cast<caf::actor>(self);
       },
       [=](ai_cancel_atom, const std::string& id) { self->state.cancels.push_back(id); },
@@ -258,10 +320,10 @@ TEST_CASE_FIXTURE(fixture,
                          std::string{"openai"}, session);
   consume_messages();
   // The write is in flight, not committed: no ack yet, no reply started.
-  CHECK(store_state().held.size() == 1);
+  CHECK(store_state().held_writes == 1);
   CHECK(ai_state().requests.empty());
-  CHECK(store_state().held[0].first.create_conversation);
-  CHECK(store_state().held[0].first.title == "hello");
+  CHECK(store_state().requested[0].create_conversation);
+  CHECK(store_state().requested[0].title == "hello");
   caf::anon_send(store, release_atom::value);
   consume_messages();
   append_result ack;
@@ -491,7 +553,7 @@ TEST_CASE_FIXTURE(fixture, "conversation: stops by itself when idle") {
 
 TEST_CASE_FIXTURE(
     fixture, "conversation: the reply in progress is checkpointed at start and then periodically") {
-  cfg.node_id = "node-a";
+  cfg.process_id = "0a0a0a0a-0000-4000-8000-00000000000a";
   cfg.checkpoint_interval = std::chrono::seconds{1};
   auto conv = spawn_new_conversation(sys, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "alice", cfg);
   auto session = sys.spawn(recorder);
@@ -502,7 +564,7 @@ TEST_CASE_FIXTURE(
   CHECK(store_state().checkpoints[0].first.id == stream);
   CHECK(store_state().checkpoints[0].first.seq == 2);
   CHECK(store_state().checkpoints[0].first.finish_reason.empty());
-  CHECK(store_state().checkpoints[0].second == "node-a");
+  CHECK(store_state().checkpoints[0].second == cfg.process_id);
   chunk(conv, stream, "so ");
   chunk(conv, stream, "far");
   sched.clock().advance_time(std::chrono::seconds{1});
@@ -660,5 +722,251 @@ TEST_CASE_FIXTURE(fixture,
   CHECK(store_state().messages.back().reply_to == "m-3");
   REQUIRE(ai_state().requests.size() == 2); // then the reply to "three"
   CHECK(ai_state().requests[1].model == "m1");
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+// -- faults: the database decides ------------------------------------------------
+
+namespace {
+
+/// The frames' types, in order.
+std::vector<std::string> types_of(const std::vector<std::string>& frames) {
+  std::vector<std::string> out;
+  for (auto& f : frames)
+    out.push_back(type_of(f));
+  return out;
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(fixture, "conversation: a write that timed out but committed later is "
+                           "answered, and its seq is never reused") {
+  cfg.store_timeout = std::chrono::seconds{2};
+  auto conv = spawn_new_conversation(sys, "d1d1d1d1-d1d1-4d1d-8d1d-d1d1d1d1d1d1", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  store_state().hold = true;
+  auto h = self->request(conv, caf::infinite, send_atom::value, std::string{"alice"},
+                         std::string{"c1"}, std::string{"one"}, std::string{"m1"},
+                         std::string{"openai"}, session);
+  consume_messages();
+  REQUIRE(store_state().held_writes == 1);
+  sched.clock().advance_time(std::chrono::seconds{2});
+  consume_messages();
+  // The client is told to retry: the outcome is unknown, not failed.
+  caf::error err;
+  h.receive([&](append_result&) { FAIL("acked without a commit"); },
+            [&](caf::error& e) { err = e; });
+  CHECK(to_error_frame(err).code == protocol::error_code::unavailable);
+  // Before any other seq is used the database is asked, behind the write.
+  CHECK(store_state().checks == 1);
+  CHECK(ai_state().requests.empty());
+  // The write commits after all; the check behind it finds it.
+  store_state().hold = false;
+  caf::anon_send(store, release_atom::value);
+  consume_messages();
+  REQUIRE(ai_state().requests.size() == 1); // so it gets its reply
+  CHECK(ai_state().requests[0].messages.back().content == "one");
+  // The client's retry with the same clientMsgId gets the original ack.
+  auto again = send(conv, "alice", "c1", "one", session);
+  REQUIRE(again);
+  CHECK(again->duplicate);
+  CHECK(again->seq == 1);
+  // The next message takes seq 3: 1 and 2 are the late message and its reply.
+  auto a2 = send(conv, "alice", "c2", "two", session);
+  REQUIRE(a2);
+  CHECK(a2->seq == 3);
+  done(conv, ai_state().requests[0].stream_id, "stop");
+  REQUIRE(ai_state().requests.size() == 2);
+  chunk(conv, ai_state().requests[1].stream_id, "ok");
+  done(conv, ai_state().requests[1].stream_id, "stop");
+  std::vector<int64_t> seqs;
+  for (auto& m : store_state().messages)
+    seqs.push_back(m.seq);
+  std::sort(seqs.begin(), seqs.end());
+  CHECK(seqs == std::vector<int64_t>{1, 2, 3, 4});
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a write that timed out and never committed leaves no "
+                           "gap: the next message takes its seq") {
+  cfg.store_timeout = std::chrono::seconds{2};
+  auto conv = spawn_new_conversation(sys, "d2d2d2d2-d2d2-4d2d-8d2d-d2d2d2d2d2d2", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  store_state().hold = true;
+  auto h = self->request(conv, caf::infinite, send_atom::value, std::string{"alice"},
+                         std::string{"c1"}, std::string{"one"}, std::string{"m1"},
+                         std::string{"openai"}, session);
+  consume_messages();
+  sched.clock().advance_time(std::chrono::seconds{2});
+  consume_messages();
+  h.receive([&](append_result&) { FAIL("acked without a commit"); }, [&](caf::error&) {});
+  // Rolled back (a statement timeout, say); the check says so.
+  caf::anon_send(store, drop_atom::value);
+  consume_messages();
+  store_state().hold = false;
+  CHECK(ai_state().requests.empty());
+  auto a2 = send(conv, "alice", "c2", "two", session);
+  REQUIRE(a2);
+  CHECK(a2->seq == 1);
+  // The retry of c1 is a new message now.
+  auto a1 = send(conv, "alice", "c1", "one", session);
+  REQUIRE(a1);
+  CHECK_FALSE(a1->duplicate);
+  CHECK(a1->seq == 3);
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: while the seq is being checked, sends wait in a "
+                           "bounded queue and are answered, never stuck") {
+  cfg.store_timeout = std::chrono::seconds{2};
+  cfg.max_queued_sends = 3;
+  auto conv = spawn_new_conversation(sys, "d3d3d3d3-d3d3-4d3d-8d3d-d3d3d3d3d3d3", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  store_state().hold = true; // the database is stuck
+  std::vector<caf::response_handle<caf::event_based_actor, caf::message, true>> handles;
+  auto request = [&](const std::string& id) {
+    return self->request(conv, caf::infinite, send_atom::value, std::string{"alice"}, id,
+                         std::string{"text"}, std::string{"m1"}, std::string{"openai"}, session);
+  };
+  auto h1 = request("q1");
+  auto h2 = request("q2");
+  auto h3 = request("q3");
+  auto h4 = request("q4"); // past the queue's bound
+  consume_messages();
+  int refused = 0;
+  h4.receive([&](append_result&) { FAIL("acked"); },
+             [&](caf::error& e) { refused += to_error_frame(e).code == protocol::error_code::unavailable; });
+  CHECK(refused == 1);
+  // The store never answers: every send is answered unavailable in time.
+  for (int i = 0; i < 4; ++i) {
+    sched.clock().advance_time(std::chrono::seconds{1});
+    consume_messages();
+  }
+  for (auto* h : {&h1, &h2, &h3})
+    h->receive([&](append_result&) { FAIL("acked"); },
+               [&](caf::error& e) { refused += to_error_frame(e).code == protocol::error_code::unavailable; });
+  CHECK(refused == 4);
+  CHECK(store_state().held_writes == 1); // only the first was ever written
+  // The database comes back: the conversation goes on.
+  store_state().hold = false;
+  caf::anon_send(store, drop_atom::value);
+  consume_messages();
+  sched.clock().advance_time(std::chrono::seconds{5});
+  consume_messages();
+  auto ok = send(conv, "alice", "q5", "text", session);
+  REQUIRE(ok);
+  CHECK(ok->seq == 1);
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a reply write that can never succeed ends the reply "
+                           "anyway and the next one starts") {
+  auto conv = spawn_new_conversation(sys, "d4d4d4d4-d4d4-4d4d-8d4d-d4d4d4d4d4d4", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  REQUIRE(send(conv, "alice", "c2", "two", session)); // queued behind the reply
+  auto first = ai_state().requests[0].stream_id;
+  chunk(conv, first, "x");
+  store_state().reply_errors.push_back(
+      make_store_error(store_failure::permanent, "invalid byte sequence"));
+  done(conv, first, "stop");
+  CHECK(store_state().reply_writes == 1); // not retried
+  auto f = frames(session);
+  CHECK(types_of(f) == std::vector<std::string>{"chunk", "done"});
+  REQUIRE(ai_state().requests.size() == 2); // the conversation moved on
+  chunk(conv, ai_state().requests[1].stream_id, "y");
+  done(conv, ai_state().requests[1].stream_id, "stop");
+  CHECK(parse(frames(session).back())["seq"].GetInt() == 4);
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a transient reply write failure is retried with "
+                           "backoff; done goes out once it is stored") {
+  auto conv = spawn_new_conversation(sys, "d5d5d5d5-d5d5-4d5d-8d5d-d5d5d5d5d5d5", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "x");
+  store_state().reply_errors.push_back(make_store_error(store_failure::transient, "timeout"));
+  store_state().reply_errors.push_back(make_store_error(store_failure::unknown, "lost"));
+  done(conv, stream, "stop");
+  CHECK(store_state().reply_writes == 1);
+  CHECK(types_of(frames(session)) == std::vector<std::string>{"chunk"}); // no done yet
+  sched.clock().advance_time(cfg.retry_delay);
+  consume_messages();
+  CHECK(store_state().reply_writes == 2);
+  sched.clock().advance_time(cfg.retry_delay * 2);
+  consume_messages();
+  CHECK(store_state().reply_writes == 3);
+  CHECK(types_of(frames(session)) == std::vector<std::string>{"chunk", "done"});
+  CHECK(store_state().messages.back().content == "x");
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: with the database away, a reply ends on the wire after "
+                           "a bounded number of attempts and is stored later") {
+  cfg.reply_store_attempts = 2;
+  auto conv = spawn_new_conversation(sys, "d6d6d6d6-d6d6-4d6d-8d6d-d6d6d6d6d6d6", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  REQUIRE(send(conv, "alice", "c2", "two", session));
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "x");
+  for (int i = 0; i < 4; ++i)
+    store_state().reply_errors.push_back(make_store_error(store_failure::transient, "down"));
+  done(conv, stream, "stop");
+  sched.clock().advance_time(cfg.retry_delay);
+  consume_messages();
+  // Two attempts failed: the reply ended for its readers, the next started.
+  CHECK(types_of(frames(session)) == std::vector<std::string>{"chunk", "done"});
+  REQUIRE(ai_state().requests.size() == 2);
+  // The write goes on in the background until the database takes it.
+  for (int i = 0; i < 6; ++i) {
+    sched.clock().advance_time(cfg.retry_max_delay);
+    consume_messages();
+  }
+  CHECK(store_state().reply_writes == 5);
+  bool stored = false;
+  for (auto& m : store_state().messages)
+    stored = stored || (m.id == stream && m.content == "x");
+  CHECK(stored);
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: an AI invoker that dies mid-reply ends the reply with "
+                           "error, keeping what streamed; the next reply is served") {
+  auto conv = spawn_new_conversation(sys, "d7d7d7d7-d7d7-4d7d-8d7d-d7d7d7d7d7d7", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  auto invoker = sys.spawn(recorder); // any actor stands in for the invoker
+  ai_state().invoker = invoker;
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "half");
+  caf::anon_send_exit(invoker, caf::exit_reason::kill);
+  consume_messages();
+  auto f = frames(session);
+  CHECK(types_of(f) == std::vector<std::string>{"chunk", "error", "done"});
+  CHECK(std::string{parse(f[1])["code"].GetString()} == "provider_error");
+  CHECK(std::string{parse(f[2])["finishReason"].GetString()} == "error");
+  CHECK(store_state().messages.back().finish_reason == "error");
+  CHECK(store_state().messages.back().content == "half");
+  ai_state().invoker = caf::actor{};
+  REQUIRE(send(conv, "alice", "c2", "two", session));
+  REQUIRE(ai_state().requests.size() == 2);
+  chunk(conv, ai_state().requests[1].stream_id, "fine");
+  done(conv, ai_state().requests[1].stream_id, "stop");
+  CHECK(std::string{parse(frames(session).back())["finishReason"].GetString()} == "stop");
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: after the drain timeout no queued reply starts") {
+  auto conv = spawn_new_conversation(sys, "d8d8d8d8-d8d8-4d8d-8d8d-d8d8d8d8d8d8", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  REQUIRE(send(conv, "alice", "c2", "two", session));
+  caf::anon_send(conv, drain_atom::value);
+  consume_messages();
+  CHECK(store_state().messages.back().finish_reason == "interrupted");
+  CHECK(ai_state().requests.size() == 1); // "two" stays unanswered for the next owner
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }

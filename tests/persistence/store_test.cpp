@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 #include <pqxx/pqxx>
 
+#include "actors/errors.hpp"
 #include "common/ids.hpp"
 #include "persistence/migrations.hpp"
 #include "persistence/store_stats.hpp"
@@ -47,7 +48,9 @@ std::string with_param(const std::string& url, const std::string& param) {
 struct store_fixture {
   store_fixture() : url(database_url()) {
     persistence::migrate(url);
-    store = persistence::spawn_store(sys, {url, 2, 512});
+    store = persistence::spawn_store(sys, {url, 2, 512, {}});
+    registration = persistence::register_process(url, "store-test");
+    live = registration.process_id;
   }
 
   ~store_fixture() {
@@ -116,6 +119,8 @@ struct store_fixture {
   }
 
   std::string url;
+  std::string live; // a process id that is alive while the test runs
+  persistence::process_registration registration;
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
@@ -169,8 +174,10 @@ stored_message in_progress(const std::string& user, const std::string& conv, int
 }
 
 /// A node id of its own for each test (all cases share the database).
+/// The id of a process that is not alive (never registered): its
+/// in-progress replies are recoverable by anyone.
 std::string test_node() {
-  return "node-" + new_uuid().substr(0, 8);
+  return new_uuid();
 }
 
 std::string sql_literal(const std::string& s) {
@@ -227,7 +234,7 @@ TEST_CASE("persistence: migrate reports an unreachable database clearly") {
 TEST_CASE("persistence: spawn_store throws when the database cannot be reached") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  CHECK_THROWS_AS(persistence::spawn_store(sys, {"postgresql:///nope?host=/nonexistent&port=1"}),
+  CHECK_THROWS_AS(persistence::spawn_store(sys, {"postgresql:///nope?host=/nonexistent&port=1", 2, 512, {}}),
                   std::runtime_error);
 }
 
@@ -401,25 +408,31 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: a repeated clientMsgId within one
   CHECK(count("SELECT count(*) FROM conversations WHERE user_id = " + sql_literal(user)) == 1);
 }
 
-TEST_CASE_FIXTURE(store_fixture, "persistence: the database enforces unique seqs, failing "
-                                 "only the bad write of a batch") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: the database enforces unique seqs; a bad write "
+                                 "fails only itself, permanently") {
   auto user = new_uuid();
   auto conv = new_uuid();
-  append(user_msg(user, conv, 1, "s1", true));
-  // Sequentially: seq 1 again is refused.
+  auto first = append(user_msg(user, conv, 1, "s1", true));
+  // Sequentially: seq 1 again is refused, with the last seq to try after.
   auto clash
       = try_ask<append_result>(append_user_atom::value, user_msg(user, conv, 1, "s2", false));
-  CHECK_FALSE(clash);
+  REQUIRE(clash);
+  CHECK(clash->seq_taken);
+  CHECK(clash->seq == 1);
   // The refused send did not use up its clientMsgId.
   auto ok = append(user_msg(user, conv, 2, "s2", false));
   CHECK_FALSE(ok.duplicate);
+  CHECK_FALSE(ok.seq_taken);
 
-  // In one batch with good writes: only the clashing one fails.
+  // In one batch with good writes: only the bad one (a reply that would
+  // overwrite a user message) fails, as permanent.
   auto [tx_before, w_before, l_before] = stats();
   std::vector<user_message_write> writes;
   for (int i = 0; i < 10; ++i)
     writes.push_back(user_msg(user, new_uuid(), 1, "b" + std::to_string(i), true));
-  writes.push_back(user_msg(user, conv, 2, "bad", false)); // seq 2 is taken
+  auto bad = reply_msg(user, conv, 3, first.message_id);
+  bad.id = first.message_id;
+  auto bad_reply = self->request(store, timeout, append_reply_atom::value, bad);
   std::vector<decltype(self->request(store, timeout, append_user_atom::value, writes[0]))> pending;
   for (auto& w : writes)
     pending.push_back(self->request(store, timeout, append_user_atom::value, w));
@@ -427,8 +440,12 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: the database enforces unique seqs
   int failed = 0;
   for (auto& p : pending)
     p.receive([&](append_result&) { ++acked; }, [&](caf::error&) { ++failed; });
+  store_failure kind = store_failure::transient;
+  bad_reply.receive([&](bool) { FAIL("a reply overwrote a user message"); },
+                    [&](caf::error& e) { kind = classify_store_error(e); });
   CHECK(acked == 10);
-  CHECK(failed == 1);
+  CHECK(failed == 0);
+  CHECK(kind == store_failure::permanent);
   auto [tx_after, w_after, l_after] = stats();
   MESSAGE("11 writes with one bad: ", tx_after - tx_before, " transactions");
   CHECK(w_after - w_before == 11);
@@ -613,7 +630,7 @@ TEST_CASE("persistence: the store reconnects when its connections are killed") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
-  auto store = persistence::spawn_store(sys, {url, 1, 512});
+  auto store = persistence::spawn_store(sys, {url, 1, 512, {}});
   auto user = new_uuid();
   auto conv = new_uuid();
   auto write = [&](int64_t seq) {
@@ -647,7 +664,7 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: checkpoints insert, then update, 
                                  "append_reply completes the row") {
   auto user = new_uuid();
   auto conv = new_uuid();
-  auto node = test_node();
+  auto node = live;
   auto q = user_msg(user, conv, 1, "cp1", true);
   append(q);
   auto before = list(user, "", 1).conversations.at(0).updated_at;
@@ -659,7 +676,7 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: checkpoints insert, then update, 
   CHECK(row("content") == "Hel");
   CHECK(row("role") == "assistant");
   CHECK(row("finish_reason") == "<null>");
-  CHECK(row("generating_node") == node);
+  CHECK(row("generating_process") == node);
   CHECK(row("user_id") == user);
   CHECK(row("reply_to") == q.message.id);
   CHECK(row("model") == "gpt-4o-mini");
@@ -668,7 +685,7 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: checkpoints insert, then update, 
   cp.content = "Hello, wor";
   CHECK(checkpoint(cp, node));
   CHECK(row("content") == "Hello, wor");
-  CHECK(row("generating_node") == node);
+  CHECK(row("generating_process") == node);
   std::this_thread::sleep_for(5ms); // so that updated_at visibly moves
 
   auto done = cp;
@@ -682,7 +699,7 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: checkpoints insert, then update, 
   CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = " + sql_literal(conv)) == 2);
   CHECK(row("content") == "Hello, world!");
   CHECK(row("finish_reason") == "stop");
-  CHECK(row("generating_node") == "<null>");
+  CHECK(row("generating_process") == "<null>");
   CHECK(row("prompt_tokens") == "9");
   CHECK(row("completion_tokens") == "4");
   CHECK(list(user, "", 1).conversations.at(0).updated_at > before);
@@ -701,9 +718,9 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: checkpoints insert, then update, 
   CHECK_FALSE(checkpoint(late, node));
   CHECK(row("content") == "Hello, world!");
   CHECK(row("finish_reason") == "stop");
-  CHECK(row("generating_node") == "<null>");
+  CHECK(row("generating_process") == "<null>");
 
-  // A checkpoint without a node could never be recovered: refused.
+  // A checkpoint without a process could never be recovered: refused.
   auto no_node = try_ask<bool>(checkpoint_atom::value,
                                in_progress(user, conv, 3, q.message.id, "x"), std::string{});
   REQUIRE_FALSE(no_node);
@@ -719,7 +736,7 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: checkpoints insert, then update, 
   // A reply that was never checkpointed is still a plain insert.
   auto plain = reply_msg(user, conv, 3, q.message.id);
   CHECK(ask<bool>(append_reply_atom::value, plain));
-  CHECK(text("SELECT coalesce(generating_node, '<null>') FROM messages "
+  CHECK(text("SELECT coalesce(generating_process::text, '<null>') FROM messages "
              "WHERE id = "
              + sql_literal(plain.id))
         == "<null>");
@@ -729,7 +746,7 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: in-progress replies are not messa
                                  "count for last_seq") {
   auto user = new_uuid();
   auto conv = new_uuid();
-  auto node = test_node();
+  auto node = live;
   auto q1 = user_msg(user, conv, 1, "ip1", true);
   append(q1);
   ask<bool>(append_reply_atom::value, reply_msg(user, conv, 2, q1.message.id));
@@ -770,26 +787,30 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: in-progress replies are not messa
   CHECK(snap.recent.at(3).finish_reason == "length");
 }
 
-TEST_CASE_FIXTURE(store_fixture, "persistence: recover_interrupted marks only this node's "
-                                 "in-progress replies") {
+TEST_CASE_FIXTURE(store_fixture, "persistence: replies of processes that are gone are "
+                                 "recovered as interrupted, by start-up or by loading; a live "
+                                 "process's are never touched") {
   auto user = new_uuid();
-  auto mine = test_node();
-  auto other = test_node();
-  // conv_a: one reply of ours in progress; conv_b: one of ours and, in
-  // conv_c, one of the other node's; conv_d: ours, but finished.
+  auto gone = test_node(); // never registered: no liveness lock
+  // A process that is alive (holds its lock) while this test runs.
+  auto live_registration = persistence::register_process(url, "test-live");
+  auto live = live_registration.process_id;
+  // conv 0 and 1: replies of the gone process; conv 2: the live one's;
+  // conv 3: the gone one's, but finished; conv 4: the gone one's, found
+  // by loading the conversation.
   std::vector<std::string> convs;
   std::vector<stored_message> cps;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 5; ++i) {
     convs.push_back(new_uuid());
     auto q = user_msg(user, convs.back(), 1, "ri" + std::to_string(i), true);
     append(q);
     cps.push_back(
         in_progress(user, convs.back(), 2, q.message.id, "streamed " + std::to_string(i)));
   }
-  CHECK(checkpoint(cps[0], mine));
-  CHECK(checkpoint(cps[1], mine));
-  CHECK(checkpoint(cps[2], other));
-  CHECK(checkpoint(cps[3], mine));
+  CHECK(checkpoint(cps[0], gone));
+  CHECK(checkpoint(cps[1], gone));
+  CHECK(checkpoint(cps[2], live));
+  CHECK(checkpoint(cps[3], gone));
   auto finished = cps[3];
   finished.finish_reason = "stop";
   CHECK(ask<bool>(append_reply_atom::value, finished));
@@ -804,49 +825,98 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: recover_interrupted marks only th
   auto before_c = updated(convs[2]);
   std::this_thread::sleep_for(5ms);
 
-  CHECK(persistence::recover_interrupted(url, mine) == 2);
+  // Loading a conversation recovers it, whoever the process was.
+  CHECK(checkpoint(cps[4], gone));
+  auto snap = load(convs[4]);
+  REQUIRE(snap.recent.size() == 2);
+  CHECK(snap.recent[1].finish_reason == "interrupted");
+  CHECK(snap.recent[1].content == "streamed 4");
+  CHECK(snap.in_progress.empty());
 
+  // Start-up recovery: every conversation (other tests' leftovers too).
+  CHECK(persistence::recover_interrupted(url) >= 2);
   for (int i : {0, 1}) {
     auto h = history(user, convs[static_cast<size_t>(i)], 0, 100);
     REQUIRE(h.messages.size() == 2);
     CHECK(h.messages[1].id == cps[static_cast<size_t>(i)].id);
     CHECK(h.messages[1].finish_reason == "interrupted");
     CHECK(h.messages[1].content == "streamed " + std::to_string(i));
-    CHECK(text("SELECT coalesce(generating_node, '<null>') FROM messages "
+    CHECK(text("SELECT coalesce(generating_process::text, '<null>') FROM messages "
                "WHERE id = "
                + sql_literal(cps[static_cast<size_t>(i)].id))
           == "<null>");
   }
   CHECK(updated(convs[0]) > before_a);
-  // The other node's reply is still its own, in progress.
+  // The live process's reply is still its own, in progress, also on load.
   CHECK(history(user, convs[2], 0, 100).messages.size() == 1);
-  CHECK(text("SELECT generating_node FROM messages WHERE id = " + sql_literal(cps[2].id)) == other);
+  CHECK(text("SELECT generating_process::text FROM messages WHERE id = " + sql_literal(cps[2].id))
+        == live);
   CHECK(updated(convs[2]) == before_c);
+  auto live_snap = load(convs[2]);
+  CHECK(live_snap.in_progress == std::vector<int64_t>{2});
+  CHECK(live_snap.last_seq == 2);
   // The finished one kept its end.
   auto d = history(user, convs[3], 0, 100);
   REQUIRE(d.messages.size() == 2);
   CHECK(d.messages[1].finish_reason == "stop");
 
-  // Nothing left to recover; an interrupted reply takes no checkpoint.
-  CHECK(persistence::recover_interrupted(url, mine) == 0);
-  CHECK_FALSE(checkpoint(cps[0], mine));
-  CHECK(persistence::recover_interrupted(url, other) == 1);
-  CHECK(history(user, convs[2], 0, 100).messages.at(1).finish_reason == "interrupted");
+  // An interrupted reply takes no checkpoint: its writer lost it.
+  CHECK_FALSE(checkpoint(cps[0], gone));
 
-  CHECK_THROWS_AS(persistence::recover_interrupted(url, ""), std::invalid_argument);
+  // Once the live process is gone (its lock's connection closed), its
+  // reply is recovered too.
+  CHECK(count("SELECT count(*) FROM chat_processes WHERE id = " + sql_literal(live)) == 1);
+  live_registration.lock.reset(); // its connection closes, as at exit
+  auto held = [&] {
+    return count("SELECT count(*) FROM pg_locks l JOIN chat_processes p "
+                 "ON l.objid = p.lock_key::oid WHERE l.locktype = 'advisory' "
+                 "AND l.classid = 1667785076::oid AND p.id = "
+                 + sql_literal(live));
+  };
+  for (int i = 0; i < 100 && held() > 0; ++i)
+    std::this_thread::sleep_for(20ms); // the backend notices the close
+  CHECK(held() == 0);
+  auto after = load(convs[2]);
+  REQUIRE(after.recent.size() == 2);
+  CHECK(after.recent[1].finish_reason == "interrupted");
+
   try {
-    persistence::recover_interrupted("postgresql:///nope?host=/nonexistent&port=1", mine);
+    persistence::recover_interrupted("postgresql:///nope?host=/nonexistent&port=1");
     FAIL("no exception");
   } catch (const std::runtime_error& e) {
     CHECK(std::string{e.what()}.find("cannot connect") != std::string::npos);
   }
 }
 
+TEST_CASE_FIXTURE(store_fixture, "persistence: a user message at a seq another message holds "
+                                 "is refused with the last seq; db_check reads after writes") {
+  auto user = new_uuid();
+  auto conv = new_uuid();
+  auto q1 = user_msg(user, conv, 1, "st1", true);
+  append(q1);
+  auto q2 = user_msg(user, conv, 1, "st2", false); // a stale next seq
+  auto r = ask<append_result>(append_user_atom::value, q2);
+  CHECK(r.seq_taken);
+  CHECK_FALSE(r.duplicate);
+  CHECK(r.seq == 1);
+  CHECK(count("SELECT count(*) FROM messages WHERE conversation_id = " + sql_literal(conv)) == 1);
+  // The same clientMsgId is still free: the write was refused, not used.
+  q2.message.seq = 3;
+  CHECK_FALSE(ask<append_result>(append_user_atom::value, q2).seq_taken);
+  auto c = ask<write_check>(db_check_atom::value, conv, q2.message.id);
+  CHECK(c.last_seq == 3);
+  CHECK(c.found);
+  auto none = ask<write_check>(db_check_atom::value, conv, new_uuid());
+  CHECK(none.last_seq == 3);
+  CHECK_FALSE(none.found);
+  CHECK_FALSE(ask<write_check>(db_check_atom::value, conv, std::string{}).found);
+}
+
 TEST_CASE_FIXTURE(store_fixture, "persistence: concurrent checkpoints are group-committed") {
   constexpr int convs = 50;
   constexpr int rounds = 4; // checkpoints of each reply, sent back to back
   auto user = new_uuid();
-  auto node = test_node();
+  auto node = live;
   std::vector<stored_message> replies;
   for (int i = 0; i < convs; ++i) {
     auto q = user_msg(user, new_uuid(), 1, "gc" + std::to_string(i), true);
@@ -874,12 +944,17 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: concurrent checkpoints are group-
   CHECK(l_after > 1);
   // One row per reply, with the last checkpoint's content (order kept).
   CHECK(count("SELECT count(*) FROM messages WHERE role = 'assistant' AND "
-              "generating_node = "
-              + sql_literal(node))
+              "generating_process = "
+              + sql_literal(node) + "::uuid")
         == convs);
   for (auto& r : replies) {
     CHECK(text("SELECT content FROM messages WHERE id = " + sql_literal(r.id)) == "t0 t1 t2 t3 ");
     CHECK(load(r.conversation_id).last_seq == 2);
   }
-  CHECK(persistence::recover_interrupted(url, node) == convs);
+  // They belong to a live process: start-up recovery leaves them alone.
+  persistence::recover_interrupted(url);
+  CHECK(count("SELECT count(*) FROM messages WHERE finish_reason IS NULL AND "
+              "generating_process = "
+              + sql_literal(node) + "::uuid")
+        == convs);
 }
