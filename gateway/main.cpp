@@ -1,5 +1,6 @@
 // chatd: the chat service. See OPERATIONS.md for commands and settings.
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -121,6 +122,22 @@ std::pair<std::string, uint16_t> split_host_port(const std::string& hp) {
   }
 }
 
+/// Raises the soft open-files limit to the hard one (each connection is a
+/// descriptor) and returns the soft limit now in force.
+int64_t raise_open_files_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return 1024;
+  if (lim.rlim_cur < lim.rlim_max) {
+    auto wanted = lim;
+    wanted.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &wanted) == 0)
+      lim = wanted;
+  }
+  // RLIM_INFINITY is not a number of descriptors; the kernel caps it anyway.
+  return lim.rlim_cur == RLIM_INFINITY ? int64_t{1} << 20 : static_cast<int64_t>(lim.rlim_cur);
+}
+
 std::string host_name() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof(buf) - 1) != 0)
@@ -152,6 +169,17 @@ int cmd_serve(const settings& s) {
   gw.max_frame_bytes = int_setting(s, "CHAT_MAX_FRAME_BYTES", 1024, 64 << 20);
   gw.max_content_bytes = int_setting(s, "CHAT_MAX_CONTENT_BYTES", 1, 64 << 20);
   gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
+  auto open_files = raise_open_files_limit();
+  // The rest of the descriptors stay for the database, the providers and
+  // the listener: the node refuses politely before accept() fails.
+  gw.max_connections = s.has("CHAT_MAX_CONNECTIONS")
+                           ? int_setting(s, "CHAT_MAX_CONNECTIONS", 1, 10000000)
+                           : std::max<int64_t>(1, open_files * 9 / 10);
+  gw.max_connections_per_user = int_setting(s, "CHAT_MAX_CONNECTIONS_PER_USER", 1, 1000000);
+  log::info("open_files_limit",
+            {{"limit", open_files},
+             {"maxConnections", static_cast<int64_t>(gw.max_connections)},
+             {"maxConnectionsPerUser", static_cast<int64_t>(gw.max_connections_per_user)}});
 
   auto node_id = s.has("CHAT_NODE_ID") ? s.get("CHAT_NODE_ID") : host_name();
   try {
