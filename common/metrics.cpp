@@ -60,6 +60,9 @@ std::string render_prometheus() {
       c.accept_failures);
   add("chat_accept_paused", "gauge", "1 while accepting is paused for want of descriptors.",
       c.accept_paused);
+  add("chat_actors_dead", "gauge",
+      "Actors the node needs (store, directory, AI pool) that died; not 0: /healthz fails.",
+      c.actors_dead);
   return out;
 }
 

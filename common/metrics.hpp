@@ -30,6 +30,8 @@ struct counters {
   /// accept() failures for want of descriptors or memory, each retried later.
   std::atomic<int64_t> accept_failures{0};
   std::atomic<int64_t> accept_paused{0}; ///< 1 while accepting backs off
+  /// Actors the node cannot serve without (store, directory, AI pool) that died.
+  std::atomic<int64_t> actors_dead{0};
 };
 
 counters& global();

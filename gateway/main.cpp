@@ -5,7 +5,9 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -21,6 +23,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "gateway/jwt.hpp"
+#include "gateway/node_health.hpp"
 #include "gateway/server.hpp"
 #include "gateway/settings.hpp"
 #include "persistence/store.hpp"
@@ -225,7 +228,15 @@ int cmd_serve(const settings& s) {
   cc.models = models;
   auto directory = spawn_directory(sys, cc);
 
+  // Nothing restarts these: if one dies, /healthz and /readyz fail so that
+  // an orchestrator replaces the node.
+  auto health = std::make_shared<gateway::node_health>();
+  gateway::watch(caf::actor_cast<caf::strong_actor_ptr>(store), "store", health);
+  gateway::watch(caf::actor_cast<caf::strong_actor_ptr>(directory), "directory", health);
+  gateway::watch(caf::actor_cast<caf::strong_actor_ptr>(ai_pool), "ai_pool", health);
+
   gateway::gateway_services services;
+  services.health = health;
   services.system = &sys;
   services.directory = directory;
   services.store = store;
@@ -284,6 +295,23 @@ int cmd_serve(const settings& s) {
     poll_drain();
   });
 
+  // Test hook, not a setting: with CHAT_TEST_SIGUSR2_KILLS=store|directory|
+  // ai_pool, SIGUSR2 kills that actor, so that tests can watch /healthz
+  // fail as it would after a crash.
+  boost::asio::signal_set test_kill{ioc};
+  if (auto victim = std::getenv("CHAT_TEST_SIGUSR2_KILLS")) {
+    std::map<std::string, caf::actor> actors{{"store", caf::actor_cast<caf::actor>(store)},
+                                             {"directory", caf::actor_cast<caf::actor>(directory)},
+                                             {"ai_pool", caf::actor_cast<caf::actor>(ai_pool)}};
+    if (auto i = actors.find(victim); i != actors.end()) {
+      test_kill.add(SIGUSR2);
+      test_kill.async_wait([a = i->second](boost::system::error_code ec, int) {
+        if (!ec)
+          caf::anon_send_exit(a, caf::exit_reason::kill);
+      });
+    }
+  }
+
   std::vector<std::thread> io_threads;
   for (int64_t i = 1; i < threads; ++i)
     io_threads.emplace_back([&] { ioc.run(); });
@@ -291,6 +319,7 @@ int cmd_serve(const settings& s) {
   for (auto& t : io_threads)
     t.join();
 
+  health->stop_watching(); // what follows stops them on purpose
   caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ai_pool, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);

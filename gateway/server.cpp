@@ -101,7 +101,7 @@ private:
   void route(const http::request<http::string_body>& req, const target& t) {
     auto method = std::string{req.method_string()};
     if (t.path == "/healthz")
-      return write(req, {200, R"({"status":"ok"})"});
+      return write(req, healthz_reply(server_->services));
     if (t.path == "/metrics")
       return write(req, {200, metrics::render_prometheus(), "text/plain; version=0.0.4"});
     if (t.path == "/readyz")

@@ -17,6 +17,7 @@
 #include "actors/directory_actor.hpp"
 #include "actors/persistence_actor.hpp"
 #include "actors/session_actor.hpp"
+#include "gateway/node_health.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -61,6 +62,8 @@ struct gateway_services {
   directory_actor directory;
   persistence_actor store;
   session_config session;
+  /// Whether the actors above are alive (null: not watched, healthy).
+  std::shared_ptr<node_health> health;
 };
 
 class server {
