@@ -45,6 +45,24 @@ std::string render_prometheus() {
   add("chat_conversations_live", "gauge", "Conversation actors alive on this node.",
       c.conversations_live);
   add("chat_http_requests_total", "counter", "HTTP requests served.", c.http_requests);
+  add("chat_node_connections_open", "gauge",
+      "HTTP and WebSocket connections open now (counted against CHAT_MAX_CONNECTIONS).",
+      c.node_connections_open);
+  add("chat_node_connections_max", "gauge", "CHAT_MAX_CONNECTIONS.", c.node_connections_max);
+  out += "# HELP chat_connections_refused_total Connections refused, by the limit they hit.\n"
+         "# TYPE chat_connections_refused_total counter\n"
+         "chat_connections_refused_total{reason=\"max_connections\"} "
+         + std::to_string(c.refused_max_connections) + "\n"
+         + "chat_connections_refused_total{reason=\"max_connections_per_user\"} "
+         + std::to_string(c.refused_max_connections_per_user) + "\n";
+  add("chat_accept_failures_total", "counter",
+      "accept() failures for want of file descriptors or memory (retried after a pause).",
+      c.accept_failures);
+  add("chat_accept_paused", "gauge", "1 while accepting is paused for want of descriptors.",
+      c.accept_paused);
+  add("chat_actors_dead", "gauge",
+      "Actors the node needs (store, directory, AI pool) that died; not 0: /healthz fails.",
+      c.actors_dead);
   return out;
 }
 

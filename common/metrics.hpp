@@ -22,6 +22,16 @@ struct counters {
   std::atomic<int64_t> chunks_sent{0};
   std::atomic<int64_t> conversations_live{0};
   std::atomic<int64_t> http_requests{0};
+  /// Every open HTTP and WebSocket connection, against CHAT_MAX_CONNECTIONS.
+  std::atomic<int64_t> node_connections_open{0};
+  std::atomic<int64_t> node_connections_max{0};
+  std::atomic<int64_t> refused_max_connections{0};          ///< answered 503
+  std::atomic<int64_t> refused_max_connections_per_user{0}; ///< upgrades answered 429
+  /// accept() failures for want of descriptors or memory, each retried later.
+  std::atomic<int64_t> accept_failures{0};
+  std::atomic<int64_t> accept_paused{0}; ///< 1 while accepting backs off
+  /// Actors the node cannot serve without (store, directory, AI pool) that died.
+  std::atomic<int64_t> actors_dead{0};
 };
 
 counters& global();

@@ -1,10 +1,13 @@
 // chatd: the chat service. See OPERATIONS.md for commands and settings.
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -20,6 +23,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "gateway/jwt.hpp"
+#include "gateway/node_health.hpp"
 #include "gateway/server.hpp"
 #include "gateway/settings.hpp"
 #include "persistence/store.hpp"
@@ -138,6 +142,22 @@ std::pair<std::string, uint16_t> split_host_port(const std::string& hp) {
   }
 }
 
+/// Raises the soft open-files limit to the hard one (each connection is a
+/// descriptor) and returns the soft limit now in force.
+int64_t raise_open_files_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return 1024;
+  if (lim.rlim_cur < lim.rlim_max) {
+    auto wanted = lim;
+    wanted.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &wanted) == 0)
+      lim = wanted;
+  }
+  // RLIM_INFINITY is not a number of descriptors; the kernel caps it anyway.
+  return lim.rlim_cur == RLIM_INFINITY ? int64_t{1} << 20 : static_cast<int64_t>(lim.rlim_cur);
+}
+
 std::string host_name() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof(buf) - 1) != 0)
@@ -169,6 +189,17 @@ int cmd_serve(const settings& s) {
   gw.max_frame_bytes = int_setting(s, "CHAT_MAX_FRAME_BYTES", 1024, 64 << 20);
   gw.max_content_bytes = int_setting(s, "CHAT_MAX_CONTENT_BYTES", 1, 64 << 20);
   gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
+  auto open_files = raise_open_files_limit();
+  // The rest of the descriptors stay for the database, the providers and
+  // the listener: the node refuses politely before accept() fails.
+  gw.max_connections = s.has("CHAT_MAX_CONNECTIONS")
+                           ? int_setting(s, "CHAT_MAX_CONNECTIONS", 1, 10000000)
+                           : std::max<int64_t>(1, open_files * 9 / 10);
+  gw.max_connections_per_user = int_setting(s, "CHAT_MAX_CONNECTIONS_PER_USER", 1, 1000000);
+  log::info("open_files_limit",
+            {{"limit", open_files},
+             {"maxConnections", static_cast<int64_t>(gw.max_connections)},
+             {"maxConnectionsPerUser", static_cast<int64_t>(gw.max_connections_per_user)}});
 
   auto node_id = s.has("CHAT_NODE_ID") ? s.get("CHAT_NODE_ID") : host_name();
   persistence::connection_options db_options;
@@ -225,7 +256,15 @@ int cmd_serve(const settings& s) {
   cc.models = models;
   auto directory = spawn_directory(sys, cc);
 
+  // Nothing restarts these: if one dies, /healthz and /readyz fail so that
+  // an orchestrator replaces the node.
+  auto health = std::make_shared<gateway::node_health>();
+  gateway::watch(caf::actor_cast<caf::strong_actor_ptr>(store), "store", health);
+  gateway::watch(caf::actor_cast<caf::strong_actor_ptr>(directory), "directory", health);
+  gateway::watch(caf::actor_cast<caf::strong_actor_ptr>(ai_pool), "ai_pool", health);
+
   gateway::gateway_services services;
+  services.health = health;
   services.system = &sys;
   services.directory = directory;
   services.store = store;
@@ -287,6 +326,23 @@ int cmd_serve(const settings& s) {
     poll_drain();
   });
 
+  // Test hook, not a setting: with CHAT_TEST_SIGUSR2_KILLS=store|directory|
+  // ai_pool, SIGUSR2 kills that actor, so that tests can watch /healthz
+  // fail as it would after a crash.
+  boost::asio::signal_set test_kill{ioc};
+  if (auto victim = std::getenv("CHAT_TEST_SIGUSR2_KILLS")) {
+    std::map<std::string, caf::actor> actors{{"store", caf::actor_cast<caf::actor>(store)},
+                                             {"directory", caf::actor_cast<caf::actor>(directory)},
+                                             {"ai_pool", caf::actor_cast<caf::actor>(ai_pool)}};
+    if (auto i = actors.find(victim); i != actors.end()) {
+      test_kill.add(SIGUSR2);
+      test_kill.async_wait([a = i->second](boost::system::error_code ec, int) {
+        if (!ec)
+          caf::anon_send_exit(a, caf::exit_reason::kill);
+      });
+    }
+  }
+
   std::vector<std::thread> io_threads;
   for (int64_t i = 1; i < threads; ++i)
     io_threads.emplace_back([&] { ioc.run(); });
@@ -294,6 +350,7 @@ int cmd_serve(const settings& s) {
   for (auto& t : io_threads)
     t.join();
 
+  health->stop_watching(); // what follows stops them on purpose
   caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ai_pool, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);

@@ -159,7 +159,24 @@ void handle_rest(const gateway_services& s, const std::string& method, const tar
   reply(rest_error(404, "not_found", "no such endpoint"));
 }
 
+http_reply healthz_reply(const gateway_services& s) {
+  if (!s.health || s.health->healthy())
+    return {200, R"({"status":"ok"})"};
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w{buf};
+  w.StartObject();
+  w.Key("status");
+  w.String("failed");
+  w.Key("dead");
+  auto dead = s.health->dead();
+  w.String(dead.c_str(), static_cast<rapidjson::SizeType>(dead.size()));
+  w.EndObject();
+  return {503, buf.GetString()};
+}
+
 void handle_readyz(const gateway_services& s, bool draining, reply_fn reply) {
+  if (s.health && !s.health->healthy())
+    return reply(healthz_reply(s));
   if (draining)
     return reply({503, R"({"status":"draining"})"});
   ask(

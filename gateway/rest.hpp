@@ -31,7 +31,12 @@ http_reply rest_error(unsigned status, const char* code, std::string message);
 void handle_rest(const gateway_services& services, const std::string& method, const target& t,
                  const std::string& user, reply_fn reply);
 
-/// GET /readyz: 200 when the database answers and we are not draining.
+/// GET /healthz: 200 while the actors the node needs are alive, else 503
+/// naming the dead ones.
+http_reply healthz_reply(const gateway_services& services);
+
+/// GET /readyz: 200 when the database answers, the node is healthy and we
+/// are not draining.
 void handle_readyz(const gateway_services& services, bool draining, reply_fn reply);
 
 } // namespace chat::gateway

@@ -27,8 +27,11 @@ int64_t unix_now() {
 /// metrics, and hands WebSocket upgrades over to a websocket_session.
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
-  http_session(net::ip::tcp::socket&& socket, std::shared_ptr<server::impl> srv)
-      : stream_(std::move(socket)), server_(std::move(srv)) {}
+  /// An empty `slot`: the node is full, the connection answers one request
+  /// (503, but health and metrics as usual) and closes.
+  http_session(net::ip::tcp::socket&& socket, std::shared_ptr<server::impl> srv,
+               connection_limits::slot slot)
+      : stream_(std::move(socket)), server_(std::move(srv)), slot_(std::move(slot)) {}
 
   void run() {
     net::dispatch(stream_.get_executor(),
@@ -39,7 +42,8 @@ private:
   void do_read() {
     parser_.emplace();
     parser_->body_limit(server_->cfg.max_body_bytes);
-    stream_.expires_after(std::chrono::seconds{30});
+    // A connection over the limit gets little time: it holds a descriptor.
+    stream_.expires_after(slot_ ? std::chrono::seconds{30} : std::chrono::seconds{1});
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&http_session::on_read, shared_from_this()));
   }
@@ -52,6 +56,11 @@ private:
     metrics::global().http_requests++;
     auto req = parser_->release();
     auto t = parse_target(std::string_view{req.target().data(), req.target().size()});
+    if (!slot_ && t.path != "/healthz" && t.path != "/readyz" && t.path != "/metrics") {
+      // Probes still get their answer: a full node is alive, and an
+      // orchestrator must not replace it for being busy.
+      return write(req, rest_error(503, "unavailable", "too many connections"));
+    }
     if (websocket::is_upgrade(req)) {
       if (t.path != "/api/v1/chat/ws")
         return write(req, rest_error(404, "not_found", "no such endpoint"));
@@ -70,8 +79,15 @@ private:
       return write(req, rest_error(401, "unauthorized", "missing or invalid token"));
     }
     auto& tok = std::get<auth::verified_token>(auth);
+    auto user_slot = server_->limits->try_user_connection(tok.user_id);
+    if (!user_slot) {
+      metrics::global().refused_max_connections_per_user++;
+      log::info("upgrade_refused", {{"reason", "max_connections_per_user"}, {"user", tok.user_id}});
+      return write(req, rest_error(429, "rate_limited", "too many connections for this user"));
+    }
     stream_.expires_never();
-    std::make_shared<websocket_session>(std::move(stream_), server_, tok.user_id, tok.expires_at)
+    std::make_shared<websocket_session>(std::move(stream_), server_, tok.user_id, tok.expires_at,
+                                        std::move(slot_), std::move(user_slot))
         ->run(std::move(req));
   }
 
@@ -85,7 +101,7 @@ private:
   void route(const http::request<http::string_body>& req, const target& t) {
     auto method = std::string{req.method_string()};
     if (t.path == "/healthz")
-      return write(req, {200, R"({"status":"ok"})"});
+      return write(req, healthz_reply(server_->services));
     if (t.path == "/metrics")
       return write(req, {200, metrics::render_prometheus(), "text/plain; version=0.0.4"});
     if (t.path == "/readyz")
@@ -140,7 +156,7 @@ private:
     res->set(http::field::cache_control, "no-store");
     for (auto& [name, value] : r.headers)
       res->set(name, value);
-    res->keep_alive(keep_alive);
+    res->keep_alive(keep_alive && slot_); // over the limit: one answer only
     res->body() = std::move(r.body);
     res->prepare_payload();
     http::async_write(stream_, *res,
@@ -157,7 +173,16 @@ private:
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<server::impl> server_;
+  connection_limits::slot slot_; // after server_: given back first
 };
+
+/// accept() failures that only time cures: retrying at once spins.
+bool out_of_resources(const beast::error_code& ec) {
+  return ec == net::error::no_descriptors // EMFILE
+         || ec == beast::error_code{ENFILE, beast::system_category()}
+         || ec == net::error::no_buffer_space // ENOBUFS
+         || ec == net::error::no_memory;      // ENOMEM
+}
 
 } // namespace
 
@@ -167,16 +192,53 @@ void server::impl::do_accept() {
       [self = shared_from_this()](beast::error_code ec, net::ip::tcp::socket socket) {
         if (!self->acceptor.is_open())
           return; // draining
-        if (ec) {
-          // Out of file descriptors and the like: log, go on accepting.
-          log::warn("accept_failed", {{"error", ec.message()}});
-        } else {
-          socket.set_option(net::ip::tcp::no_delay{true}, ec);
-          socket.set_option(net::socket_base::send_buffer_size{self->cfg.socket_send_buffer}, ec);
-          std::make_shared<http_session>(std::move(socket), self)->run();
-        }
+        if (ec)
+          return self->on_accept_error(ec);
+        self->end_accept_pause();
+        socket.set_option(net::ip::tcp::no_delay{true}, ec);
+        socket.set_option(net::socket_base::send_buffer_size{self->cfg.socket_send_buffer}, ec);
+        auto slot = self->limits->try_connection();
+        if (!slot)
+          metrics::global().refused_max_connections++;
+        std::make_shared<http_session>(std::move(socket), self, std::move(slot))->run();
         self->do_accept();
       });
+}
+
+void server::impl::on_accept_error(const beast::error_code& ec) {
+  if (!out_of_resources(ec)) {
+    // E.g. a client gone before we took it: the next one may be fine.
+    log::warn("accept_failed", {{"error", ec.message()}});
+    return do_accept();
+  }
+  // Connections wait in the listen backlog meanwhile; closing ones free
+  // descriptors and the next try takes them.
+  metrics::global().accept_failures++;
+  if (accept_failures++ == 0) {
+    accept_paused_since = std::chrono::steady_clock::now();
+    metrics::global().accept_paused = 1;
+    log::warn("accept_paused", {{"error", ec.message()},
+                                {"retryMs", static_cast<int64_t>(cfg.accept_backoff.count())},
+                                {"connectionsOpen", static_cast<int64_t>(limits->open())}});
+  }
+  accept_timer.expires_after(cfg.accept_backoff);
+  accept_timer.async_wait([self = shared_from_this()](beast::error_code timer_ec) {
+    if (!timer_ec && self->acceptor.is_open())
+      self->do_accept();
+  });
+}
+
+void server::impl::end_accept_pause() {
+  if (accept_failures == 0)
+    return;
+  auto paused = std::chrono::steady_clock::now() - accept_paused_since;
+  log::info(
+      "accept_resumed",
+      {{"failures", accept_failures},
+       {"pausedMs", static_cast<int64_t>(
+                        std::chrono::duration_cast<std::chrono::milliseconds>(paused).count())}});
+  accept_failures = 0;
+  metrics::global().accept_paused = 0;
 }
 
 server::server(net::io_context& ioc, gateway_config cfg, gateway_services services)
@@ -201,15 +263,17 @@ uint16_t server::start() {
   if (ec)
     throw std::runtime_error("cannot listen on " + impl_->cfg.listen_host + ":"
                              + std::to_string(impl_->cfg.listen_port) + ": " + ec.message());
+  metrics::global().node_connections_max = static_cast<int64_t>(impl_->cfg.max_connections);
   impl_->do_accept();
   return acc.local_endpoint().port();
 }
 
 void server::begin_drain() {
   impl_->draining = true;
-  net::post(impl_->ioc, [i = impl_] {
+  net::post(impl_->accept_strand, [i = impl_] {
     beast::error_code ec;
     i->acceptor.close(ec);
+    i->accept_timer.cancel();
   });
 }
 

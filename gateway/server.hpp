@@ -17,6 +17,7 @@
 #include "actors/directory_actor.hpp"
 #include "actors/persistence_actor.hpp"
 #include "actors/session_actor.hpp"
+#include "gateway/node_health.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -44,6 +45,15 @@ struct gateway_config {
   int socket_send_buffer = 128 * 1024;
   /// Largest HTTP request body (REST).
   size_t max_body_bytes = 64 * 1024;
+  /// Open HTTP and WebSocket connections of the node; past it, requests get
+  /// 503 (CHAT_MAX_CONNECTIONS). Kept below the open-files limit so that
+  /// the node still has descriptors for its database and provider sockets.
+  size_t max_connections = 10000;
+  /// Open WebSocket connections per user; past it, upgrades get 429.
+  size_t max_connections_per_user = 32;
+  /// How long accepting pauses when it fails for want of descriptors or
+  /// memory: retrying at once would spin a core until some are freed.
+  std::chrono::milliseconds accept_backoff{100};
 };
 
 /// The actors the gateway talks to.
@@ -52,6 +62,8 @@ struct gateway_services {
   directory_actor directory;
   persistence_actor store;
   session_config session;
+  /// Whether the actors above are alive (null: not watched, healthy).
+  std::shared_ptr<node_health> health;
 };
 
 class server {

@@ -38,6 +38,10 @@ const std::vector<setting_spec>& setting_specs() {
       {"CHAT_MAX_CONTENT_BYTES", "max-content-bytes", "32768", "largest send.content"},
       {"CHAT_MAX_PENDING_BYTES", "max-pending-bytes", "4194304",
        "bytes queued for a slow client before closing it with 1013"},
+      {"CHAT_MAX_CONNECTIONS", "max-connections", "",
+       "open HTTP and WebSocket connections before 503; default: 90 % of the open-files limit"},
+      {"CHAT_MAX_CONNECTIONS_PER_USER", "max-connections-per-user", "32",
+       "open WebSocket connections per user before the upgrade gets 429"},
   };
   return specs;
 }

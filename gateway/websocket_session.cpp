@@ -28,9 +28,11 @@ bool quiet_error(beast::error_code ec) {
 
 websocket_session::websocket_session(beast::tcp_stream&& stream,
                                      std::shared_ptr<server::impl> server, std::string user,
-                                     int64_t token_expires_at)
-    : ws_(std::move(stream)), server_(std::move(server)), cfg_(server_->cfg),
-      user_(std::move(user)), token_expires_at_(token_expires_at), idle_timer_(ws_.get_executor()),
+                                     int64_t token_expires_at, connection_limits::slot node_slot,
+                                     connection_limits::slot user_slot)
+    : ws_(std::move(stream)), server_(std::move(server)), node_slot_(std::move(node_slot)),
+      user_slot_(std::move(user_slot)), cfg_(server_->cfg), user_(std::move(user)),
+      token_expires_at_(token_expires_at), idle_timer_(ws_.get_executor()),
       expiry_timer_(ws_.get_executor()) {}
 
 websocket_session::~websocket_session() {

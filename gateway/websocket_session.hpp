@@ -33,8 +33,11 @@ namespace net = boost::asio;
 class websocket_session : public client_link,
                           public std::enable_shared_from_this<websocket_session> {
 public:
+  /// `node_slot` and `user_slot` are its places among the node's and the
+  /// user's connections, held until it is gone.
   websocket_session(beast::tcp_stream&& stream, std::shared_ptr<server::impl> server,
-                    std::string user, int64_t token_expires_at);
+                    std::string user, int64_t token_expires_at, connection_limits::slot node_slot,
+                    connection_limits::slot user_slot);
   ~websocket_session() override;
 
   /// Completes the upgrade with the request already read.
@@ -62,6 +65,8 @@ private:
   websocket::stream<beast::tcp_stream> ws_;
   beast::flat_buffer buffer_;
   std::shared_ptr<server::impl> server_;
+  connection_limits::slot node_slot_; // after server_: given back first
+  connection_limits::slot user_slot_;
   const gateway_config& cfg_; // server_->cfg
   std::string user_;
   int64_t token_expires_at_;

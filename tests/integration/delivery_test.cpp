@@ -680,9 +680,12 @@ TEST_CASE("delivery: a client that does not read is closed with 1013, others get
 // -- 8. many subscribers -------------------------------------------------------------
 
 TEST_CASE("delivery: 200 subscribers of one conversation all get the whole stream") {
-  service svc;
-  auto user = unique_user();
   constexpr int n = 200;
+  // All of one user: past the default of 32 connections per user.
+  service::options opts;
+  opts.chatd_env["CHAT_MAX_CONNECTIONS_PER_USER"] = std::to_string(n);
+  service svc{opts};
+  auto user = unique_user();
   std::vector<std::unique_ptr<ws_client>> clients;
   clients.push_back(std::make_unique<ws_client>());
   REQUIRE(clients[0]->connect(svc.port, svc.ws_path(user)) == 101);

@@ -168,11 +168,19 @@ service::service(options opts) {
     chatd_env_["CHAT_NODE_ID"] = opts.node_id;
   for (auto& kv : opts.chatd_env)
     chatd_env_[kv.first] = kv.second;
+  chatd_prefix_ = opts.chatd_prefix;
   start_chatd();
 }
 
 void service::start_chatd() {
-  chatd = std::make_unique<process>(bin_dir() + "/chatd", std::vector<std::string>{}, chatd_env_);
+  auto program = bin_dir() + "/chatd";
+  std::vector<std::string> args;
+  if (!chatd_prefix_.empty()) {
+    args.assign(chatd_prefix_.begin() + 1, chatd_prefix_.end());
+    args.push_back(program);
+    program = chatd_prefix_.front();
+  }
+  chatd = std::make_unique<process>(program, args, chatd_env_);
   port = port_after(chatd->wait_for_line("\"event\":\"listening\""), "127.0.0.1:");
 }
 
@@ -515,8 +523,8 @@ int64_t check_history_whole(const std::string& conversation_id) {
   for (const auto& r : rows) {
     auto seq = r[0].as<int64_t>();
     auto role = r[1].as<std::string>();
-    CHECK_MESSAGE(seq == expected, "history of " << conversation_id << ": seq " << seq
-                                                 << " where " << expected << " belongs");
+    CHECK_MESSAGE(seq == expected, "history of " << conversation_id << ": seq " << seq << " where "
+                                                 << expected << " belongs");
     bool user_turn = expected % 2 == 1;
     CHECK_MESSAGE(role == (user_turn ? "user" : "assistant"),
                   "history of " << conversation_id << ": seq " << seq << " is " << role);

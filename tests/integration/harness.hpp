@@ -54,6 +54,10 @@ struct service {
     std::map<std::string, std::string> chatd_env; // extra settings
     /// CHAT_NODE_ID; empty: chatd's default (the host name).
     std::string node_id;
+    /// A command chatd runs under (full path first), e.g.
+    /// {"/usr/bin/prlimit", "--nofile=600:600", "--"}; it must exec chatd
+    /// so that the process id stays chatd's.
+    std::vector<std::string> chatd_prefix;
   };
 
   explicit service(options opts);
@@ -75,6 +79,7 @@ struct service {
 private:
   void start_chatd();
   std::map<std::string, std::string> chatd_env_;
+  std::vector<std::string> chatd_prefix_;
 };
 
 /// The database URL of the test PostgreSQL (CHAT_TEST_DATABASE_URL).
