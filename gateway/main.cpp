@@ -51,6 +51,21 @@ int64_t int_setting(const settings& s, const char* env, int64_t min, int64_t max
   }
 }
 
+/// A duration in seconds, fractions allowed ("0.5"), in [0.001, max_seconds].
+std::chrono::milliseconds seconds_setting(const settings& s, const char* env, double max_seconds) {
+  auto& v = s.get(env);
+  try {
+    size_t pos = 0;
+    auto x = std::stod(v, &pos);
+    if (pos != v.size() || !(x >= 0.001) || x > max_seconds)
+      throw std::out_of_range{env};
+    return std::chrono::milliseconds{static_cast<int64_t>(x * 1000 + 0.5)};
+  } catch (const std::exception&) {
+    bad_setting(std::string{env} + " must be a number of seconds in 0.001.."
+                + std::to_string(static_cast<int64_t>(max_seconds)) + " (got '" + v + "')");
+  }
+}
+
 const std::string& required(const settings& s, const char* env) {
   if (!s.has(env))
     bad_setting(std::string{env} + " is required");
@@ -153,6 +168,21 @@ int cmd_serve(const settings& s) {
   gw.max_content_bytes = int_setting(s, "CHAT_MAX_CONTENT_BYTES", 1, 64 << 20);
   gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
 
+  // The AI pool's settings, checked before anything starts.
+  ai::pool_config pc;
+  pc.openai = {s.get("OPENAI_BASE_URL"), s.get("OPENAI_API_KEY")};
+  pc.anthropic = {s.get("ANTHROPIC_BASE_URL"), s.get("ANTHROPIC_API_KEY")};
+  pc.invokers = std::max<size_t>(1, static_cast<size_t>(threads));
+  pc.connect_timeout = seconds_setting(s, "CHAT_PROVIDER_CONNECT_TIMEOUT", 3600);
+  pc.first_token_timeout = seconds_setting(s, "CHAT_PROVIDER_FIRST_TOKEN_TIMEOUT", 86400);
+  pc.idle_timeout = seconds_setting(s, "CHAT_PROVIDER_IDLE_TIMEOUT", 86400);
+  pc.reply_timeout = seconds_setting(s, "CHAT_PROVIDER_REPLY_TIMEOUT", 86400);
+  pc.retries = static_cast<int>(int_setting(s, "CHAT_PROVIDER_RETRIES", 0, 10));
+  pc.retry_base
+      = std::chrono::milliseconds{int_setting(s, "CHAT_PROVIDER_RETRY_BASE_MS", 1, 60000)};
+  pc.max_streams = static_cast<size_t>(int_setting(s, "CHAT_PROVIDER_MAX_STREAMS", 1, 1000000));
+  pc.context_bytes = static_cast<size_t>(int_setting(s, "CHAT_CONTEXT_BYTES", 0, 64 << 20));
+
   auto node_id = s.has("CHAT_NODE_ID") ? s.get("CHAT_NODE_ID") : host_name();
   try {
     persistence::migrate(db_url);
@@ -184,10 +214,6 @@ int cmd_serve(const settings& s) {
     log::error("startup_failed", {{"error", e.what()}});
     return 1;
   }
-  ai::pool_config pc;
-  pc.openai = {s.get("OPENAI_BASE_URL"), s.get("OPENAI_API_KEY")};
-  pc.anthropic = {s.get("ANTHROPIC_BASE_URL"), s.get("ANTHROPIC_API_KEY")};
-  pc.invokers = std::max<size_t>(1, static_cast<size_t>(threads));
   auto ai_pool = ai::spawn_invoker_pool(sys, pc);
 
   conversation_config cc;
