@@ -153,10 +153,10 @@ SIGTERM/SIGINT exit 0.
 
 POST /v1/chat/completions  {model, messages, stream, stream_options, max_tokens}
   Reply to T, the last user message without its [[mock key=value ...]]
-  directive (keys: tokens, ttft_ms, delay_ms, fail=MODE, retry_after=S): N
-  tokens, N = tokens
-  or max_tokens if smaller (finish_reason "length", else "stop"): "Echo:",
-  " w" per whitespace-separated word w of T, then fillers " w<index>".
+  directive (keys: tokens, ttft_ms, delay_ms, fail=MODE, retry_after=S):
+  N tokens, N = tokens or max_tokens if smaller (finish_reason "length",
+  else "stop"): "Echo:", " w" per whitespace-separated word w of T, then
+  fillers " w<index>".
   T="hi there", N=5 -> "Echo:", " hi", " there", " w3", " w4".
   stream:true: SSE chunks like OpenAI (first delta has role "assistant"),
   token i at ttft + i*delay, final delta {} with finish_reason, a usage chunk
