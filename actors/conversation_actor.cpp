@@ -100,7 +100,7 @@ struct reply_state {
   bool cancel_requested = false;
   bool finishing = false; // done received, storing
   stored_message final_message;
-  timestamp_ms created_at = 0;    // when it started: the row's createdAt
+  timestamp_ms created_at = 0; // when it started: the row's createdAt
   caf::actor_clock::time_point started;
   size_t checkpointed_chunks = 0; // how many deltas the database has
   bool checkpoint_in_flight = false;
@@ -618,11 +618,10 @@ void on_user_write_failed(conversation* self, const stored_message& msg, const c
                                                                                      : "unknown"},
                                       {"error", to_string(err)}});
   if (kind == store_failure::permanent)
-    p.promise.deliver(
-        make_chat_error(error_code::internal, "the message could not be stored"));
+    p.promise.deliver(make_chat_error(error_code::internal, "the message could not be stored"));
   else
-    p.promise.deliver(make_chat_error(error_code::unavailable,
-                                      "the message could not be stored, please retry"));
+    p.promise.deliver(
+        make_chat_error(error_code::unavailable, "the message could not be stored, please retry"));
   pump_writes(self);
   arm_idle_check(self);
 }
@@ -658,8 +657,8 @@ void check_seq(conversation* self) {
                 // client's retry with the same clientMsgId gets its ack).
                 auto u = std::move(*st.unknown);
                 log::info("message_committed_late", {{"conversationId", st.id},
-                                                      {"messageId", u.message.id},
-                                                      {"seq", u.message.seq}});
+                                                     {"messageId", u.message.id},
+                                                     {"seq", u.message.seq}});
                 accept_message(self, u.message, u.provider, caf::actor{});
               }
               st.unknown.reset();
@@ -789,7 +788,8 @@ void replay_page(conversation* self, caf::actor session, int64_t cursor, uint64_
     return;
   }
   auto page = st.cfg.replay_page;
-  self->request(st.cfg.store, st.cfg.store_timeout, history_atom::value, st.owner, st.id, cursor, page)
+  self->request(st.cfg.store, st.cfg.store_timeout, history_atom::value, st.owner, st.id, cursor,
+                page)
       .then(
           [=](message_page& p) {
             auto& st = self->state;

@@ -51,9 +51,14 @@ void anthropic_stream::on_event(const sse_event& ev, std::string& delta) {
   if (done_ || failed())
     return;
   rapidjson::Document doc;
-  doc.Parse(ev.data.data(), ev.data.size());
+  parse_json(doc, ev.data);
   if (doc.HasParseError() || !doc.IsObject()) {
-    error_ = ev.event == "error" ? "provider error" : "provider sent invalid data";
+    if (ev.event == "error") {
+      error_ = "provider reported an error";
+      provider_detail_ = shorten_utf8(ev.data, 160);
+    } else {
+      error_ = "provider sent invalid data";
+    }
     return;
   }
   // The data's "type" is authoritative; the event name is a copy of it.
@@ -83,8 +88,8 @@ void anthropic_stream::on_event(const sse_event& ev, std::string& delta) {
   } else if (type == "message_stop") {
     done_ = true;
   } else if (type == "error") {
-    auto text = error_text(doc, 160);
-    error_ = text.empty() ? "provider error" : "provider error: " + text;
+    error_ = "provider reported an error";
+    provider_detail_ = error_text(doc, 160);
   }
   // ping, content_block_start, content_block_stop and unknown types: nothing.
 }
@@ -99,7 +104,7 @@ std::string anthropic_finish_reason(std::string_view stop_reason) {
 
 std::string anthropic_error_message(std::string_view body, size_t max_len) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  parse_json(doc, body);
   if (doc.HasParseError())
     return {};
   return error_text(doc, max_len);

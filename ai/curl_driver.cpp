@@ -1,6 +1,7 @@
 #include "ai/curl_driver.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -32,10 +33,12 @@ struct transfer {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   clock_type::time_point started;
-  clock_type::time_point last_byte;
+  clock_type::time_point last_token;
   long status = 0;
   bool got_body = false;
+  bool got_token = false;
   std::string error_body;
+  std::string retry_after;
 
   ~transfer() {
     if (easy != nullptr)
@@ -45,7 +48,16 @@ struct transfer {
   }
 
   clock_type::time_point deadline() const {
-    return got_body ? last_byte + req.stall_timeout : started + req.first_byte_timeout;
+    return std::min(req.deadline,
+                    got_token ? last_token + req.idle_timeout : started + req.first_token_timeout);
+  }
+
+  /// Which timeout deadline() is, for logs.
+  const char* deadline_name() const {
+    if (req.deadline
+        <= (got_token ? last_token + req.idle_timeout : started + req.first_token_timeout))
+      return "reply deadline";
+    return got_token ? "idle" : "no first token";
   }
 };
 
@@ -66,12 +78,13 @@ struct curl_driver::impl {
 
   // The driver's thread only.
   std::unordered_map<transfer_id, std::unique_ptr<transfer>> active;
+  /// Started with a `start_at` still to come (a retry's backoff).
+  std::vector<std::unique_ptr<transfer>> waiting;
 
   static size_t on_write(char* ptr, size_t size, size_t nmemb, void* user) {
     auto n = size * nmemb;
     auto& t = *static_cast<transfer*>(user);
     t.got_body = true;
-    t.last_byte = clock_type::now();
     if (t.status == 0)
       curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &t.status);
     if (t.status >= 400) {
@@ -80,8 +93,35 @@ struct curl_driver::impl {
       t.error_body.append(ptr, keep);
       return n;
     }
-    // Returning less than n makes curl abort the transfer.
-    return t.handler->on_body(std::string_view{ptr, n}) ? n : 0;
+    switch (t.handler->on_body(std::string_view{ptr, n})) {
+      case body_action::token:
+        t.got_token = true;
+        t.last_token = clock_type::now();
+        return n;
+      case body_action::more:
+        return n;
+      case body_action::abort:
+        break;
+    }
+    return 0; // less than n makes curl abort the transfer
+  }
+
+  /// Keeps Retry-After of the final response (a new status line resets it).
+  static size_t on_header(char* ptr, size_t size, size_t nmemb, void* user) {
+    auto n = size * nmemb;
+    auto& t = *static_cast<transfer*>(user);
+    std::string_view line{ptr, n};
+    constexpr std::string_view name = "retry-after:";
+    if (line.substr(0, 5) == "HTTP/") {
+      t.retry_after.clear();
+    } else if (line.size() > name.size()
+               && std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+                    return a == std::tolower(static_cast<unsigned char>(b));
+                  })) {
+      auto value = line.substr(name.size());
+      t.retry_after.assign(value.substr(0, std::min<size_t>(value.size(), 64)));
+    }
+    return n;
   }
 
   void add(std::unique_ptr<transfer> t) {
@@ -99,6 +139,8 @@ struct curl_driver::impl {
     }
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &impl::on_write);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &impl::on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
     curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
     // No signals from a worker thread (they would hit a random thread).
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -106,7 +148,7 @@ struct curl_driver::impl {
                      static_cast<long>(t->req.connect_timeout.count()));
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     t->started = clock_type::now();
-    t->last_byte = t->started;
+    t->last_token = t->started;
     auto id = t->id;
     if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
       transfer_result r;
@@ -132,6 +174,7 @@ struct curl_driver::impl {
     r.http_status = t->status;
     r.got_body = t->got_body;
     r.error_body = std::move(t->error_body);
+    r.retry_after = std::move(t->retry_after);
     t->handler->on_done(r);
   }
 
@@ -159,19 +202,52 @@ struct curl_driver::impl {
     for (auto id : expired) {
       transfer_result r;
       r.kind = transfer_result::timed_out;
-      r.detail = active[id]->got_body ? "stalled" : "no first byte";
+      r.detail = active[id]->deadline_name();
       finish(id, std::move(r));
     }
   }
 
   std::chrono::milliseconds poll_wait(clock_type::time_point now) const {
     auto wait = max_poll_wait;
-    for (auto& [id, t] : active) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(t->deadline() - now)
+    auto until = [&](clock_type::time_point when) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(when - now)
                   + std::chrono::milliseconds{1};
       wait = std::min(wait, left);
-    }
+    };
+    for (auto& [id, t] : active)
+      until(t->deadline());
+    for (auto& t : waiting)
+      until(t->req.start_at);
     return std::max(wait, std::chrono::milliseconds{0});
+  }
+
+  /// Adds the transfers whose start_at has come, keeps the others waiting.
+  void start_due(std::vector<std::unique_ptr<transfer>> starts) {
+    auto now = clock_type::now();
+    for (auto& t : waiting)
+      starts.push_back(std::move(t));
+    waiting.clear();
+    for (auto& t : starts) {
+      if (t->req.start_at > now)
+        waiting.push_back(std::move(t));
+      else
+        add(std::move(t));
+    }
+  }
+
+  /// Cancels a transfer, running or waiting.
+  void cancel(transfer_id id) {
+    transfer_result r;
+    r.kind = transfer_result::cancelled;
+    auto i = std::find_if(waiting.begin(), waiting.end(),
+                          [&](const std::unique_ptr<transfer>& t) { return t->id == id; });
+    if (i == waiting.end()) {
+      finish(id, std::move(r));
+      return;
+    }
+    auto t = std::move(*i);
+    waiting.erase(i);
+    t->handler->on_done(r);
   }
 
   void run() {
@@ -185,13 +261,9 @@ struct curl_driver::impl {
         starts.swap(to_start);
         cancels.swap(to_cancel);
       }
-      for (auto& t : starts)
-        add(std::move(t));
-      for (auto id : cancels) {
-        transfer_result r;
-        r.kind = transfer_result::cancelled;
-        finish(id, std::move(r));
-      }
+      start_due(std::move(starts));
+      for (auto id : cancels)
+        cancel(id);
       int running = 0;
       curl_multi_perform(multi, &running);
       int left = 0;
@@ -218,6 +290,8 @@ struct curl_driver::impl {
       std::lock_guard<std::mutex> guard{mtx};
       starts.swap(to_start);
     }
+    for (auto& t : waiting)
+      starts.push_back(std::move(t));
     for (auto& t : starts) {
       transfer_result r;
       r.kind = transfer_result::stopped;

@@ -8,8 +8,11 @@
 /// thread, so a handler must not touch actor state: it talks to actors with
 /// `caf::anon_send`.
 ///
-/// Timeouts (connect, first byte, stall) are checked by the driver, with
-/// millisecond resolution (curl's low-speed limit only counts seconds).
+/// Timeouts (first token, idle, the whole request's deadline) are checked
+/// by the driver, with millisecond resolution (curl's low-speed limit only
+/// counts seconds); the connect timeout is curl's. What counts as a token is
+/// the handler's to say: keep-alive comments and pings are body bytes, but
+/// not tokens, so they do not keep a silent stream alive.
 
 #include <chrono>
 #include <cstdint>
@@ -26,10 +29,15 @@ struct http_request {
   std::vector<std::string> headers; ///< "Name: value"
   std::string body;
   std::chrono::milliseconds connect_timeout{10000};
-  /// No body byte this long after the start: the transfer times out.
-  std::chrono::milliseconds first_byte_timeout{60000};
-  /// No body byte this long after the previous one: the transfer times out.
-  std::chrono::milliseconds stall_timeout{30000};
+  /// No token this long after the start: the transfer times out.
+  std::chrono::milliseconds first_token_timeout{60000};
+  /// No token this long after the previous one: the transfer times out.
+  std::chrono::milliseconds idle_timeout{60000};
+  /// The transfer times out at this point whatever else happens.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  /// Not sent before this point (a retry's backoff): the driver's thread
+  /// keeps it meanwhile, without blocking; `cancel` ends the wait at once.
+  std::chrono::steady_clock::time_point start_at = std::chrono::steady_clock::time_point::min();
 };
 
 /// How a transfer ended.
@@ -39,14 +47,22 @@ struct transfer_result {
     cancelled,      ///< `cancel` was called
     connect_failed, ///< no response at all: resolve, connect, TLS, ...
     cut,            ///< the connection failed during the response
-    timed_out,      ///< first-byte or stall timeout
+    timed_out,      ///< first-token, idle or deadline timeout
     stopped,        ///< the driver was destroyed first
   };
   kind_t kind = completed;
-  long http_status = 0;   ///< 0 when no response line arrived
-  bool got_body = false;  ///< any body byte arrived
-  std::string detail;     ///< curl's generic error text; never the URL
-  std::string error_body; ///< first 4 KiB of the body when status >= 400
+  long http_status = 0;    ///< 0 when no response line arrived
+  bool got_body = false;   ///< any body byte arrived
+  std::string detail;      ///< curl's generic error text or which timeout; never the URL
+  std::string error_body;  ///< first 4 KiB of the body when status >= 400
+  std::string retry_after; ///< the Retry-After header's value, if any
+};
+
+/// What a handler made of a slice of the body.
+enum class body_action {
+  more,  ///< nothing that counts as a token (comments, pings, metadata)
+  token, ///< content: restarts the idle timer
+  abort, ///< abort the transfer (`on_done` then reports `cut`)
 };
 
 /// The events of one transfer, called on the driver's thread.
@@ -54,9 +70,8 @@ class transfer_handler {
 public:
   virtual ~transfer_handler() = default;
 
-  /// A slice of the body of a response with status < 400. Return false to
-  /// abort the transfer (`on_done` then reports `cut`).
-  virtual bool on_body(std::string_view bytes) = 0;
+  /// A slice of the body of a response with status < 400.
+  virtual body_action on_body(std::string_view bytes) = 0;
 
   /// Called exactly once, last; the handler is destroyed right after.
   virtual void on_done(const transfer_result& result) = 0;

@@ -27,14 +27,19 @@ void openai_stream::on_event(const sse_event& ev, std::string& delta) {
     return;
   }
   rapidjson::Document doc;
-  doc.Parse(ev.data.data(), ev.data.size());
+  parse_json(doc, ev.data);
   if (doc.HasParseError() || !doc.IsObject()) {
-    error_ = ev.event == "error" ? "provider error" : "provider sent invalid data";
+    if (ev.event == "error") {
+      error_ = "provider reported an error";
+      provider_detail_ = shorten_utf8(ev.data, 160);
+    } else {
+      error_ = "provider sent invalid data";
+    }
     return;
   }
   if (auto err = doc.FindMember("error"); err != doc.MemberEnd() && !err->value.IsNull()) {
-    auto text = error_text(err->value, 160);
-    error_ = text.empty() ? "provider error" : "provider error: " + text;
+    error_ = "provider reported an error";
+    provider_detail_ = error_text(err->value, 160);
     return;
   }
   if (auto choices = doc.FindMember("choices");
@@ -68,7 +73,7 @@ void openai_stream::on_event(const sse_event& ev, std::string& delta) {
 
 std::string openai_error_message(std::string_view body, size_t max_len) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  parse_json(doc, body);
   if (doc.HasParseError() || !doc.IsObject())
     return {};
   auto err = doc.FindMember("error");

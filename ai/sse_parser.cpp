@@ -11,6 +11,8 @@ constexpr std::string_view bom = "\xEF\xBB\xBF";
 } // namespace
 
 void sse_parser::feed(std::string_view bytes, std::vector<sse_event>& out) {
+  if (overflowed_)
+    return;
   // The BOM may itself be split across slices: hold back a matching prefix
   // in line_ until we know whether the whole BOM is there.
   while (!bom_done_ && !bytes.empty()) {
@@ -37,6 +39,10 @@ void sse_parser::feed(std::string_view bytes, std::vector<sse_event>& out) {
     auto eol
         = std::find_if(bytes.begin(), bytes.end(), [](char c) { return c == '\n' || c == '\r'; });
     auto n = static_cast<size_t>(eol - bytes.begin());
+    if (line_.size() + n > max_line_) {
+      overflowed_ = true;
+      return;
+    }
     line_.append(bytes.data(), n);
     if (eol == bytes.end())
       return;
@@ -44,6 +50,8 @@ void sse_parser::feed(std::string_view bytes, std::vector<sse_event>& out) {
     bytes.remove_prefix(n + 1);
     process_line(out);
     line_.clear();
+    if (overflowed_)
+      return;
   }
 }
 
@@ -70,6 +78,10 @@ void sse_parser::process_line(std::vector<sse_event>& out) {
       value.remove_prefix(1);
   }
   if (field == "data") {
+    if (data_.size() + value.size() + 1 > max_event_) {
+      overflowed_ = true;
+      return;
+    }
     data_.append(value);
     data_.push_back('\n');
   } else if (field == "event") {

@@ -7,6 +7,10 @@
 /// split between two slices), a UTF-8 BOM at the start, `:` comments,
 /// `field:value` with or without the space, and multi-line `data`.
 /// `retry` is ignored; an event cut off by the end of the stream is dropped.
+///
+/// Provider output is untrusted, so a line and an event have byte caps: a
+/// stream that exceeds one is `overflowed()` and the rest is ignored
+/// (nothing grows without bound on a stream that never sends a newline).
 
 #include <string>
 #include <string_view>
@@ -23,6 +27,20 @@ struct sse_event {
 
 class sse_parser {
 public:
+  /// Caps that fit any real provider's events with a wide margin: one JSON
+  /// object with a token or a few, or a usage record.
+  static constexpr size_t default_max_line_bytes = 256 * 1024;
+  static constexpr size_t default_max_event_bytes = 256 * 1024;
+
+  explicit sse_parser(size_t max_line_bytes = default_max_line_bytes,
+                      size_t max_event_bytes = default_max_event_bytes)
+      : max_line_(max_line_bytes), max_event_(max_event_bytes) {}
+
+  /// A line or an event went past its cap: nothing more is parsed.
+  bool overflowed() const {
+    return overflowed_;
+  }
+
   /// Parses `bytes` and appends the events it completes to `out`.
   void feed(std::string_view bytes, std::vector<sse_event>& out);
 
@@ -36,6 +54,9 @@ public:
 private:
   void process_line(std::vector<sse_event>& out);
 
+  size_t max_line_;
+  size_t max_event_;
+  bool overflowed_ = false;
   std::string line_;       // the unfinished line
   std::string data_;       // data lines of the pending event, each + "\n"
   std::string event_;      // event name of the pending event

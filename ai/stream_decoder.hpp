@@ -4,11 +4,21 @@
 /// SSE parser; each event goes to the provider's on_event, which records the
 /// end of the stream, the finish reason, token usage and errors here. Pure:
 /// no I/O.
+///
+/// Provider output is untrusted: SSE lines and events have byte caps (an
+/// oversized one is an error), the whole reply's content has a byte cap (the
+/// content is cut there and the stream ends with finish reason "length",
+/// like a max_tokens cut: what streamed is a fine reply, only shorter), and
+/// JSON is parsed iteratively (`parse_json`: no recursion, so deep nesting
+/// cannot overflow the stack). Errors are our own short words; what the
+/// provider said is kept apart, for logs only (`provider_detail`).
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <rapidjson/document.h>
 
 #include "ai/sse_parser.hpp"
 
@@ -16,7 +26,16 @@ namespace chat::ai {
 
 class stream_decoder {
 public:
+  /// About 250k tokens of text: past every known model's output limit, so
+  /// only a runaway or hostile provider reaches it.
+  static constexpr size_t default_max_reply_bytes = 1024 * 1024;
+
   virtual ~stream_decoder() = default;
+
+  /// Caps the content of the whole reply (default_max_reply_bytes).
+  void limit_reply(size_t max_bytes) {
+    max_reply_bytes_ = max_bytes;
+  }
 
   /// Parses a slice of the body; returns the content it completes, in
   /// order (empty when the slice completes no content).
@@ -50,7 +69,8 @@ public:
   }
 
   /// Set when the provider sent an error or unparsable data: a short
-  /// description. Later events are ignored.
+  /// description in our words, fit for people ("provider reported an
+  /// error", "provider sent invalid data"). Later events are ignored.
   bool failed() const {
     return !error_.empty();
   }
@@ -58,14 +78,29 @@ public:
     return error_;
   }
 
+  /// What the provider said about its error, shortened; for logs only (it
+  /// may hold account ids or key fragments: redact before logging).
+  const std::string& provider_detail() const {
+    return provider_detail_;
+  }
+
+  /// The reply reached its byte cap (then finish_reason() is "length").
+  bool reply_capped() const {
+    return reply_capped_;
+  }
+
 protected:
   std::string finish_reason_;
   std::string error_;
+  std::string provider_detail_;
   int64_t prompt_tokens_ = -1;
   int64_t completion_tokens_ = -1;
   bool done_ = false;
 
 private:
+  size_t max_reply_bytes_ = default_max_reply_bytes;
+  size_t reply_bytes_ = 0;
+  bool reply_capped_ = false;
   sse_parser parser_;
   std::vector<sse_event> events_; // reused buffer
 };
@@ -74,5 +109,10 @@ private:
 /// character boundary so that the result stays valid text (for the
 /// providers' error messages).
 std::string shorten_utf8(std::string_view text, size_t max_len);
+
+/// Parses provider JSON without recursion (rapidjson::kParseIterativeFlag):
+/// a deeply nested value is only an error, never a stack overflow. The
+/// document's default allocator frees without recursion too.
+void parse_json(rapidjson::Document& doc, std::string_view text);
 
 } // namespace chat::ai

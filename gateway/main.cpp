@@ -67,8 +67,8 @@ std::chrono::milliseconds seconds_setting(const settings& s, const char* env, do
       throw std::out_of_range{env};
     return std::chrono::milliseconds{static_cast<int64_t>(x * 1000)};
   } catch (const std::exception&) {
-    bad_setting(std::string{env} + " must be a number of seconds in " + std::to_string(min)
-                + ".." + std::to_string(max) + " (got '" + v + "')");
+    bad_setting(std::string{env} + " must be a number of seconds in " + std::to_string(min) + ".."
+                + std::to_string(max) + " (got '" + v + "')");
   }
 }
 
@@ -201,9 +201,25 @@ int cmd_serve(const settings& s) {
              {"maxConnections", static_cast<int64_t>(gw.max_connections)},
              {"maxConnectionsPerUser", static_cast<int64_t>(gw.max_connections_per_user)}});
 
+  // The AI pool's settings, checked before anything starts.
+  ai::pool_config pc;
+  pc.openai = {s.get("OPENAI_BASE_URL"), s.get("OPENAI_API_KEY")};
+  pc.anthropic = {s.get("ANTHROPIC_BASE_URL"), s.get("ANTHROPIC_API_KEY")};
+  pc.invokers = std::max<size_t>(1, static_cast<size_t>(threads));
+  pc.connect_timeout = seconds_setting(s, "CHAT_PROVIDER_CONNECT_TIMEOUT", 0.001, 3600);
+  pc.first_token_timeout = seconds_setting(s, "CHAT_PROVIDER_FIRST_TOKEN_TIMEOUT", 0.001, 86400);
+  pc.idle_timeout = seconds_setting(s, "CHAT_PROVIDER_IDLE_TIMEOUT", 0.001, 86400);
+  pc.reply_timeout = seconds_setting(s, "CHAT_PROVIDER_REPLY_TIMEOUT", 0.001, 86400);
+  pc.retries = static_cast<int>(int_setting(s, "CHAT_PROVIDER_RETRIES", 0, 10));
+  pc.retry_base
+      = std::chrono::milliseconds{int_setting(s, "CHAT_PROVIDER_RETRY_BASE_MS", 1, 60000)};
+  pc.max_streams = static_cast<size_t>(int_setting(s, "CHAT_PROVIDER_MAX_STREAMS", 1, 1000000));
+  pc.context_bytes = static_cast<size_t>(int_setting(s, "CHAT_CONTEXT_BYTES", 0, 64 << 20));
+
   auto node_id = s.has("CHAT_NODE_ID") ? s.get("CHAT_NODE_ID") : host_name();
   persistence::connection_options db_options;
-  db_options.connect_timeout = std::chrono::seconds{int_setting(s, "CHAT_DB_CONNECT_TIMEOUT", 1, 600)};
+  db_options.connect_timeout
+      = std::chrono::seconds{int_setting(s, "CHAT_DB_CONNECT_TIMEOUT", 1, 600)};
   db_options.statement_timeout = seconds_setting(s, "CHAT_DB_STATEMENT_TIMEOUT", 0, 86400);
   auto store_timeout = seconds_setting(s, "CHAT_STORE_TIMEOUT", 0.1, 3600);
   try {
@@ -242,10 +258,6 @@ int cmd_serve(const settings& s) {
     log::error("startup_failed", {{"error", e.what()}});
     return 1;
   }
-  ai::pool_config pc;
-  pc.openai = {s.get("OPENAI_BASE_URL"), s.get("OPENAI_API_KEY")};
-  pc.anthropic = {s.get("ANTHROPIC_BASE_URL"), s.get("ANTHROPIC_API_KEY")};
-  pc.invokers = std::max<size_t>(1, static_cast<size_t>(threads));
   auto ai_pool = ai::spawn_invoker_pool(sys, pc);
 
   conversation_config cc;
@@ -253,6 +265,9 @@ int cmd_serve(const settings& s) {
   cc.ai = ai_pool;
   cc.process_id = process.process_id;
   cc.store_timeout = store_timeout;
+  // The invoker ends a reply at the provider's reply timeout; this is the
+  // conversation's last resort if that end never arrives.
+  cc.reply_deadline = pc.reply_timeout + std::chrono::seconds{30};
   cc.models = models;
   auto directory = spawn_directory(sys, cc);
 

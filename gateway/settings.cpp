@@ -1,5 +1,6 @@
 #include "gateway/settings.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace chat::gateway {
@@ -28,10 +29,25 @@ const std::vector<setting_spec>& setting_specs() {
        "seconds replies may take to finish at shutdown"},
       {"CHAT_STORE_TIMEOUT", "store-timeout", "15",
        "seconds a conversation waits for the database before a write's outcome is unknown"},
-      {"CHAT_DB_CONNECT_TIMEOUT", "db-connect-timeout", "5",
-       "seconds to connect to PostgreSQL"},
+      {"CHAT_DB_CONNECT_TIMEOUT", "db-connect-timeout", "5", "seconds to connect to PostgreSQL"},
       {"CHAT_DB_STATEMENT_TIMEOUT", "db-statement-timeout", "10",
        "seconds any SQL statement may run (e.g. behind a lock) before it is cancelled"},
+      {"CHAT_PROVIDER_CONNECT_TIMEOUT", "provider-connect-timeout", "10",
+       "seconds to connect to a provider (fractions allowed)"},
+      {"CHAT_PROVIDER_FIRST_TOKEN_TIMEOUT", "provider-first-token-timeout", "60",
+       "seconds from a request to its first token"},
+      {"CHAT_PROVIDER_IDLE_TIMEOUT", "provider-idle-timeout", "60",
+       "longest silence between tokens, seconds (keep-alives do not count)"},
+      {"CHAT_PROVIDER_REPLY_TIMEOUT", "provider-reply-timeout", "600",
+       "longest whole reply, seconds"},
+      {"CHAT_PROVIDER_RETRIES", "provider-retries", "3",
+       "retries of a request that failed before its first token"},
+      {"CHAT_PROVIDER_RETRY_BASE_MS", "provider-retry-base-ms", "500",
+       "backoff base in ms (retry k waits up to base*2^(k-1)); for tests"},
+      {"CHAT_PROVIDER_MAX_STREAMS", "provider-max-streams", "1000",
+       "streams in flight per provider; as many more may queue"},
+      {"CHAT_CONTEXT_BYTES", "context-bytes", "65536",
+       "most bytes of history sent with a message (newest first)"},
       {"CHAT_IDLE_TIMEOUT", "idle-timeout", "60",
        "seconds without any frame before closing with 1001"},
       {"CHAT_MAX_FRAME_BYTES", "max-frame-bytes", "65536", "largest WebSocket message"},
@@ -99,8 +115,7 @@ std::string usage() {
                     "Settings (environment variable, or the flag, which overrides it):\n";
   for (auto& s : setting_specs()) {
     std::string line = "  --" + std::string{s.flag} + " / " + s.env;
-    if (line.size() < 48)
-      line.resize(48, ' ');
+    line.resize(std::max<size_t>(line.size() + 2, 48), ' ');
     out += line + s.help;
     if (s.fallback == nullptr)
       out += " (required)";

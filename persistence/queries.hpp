@@ -265,11 +265,25 @@ inline constexpr statement ping{"ping", "SELECT 1"};
 
 /// Prepared on every connection the store opens.
 inline constexpr statement all[] = {
-    insert_conversation,  insert_user_message, find_client_msg,     delete_conversation,
-    checkpoint_reply,     upsert_reply,        find_reply,          check_writes,
-    recover_conversation, replies_in_progress, touch_conversation,  remove_conversation,
-    conversation_owner,   last_seq,            recent_messages,     message_page,
-    first_conversations,  next_conversations,  ping,
+    insert_conversation,
+    insert_user_message,
+    find_client_msg,
+    delete_conversation,
+    checkpoint_reply,
+    upsert_reply,
+    find_reply,
+    check_writes,
+    recover_conversation,
+    replies_in_progress,
+    touch_conversation,
+    remove_conversation,
+    conversation_owner,
+    last_seq,
+    recent_messages,
+    message_page,
+    first_conversations,
+    next_conversations,
+    ping,
 };
 
 } // namespace chat::persistence::sql

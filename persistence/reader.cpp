@@ -183,8 +183,7 @@ private:
         db_->drop(name(), e);
       } catch (const std::exception& e) {
         log::error("db_read_failed", {{"error", first_line(e)}});
-        return make_store_error(store_failure::transient,
-                                "database read failed: " + first_line(e));
+        return make_store_error(store_failure::transient, "database read failed: " + first_line(e));
       }
     }
     log::error("db_read_failed", {{"error", err}});

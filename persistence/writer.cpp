@@ -49,9 +49,9 @@ append_result append_user(pqxx::work& tx, const user_message_write& w) {
   auto& m = w.message;
   bool created = false;
   if (w.create_conversation)
-    created = !tx.exec_prepared(sql::insert_conversation.name, m.conversation_id, m.user_id,
-                                w.title)
-                   .empty();
+    created
+        = !tx.exec_prepared(sql::insert_conversation.name, m.conversation_id, m.user_id, w.title)
+               .empty();
   auto inserted = tx.exec_prepared(sql::insert_user_message.name, m.conversation_id, m.seq, m.id,
                                    m.content, m.user_id, m.client_msg_id, ms_or_null(m.created_at),
                                    text_or_null(m.model));
@@ -244,10 +244,9 @@ public:
           if (!looks_like_uuid(conv))
             return write_check{};
           // In the writer's order: every write sent before this has ended.
-          return enqueue<write_check>(
-              [conv{std::move(conv)}, id{std::move(id)}](pqxx::work& tx) {
-                return check_writes(tx, conv, id);
-              });
+          return enqueue<write_check>([conv{std::move(conv)}, id{std::move(id)}](pqxx::work& tx) {
+            return check_writes(tx, conv, id);
+          });
         },
         [this](remove_conv_atom, std::string& user, std::string& conv) -> caf::result<bool> {
           if (!looks_like_uuid(conv))
@@ -305,9 +304,9 @@ private:
     if (result != outcome::bad_write || n == 1) {
       // The database's state, not one write, failed the batch (or the
       // batch is that one write): each write is told how.
-      log::warn("db_batch_failed", {{"writes", static_cast<int64_t>(n)},
-                                    {"error", err},
-                                    {"outcome", to_string(result)}});
+      log::warn(
+          "db_batch_failed",
+          {{"writes", static_cast<int64_t>(n)}, {"error", err}, {"outcome", to_string(result)}});
       for (auto& w : current)
         w->fail(make_store_error(failure_of(result), "database write failed: " + err));
       return;

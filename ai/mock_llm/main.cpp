@@ -4,7 +4,8 @@
 // by `mock_llm --help` (kUsage below); tests are written against it.
 //
 // mock_llm [--listen HOST:PORT] [--ttft-ms N] [--token-delay-ms N] [--tokens N]
-//          [--fail MODE] [--fail-every N] [--api-key KEY]
+//          [--fail MODE] [--fail-every N] [--retry-after S]
+//          [--fail-rate-429 P] [--fail-rate-500 P] [--seed N] [--api-key KEY]
 //
 //   --listen          address, default 127.0.0.1:8090; port 0 picks a free one
 //   --ttft-ms         delay before the first token, default 20
@@ -13,10 +14,21 @@
 //   --fail            none (default), http500, before-first (200 headers, then
 //                     close before any token), mid-stream (close abruptly after
 //                     half the tokens), stall (half the tokens, then silence on
-//                     an open connection), http429 (with Retry-After: 1)
+//                     an open connection), http429 (with Retry-After),
+//                     keepalive (the first token, then only `: keep-alive`
+//                     comment lines every 200 ms, forever), bad-utf8 (token 1
+//                     with a lone `\udc00` escape, token 2 with a raw 0xFF
+//                     byte, "é" split between tokens 3 and 4)
 //   --fail-every      with --fail, the Nth, 2Nth, ... chat request fails,
 //                     counted since start or the last POST /stats/reset;
 //                     default 1
+//   --retry-after     the Retry-After seconds of http429, default 1
+//   --fail-rate-429, --fail-rate-500
+//                     each chat request draws one seeded random number: with
+//                     these probabilities it fails with http429 or http500
+//                     (the draws are reproducible: --seed, reset by POST
+//                     /stats/reset); default 0
+//   --seed            the seed of those draws, default 1
 //   --api-key         require `Authorization: Bearer KEY` on /v1/* (else 401
 //                     with an OpenAI-style JSON error), `x-api-key: KEY` on
 //                     /v1/messages (else 401 with an Anthropic-style error);
@@ -28,7 +40,8 @@
 // POST /v1/chat/completions  {model, messages:[{role, content}], stream,
 //   stream_options:{include_usage}, max_tokens}. Bad JSON: 400.
 //   T = the last user message's content without its `[[mock key=value ...]]`
-//   directive (keys tokens, ttft_ms, delay_ms, fail=MODE override the flags).
+//   directive (keys tokens, ttft_ms, delay_ms, fail=MODE, retry_after=S
+//   override the flags).
 //   Reply of N tokens (N = tokens, or max_tokens if smaller: finish_reason
 //   "length", else "stop"): "Echo:", " w" per whitespace-separated word w of
 //   T (byte-exact, cut at N), then " w<i>" fillers where i is the token index.
@@ -89,6 +102,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "ai/mock_llm/mock_reply.hpp"
@@ -103,7 +117,9 @@ using namespace chat::mock_llm;
 
 constexpr const char* kUsage
     = R"(usage: mock_llm [--listen HOST:PORT] [--ttft-ms N] [--token-delay-ms N]
-                [--tokens N] [--fail MODE] [--fail-every N] [--api-key KEY]
+                [--tokens N] [--fail MODE] [--fail-every N] [--retry-after S]
+                [--fail-rate-429 P] [--fail-rate-500 P] [--seed N]
+                [--api-key KEY]
 
 An LLM server with deterministic replies: OpenAI-compatible chat completions
 and Anthropic Messages.
@@ -112,12 +128,22 @@ and Anthropic Messages.
   --ttft-ms N          delay before the first token (default 20)
   --token-delay-ms N   delay between tokens (default 10)
   --tokens N           reply length in tokens (default 24)
-  --fail MODE          none (default), http500, http429 (Retry-After: 1),
+  --fail MODE          none (default), http500, http429 (with Retry-After),
                        before-first (200 headers, then close before any token),
                        mid-stream (close abruptly after half the tokens),
-                       stall (half the tokens, then silence, connection open)
+                       stall (half the tokens, then silence, connection open),
+                       keepalive (the first token, then only ": keep-alive"
+                       comment lines every 200 ms, forever),
+                       bad-utf8 (token 1 with a lone \udc00 escape, token 2
+                       with a raw 0xFF byte, "é" split between tokens 3 and 4)
   --fail-every N       with --fail, the Nth, 2Nth, ... chat request fails,
                        counted since start or POST /stats/reset (default 1)
+  --retry-after S      the Retry-After seconds of http429 (default 1)
+  --fail-rate-429 P    each chat request fails with http429 with probability P
+  --fail-rate-500 P    ... or with http500 with probability P (default 0 both;
+                       one seeded draw per request: reproducible, and
+                       restarted by POST /stats/reset)
+  --seed N             the seed of those draws (default 1)
   --api-key KEY        require "Authorization: Bearer KEY" on /v1/* (else 401),
                        "x-api-key: KEY" on /v1/messages (else 401);
                        default: any or no key is accepted
@@ -127,9 +153,10 @@ SIGTERM/SIGINT exit 0.
 
 POST /v1/chat/completions  {model, messages, stream, stream_options, max_tokens}
   Reply to T, the last user message without its [[mock key=value ...]]
-  directive (keys: tokens, ttft_ms, delay_ms, fail=MODE): N tokens, N = tokens
-  or max_tokens if smaller (finish_reason "length", else "stop"): "Echo:",
-  " w" per whitespace-separated word w of T, then fillers " w<index>".
+  directive (keys: tokens, ttft_ms, delay_ms, fail=MODE, retry_after=S):
+  N tokens, N = tokens or max_tokens if smaller (finish_reason "length",
+  else "stop"): "Echo:", " w" per whitespace-separated word w of T, then
+  fillers " w<index>".
   T="hi there", N=5 -> "Echo:", " hi", " there", " w3", " w4".
   stream:true: SSE chunks like OpenAI (first delta has role "assistant"),
   token i at ttft + i*delay, final delta {} with finish_reason, a usage chunk
@@ -158,6 +185,9 @@ struct config {
   reply_settings defaults;
   fail_mode fail = fail_mode::none;
   uint64_t fail_every = 1;
+  double fail_rate_429 = 0;
+  double fail_rate_500 = 0;
+  uint64_t seed = 1;
   std::string api_key;
 };
 
@@ -171,6 +201,13 @@ struct shared_state {
   uint64_t active = 0;
   uint64_t fail_counter = 0; // chat requests since start or reset
   uint64_t next_id = 0;      // chatcmpl-mock-<n> / msg_mock_<n>, never reset
+  std::mt19937_64 draws;     // --fail-rate-*: seeded with --seed at start and reset
+
+  /// A uniform number in [0, 1) from `draws`, the same on every platform
+  /// (std::uniform_real_distribution is not).
+  double draw() {
+    return static_cast<double>(draws() >> 11) * 0x1.0p-53;
+  }
 
   std::string stats_json() const {
     return "{\"requests\":" + std::to_string(requests) + ",\"streams_started\":"
@@ -278,6 +315,7 @@ private:
     if (target == "/stats/reset" && method == http::verb::post) {
       state_.requests = state_.streams_started = state_.completed = 0;
       state_.aborted = state_.fail_counter = 0;
+      state_.draws.seed(state_.cfg.seed);
       return make_simple_plan(200, state_.stats_json(), keep_alive_);
     }
     bool known = target == "/v1/chat/completions" || target == "/v1/models" || target == "/stats"
@@ -320,6 +358,13 @@ private:
     auto defaults = state_.cfg.defaults;
     if (state_.cfg.fail != fail_mode::none && ++state_.fail_counter % state_.cfg.fail_every == 0)
       defaults.fail = state_.cfg.fail;
+    if (state_.cfg.fail_rate_429 > 0 || state_.cfg.fail_rate_500 > 0) {
+      auto x = state_.draw();
+      if (x < state_.cfg.fail_rate_429)
+        defaults.fail = fail_mode::http429;
+      else if (x < state_.cfg.fail_rate_429 + state_.cfg.fail_rate_500)
+        defaults.fail = fail_mode::http500;
+    }
     return defaults;
   }
 
@@ -365,7 +410,25 @@ private:
         break;
       case after_steps::stall:
         break; // until the client gives up: counts as aborted then
+      case after_steps::keepalive:
+        // Called after every write: one timer chain only.
+        if (!keeping_alive_) {
+          keeping_alive_ = true;
+          keep_alive();
+        }
+        break; // until the client gives up: counts as aborted then
     }
+  }
+
+  /// An SSE comment every keepalive_interval, until the connection closes.
+  void keep_alive() {
+    timer_.expires_after(keepalive_interval);
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec || self->closed_)
+        return;
+      self->send(http_chunk(": keep-alive\n\n"));
+      self->keep_alive();
+    });
   }
 
   // -- writing ---------------------------------------------------------------
@@ -426,6 +489,7 @@ private:
   std::chrono::steady_clock::time_point start_;
   size_t step_ = 0;
   bool keep_alive_ = true;
+  bool keeping_alive_ = false; // the keepalive timer chain runs
   bool closed_ = false;
 };
 
@@ -480,6 +544,17 @@ int to_int(const std::string& flag, const std::string& str, int min) {
   usage_error(flag + " needs an integer >= " + std::to_string(min));
 }
 
+double to_probability(const std::string& flag, const std::string& str) {
+  try {
+    size_t used = 0;
+    auto val = std::stod(str, &used);
+    if (used == str.size() && val >= 0 && val <= 1)
+      return val;
+  } catch (const std::exception&) {
+  }
+  usage_error(flag + " needs a number in 0..1");
+}
+
 config parse_args(int argc, char** argv) {
   config cfg;
   for (int i = 1; i < argc; ++i) {
@@ -514,6 +589,14 @@ config parse_args(int argc, char** argv) {
       cfg.fail = *mode;
     } else if (flag == "--fail-every") {
       cfg.fail_every = static_cast<uint64_t>(to_int(flag, val, 1));
+    } else if (flag == "--retry-after") {
+      cfg.defaults.retry_after = to_int(flag, val, 0);
+    } else if (flag == "--fail-rate-429") {
+      cfg.fail_rate_429 = to_probability(flag, val);
+    } else if (flag == "--fail-rate-500") {
+      cfg.fail_rate_500 = to_probability(flag, val);
+    } else if (flag == "--seed") {
+      cfg.seed = static_cast<uint64_t>(to_int(flag, val, 0));
     } else if (flag == "--api-key") {
       cfg.api_key = val;
     } else {
@@ -537,6 +620,9 @@ void raise_fd_limit() {
 int main(int argc, char** argv) {
   shared_state state;
   state.cfg = parse_args(argc, argv);
+  if (state.cfg.fail_rate_429 + state.cfg.fail_rate_500 > 1)
+    usage_error("--fail-rate-429 + --fail-rate-500 must be at most 1");
+  state.draws.seed(state.cfg.seed);
   raise_fd_limit();
   net::io_context ioc{1};
   try {

@@ -195,6 +195,8 @@ reply_shape shape_reply(const chat_request& req, const reply_settings& s) {
     r.by_length = true;
   }
   r.tokens = reply_tokens(req.text, r.n);
+  if (s.fail == fail_mode::bad_utf8)
+    r.tokens = bad_utf8_tokens(std::move(r.tokens));
   r.ttft_ms = s.ttft_ms;
   r.delay_ms = s.delay_ms;
   // The failure modes that break a started reply cut it after this many
@@ -204,9 +206,12 @@ reply_shape shape_reply(const chat_request& req, const reply_settings& s) {
     r.cut = 0;
   else if (s.fail == fail_mode::mid_stream || s.fail == fail_mode::stall)
     r.cut = r.n / 2;
-  r.last = s.fail == fail_mode::stall ? after_steps::stall
-           : r.cut < r.n              ? after_steps::close
-                                      : after_steps::finish;
+  else if (s.fail == fail_mode::keepalive)
+    r.cut = 1;
+  r.last = s.fail == fail_mode::stall       ? after_steps::stall
+           : s.fail == fail_mode::keepalive ? after_steps::keepalive
+           : r.cut < r.n                    ? after_steps::close
+                                            : after_steps::finish;
   return r;
 }
 
@@ -271,7 +276,35 @@ void write_message(json_writer& w, const chat_request& req, uint64_t id, const s
   w.EndObject();
 }
 
+/// bad-utf8 marks where the lone surrogate goes with U+0001, which the JSON
+/// writer escapes as `\u0001`; this turns that into `\udc00` (same length,
+/// so HTTP chunk sizes stay right). No other token holds U+0001.
+void lone_surrogates(reply_plan& plan) {
+  constexpr std::string_view marker = "\\u0001";
+  for (auto& step : plan.steps)
+    for (auto pos = step.bytes.find(marker); pos != std::string::npos;
+         pos = step.bytes.find(marker, pos))
+      step.bytes.replace(pos, marker.size(), "\\udc00");
+}
+
+/// The Retry-After header line of an http429 reply.
+std::string retry_after_header(const reply_settings& s) {
+  return "Retry-After: " + std::to_string(s.retry_after) + "\r\n";
+}
+
 } // namespace
+
+std::vector<std::string> bad_utf8_tokens(std::vector<std::string> tokens) {
+  if (tokens.size() > 1)
+    tokens[1] += "\x01"; // becomes \udc00 in the JSON: see lone_surrogates
+  if (tokens.size() > 2)
+    tokens[2] += "\xFF";
+  if (tokens.size() > 4) {
+    tokens[3] += "\xC3";
+    tokens[4].insert(0, "\xA9");
+  }
+  return tokens;
+}
 
 std::optional<fail_mode> parse_fail_mode(std::string_view str) {
   if (str == "none")
@@ -286,6 +319,10 @@ std::optional<fail_mode> parse_fail_mode(std::string_view str) {
     return fail_mode::stall;
   if (str == "http429")
     return fail_mode::http429;
+  if (str == "keepalive")
+    return fail_mode::keepalive;
+  if (str == "bad-utf8")
+    return fail_mode::bad_utf8;
   return std::nullopt;
 }
 
@@ -334,6 +371,8 @@ void take_directives(std::string& text, chat_request& req) {
         req.ttft_ms = *num;
       else if (key == "delay_ms")
         req.delay_ms = *num;
+      else if (key == "retry_after")
+        req.retry_after = *num;
     }
     text.erase(pos, end + 2 - pos);
   }
@@ -395,6 +434,8 @@ reply_settings effective_settings(const chat_request& req, reply_settings defaul
     s.delay_ms = *req.delay_ms;
   if (req.fail)
     s.fail = *req.fail;
+  if (req.retry_after)
+    s.retry_after = *req.retry_after;
   return s;
 }
 
@@ -451,8 +492,10 @@ reply_plan make_simple_plan(int status, std::string body, bool keep_alive,
   return plan;
 }
 
-reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint64_t id,
-                          int64_t created, bool keep_alive) {
+namespace {
+
+reply_plan chat_plan(const chat_request& req, const reply_settings& s, uint64_t id, int64_t created,
+                     bool keep_alive) {
   using std::chrono::milliseconds;
   if (s.fail == fail_mode::http500)
     return make_simple_plan(500,
@@ -466,7 +509,7 @@ reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint
     auto body = json_error("Rate limit reached (mock_llm --fail http429).", "requests",
                            "rate_limit_exceeded");
     plan.steps.push_back({milliseconds{0}, http_response(429, "application/json", body, keep_alive,
-                                                         "Retry-After: 1\r\n")});
+                                                         retry_after_header(s))});
     return plan;
   }
   auto shape = shape_reply(req, s);
@@ -529,6 +572,16 @@ reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint
   return plan;
 }
 
+} // namespace
+
+reply_plan make_chat_plan(const chat_request& req, const reply_settings& s, uint64_t id,
+                          int64_t created, bool keep_alive) {
+  auto plan = chat_plan(req, s, id, created, keep_alive);
+  if (s.fail == fail_mode::bad_utf8)
+    lone_surrogates(plan);
+  return plan;
+}
+
 std::optional<std::string> parse_messages_request(std::string_view body, chat_request& out) {
   if (auto err = parse_chat_request(body, out))
     return err;
@@ -557,8 +610,10 @@ std::string anthropic_error(std::string_view message, std::string_view type) {
   return {sb.GetString(), sb.GetSize()};
 }
 
-reply_plan make_messages_plan(const chat_request& req, const reply_settings& s, uint64_t id,
-                              bool keep_alive) {
+namespace {
+
+reply_plan messages_plan(const chat_request& req, const reply_settings& s, uint64_t id,
+                         bool keep_alive) {
   using std::chrono::milliseconds;
   if (s.fail == fail_mode::http500)
     return make_simple_plan(
@@ -570,7 +625,7 @@ reply_plan make_messages_plan(const chat_request& req, const reply_settings& s, 
     auto body
         = anthropic_error("Rate limit reached (mock_llm --fail http429).", "rate_limit_error");
     plan.steps.push_back({milliseconds{0}, http_response(429, "application/json", body, keep_alive,
-                                                         "Retry-After: 1\r\n")});
+                                                         retry_after_header(s))});
     return plan;
   }
   auto shape = shape_reply(req, s);
@@ -662,6 +717,16 @@ reply_plan make_messages_plan(const chat_request& req, const reply_settings& s, 
   });
   event(end, "message_stop", [](json_writer&) {});
   plan.steps.back().bytes += "0\r\n\r\n";
+  return plan;
+}
+
+} // namespace
+
+reply_plan make_messages_plan(const chat_request& req, const reply_settings& s, uint64_t id,
+                              bool keep_alive) {
+  auto plan = messages_plan(req, s, id, keep_alive);
+  if (s.fail == fail_mode::bad_utf8)
+    lone_surrogates(plan);
   return plan;
 }
 

@@ -15,9 +15,19 @@
 namespace chat::mock_llm {
 
 /// How a reply fails on purpose (`--fail MODE`, `[[mock fail=MODE]]`).
-enum class fail_mode { none, http500, before_first, mid_stream, stall, http429 };
+enum class fail_mode {
+  none,
+  http500,
+  before_first,
+  mid_stream,
+  stall,
+  http429,
+  keepalive, ///< the first token, then only `: keep-alive` comments, forever
+  bad_utf8,  ///< tokens with a lone `\udc00` escape, a raw 0xFF, a split "é"
+};
 
-/// `none`, `http500`, `before-first`, `mid-stream`, `stall`, `http429`.
+/// `none`, `http500`, `before-first`, `mid-stream`, `stall`, `http429`,
+/// `keepalive`, `bad-utf8`.
 std::optional<fail_mode> parse_fail_mode(std::string_view str);
 
 /// Timing and length of one reply: the command line defaults, then the
@@ -27,6 +37,8 @@ struct reply_settings {
   int delay_ms = 10;
   int tokens = 24;
   fail_mode fail = fail_mode::none;
+  /// The Retry-After of http429, in seconds.
+  int retry_after = 1;
 };
 
 /// What the mock needs from a `POST /v1/chat/completions` or
@@ -46,6 +58,7 @@ struct chat_request {
   std::optional<int> ttft_ms;
   std::optional<int> delay_ms;
   std::optional<fail_mode> fail;
+  std::optional<int> retry_after;
 };
 
 /// Parses an OpenAI request body into `out`. Returns an error text for
@@ -58,7 +71,7 @@ std::optional<std::string> parse_chat_request(std::string_view body, chat_reques
 std::optional<std::string> parse_messages_request(std::string_view body, chat_request& out);
 
 /// Removes every `[[mock key=value ...]]` from `text` and stores its keys
-/// (tokens, ttft_ms, delay_ms, fail) in `req`. Unknown keys and bad values
+/// (tokens, ttft_ms, delay_ms, fail, retry_after) in `req`. Unknown keys and bad values
 /// are ignored: a typo must not break a test's prompt.
 void take_directives(std::string& text, chat_request& req);
 
@@ -80,10 +93,20 @@ struct reply_step {
 
 /// What the connection does once every step is written.
 enum class after_steps {
-  finish, ///< reply complete; next request (or close without keep-alive)
-  close,  ///< drop the connection (failure modes)
-  stall,  ///< write nothing more, keep the connection open
+  finish,    ///< reply complete; next request (or close without keep-alive)
+  close,     ///< drop the connection (failure modes)
+  stall,     ///< write nothing more, keep the connection open
+  keepalive, ///< write an SSE comment every keepalive_interval, forever
 };
+
+/// How often `after_steps::keepalive` writes `: keep-alive`.
+constexpr std::chrono::milliseconds keepalive_interval{200};
+
+/// The content of bad-utf8 replies: token 1 gets `\udc00` (a lone low
+/// surrogate, as a JSON escape), token 2 a raw 0xFF byte, token 3 ends with
+/// the first byte of "é" (C3) and token 4 starts with its second (A9), each
+/// token in its own event.
+std::vector<std::string> bad_utf8_tokens(std::vector<std::string> tokens);
 
 /// A whole HTTP response as timed raw writes (status line included).
 struct reply_plan {

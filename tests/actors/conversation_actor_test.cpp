@@ -27,8 +27,8 @@ namespace {
 /// the real writer. `reply_errors` fail the next reply writes.
 using release_atom = caf::atom_constant<caf::atom("t_release")>;
 using drop_atom = caf::atom_constant<caf::atom("t_drop")>;
-using fake_store_actor = persistence_actor::extend<caf::reacts_to<release_atom>,
-                                                   caf::reacts_to<drop_atom>>;
+using fake_store_actor
+    = persistence_actor::extend<caf::reacts_to<release_atom>, caf::reacts_to<drop_atom>>;
 
 struct fake_store_state {
   bool hold = false;
@@ -113,9 +113,8 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
         ++st.checks;
         if (!st.held.empty()) {
           auto rp = self->make_response_promise<write_check>();
-          st.held.emplace_back([self, conv, id, rp](bool) mutable {
-            rp.deliver(self->state.check(conv, id));
-          });
+          st.held.emplace_back(
+              [self, conv, id, rp](bool) mutable { rp.deliver(self->state.check(conv, id)); });
           return rp;
         }
         return st.check(conv, id);
@@ -835,7 +834,9 @@ TEST_CASE_FIXTURE(fixture, "conversation: while the seq is being checked, sends 
   consume_messages();
   int refused = 0;
   h4.receive([&](append_result&) { FAIL("acked"); },
-             [&](caf::error& e) { refused += to_error_frame(e).code == protocol::error_code::unavailable; });
+             [&](caf::error& e) {
+               refused += to_error_frame(e).code == protocol::error_code::unavailable;
+             });
   CHECK(refused == 1);
   // The store never answers: every send is answered unavailable in time.
   for (int i = 0; i < 4; ++i) {
@@ -844,7 +845,9 @@ TEST_CASE_FIXTURE(fixture, "conversation: while the seq is being checked, sends 
   }
   for (auto* h : {&h1, &h2, &h3})
     h->receive([&](append_result&) { FAIL("acked"); },
-               [&](caf::error& e) { refused += to_error_frame(e).code == protocol::error_code::unavailable; });
+               [&](caf::error& e) {
+                 refused += to_error_frame(e).code == protocol::error_code::unavailable;
+               });
   CHECK(refused == 4);
   CHECK(store_state().held_writes == 1); // only the first was ever written
   // The database comes back: the conversation goes on.

@@ -170,7 +170,10 @@ TEST_CASE("anthropic stream: \\r\\n, non-text blocks ignored, max_tokens is leng
 TEST_CASE("anthropic stream: an error event ends the stream") {
   auto d = decode_whole(transcript_error);
   CHECK(d.content == "Partial");
-  CHECK(d.error == "provider error: Overloaded");
+  CHECK(d.error == "provider reported an error");
+  anthropic_stream s;
+  s.feed(transcript_error);
+  CHECK(s.provider_detail() == "Overloaded"); // for logs only
   CHECK_FALSE(d.done);
   CHECK_FALSE(d.finished);
   CHECK(d.prompt_tokens == 12);
@@ -237,7 +240,8 @@ TEST_CASE("anthropic stream: garbage data is an error, later events ignored") {
             .empty());
   anthropic_stream e;
   e.feed("event: error\ndata: upstream connect error\n\n");
-  CHECK(e.error() == "provider error");
+  CHECK(e.error() == "provider reported an error");
+  CHECK(e.provider_detail() == "upstream connect error");
 }
 
 TEST_CASE("anthropic stream: error bodies of HTTP errors") {

@@ -234,8 +234,9 @@ TEST_CASE("persistence: migrate reports an unreachable database clearly") {
 TEST_CASE("persistence: spawn_store throws when the database cannot be reached") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  CHECK_THROWS_AS(persistence::spawn_store(sys, {"postgresql:///nope?host=/nonexistent&port=1", 2, 512, {}}),
-                  std::runtime_error);
+  CHECK_THROWS_AS(
+      persistence::spawn_store(sys, {"postgresql:///nope?host=/nonexistent&port=1", 2, 512, {}}),
+      std::runtime_error);
 }
 
 TEST_CASE_FIXTURE(store_fixture, "persistence: db_ping answers true") {

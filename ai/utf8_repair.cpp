@@ -1,0 +1,85 @@
+#include "ai/utf8_repair.hpp"
+
+namespace chat::ai {
+
+std::string utf8_repair::feed(std::string_view bytes) {
+  std::string in = std::move(pending_);
+  pending_.clear();
+  in.append(bytes);
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    auto c = static_cast<unsigned char>(in[i]);
+    if (c != 0 && c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    // Continuation bytes needed after the lead byte, and the range the
+    // first of them must be in (RFC 3629 table: it rules out overlongs,
+    // surrogates and code points above U+10FFFF).
+    size_t need = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+    } else if (c == 0xE0) {
+      need = 2;
+      lo = 0xA0;
+    } else if (c == 0xED) {
+      need = 2;
+      hi = 0x9F;
+    } else if (c >= 0xE1 && c <= 0xEF) {
+      need = 2;
+    } else if (c == 0xF0) {
+      need = 3;
+      lo = 0x90;
+    } else if (c == 0xF4) {
+      need = 3;
+      hi = 0x8F;
+    } else if (c >= 0xF1 && c <= 0xF3) {
+      need = 3;
+    } else {
+      // NUL, a stray continuation byte, C0, C1, F5..FF.
+      out += replacement;
+      ++i;
+      continue;
+    }
+    size_t j = 1;
+    for (; j <= need && i + j < in.size(); ++j) {
+      auto d = static_cast<unsigned char>(in[i + j]);
+      if (d < lo || d > hi)
+        break;
+      lo = 0x80;
+      hi = 0xBF;
+    }
+    if (j > need) {
+      out.append(in, i, need + 1);
+      i += need + 1;
+    } else if (i + j == in.size()) {
+      pending_ = in.substr(i); // may be completed by the next feed
+      break;
+    } else {
+      out += replacement; // the maximal subpart in[i, i+j)
+      i += j;
+    }
+  }
+  return out;
+}
+
+std::string utf8_repair::finish() {
+  if (pending_.empty())
+    return {};
+  pending_.clear();
+  return std::string{replacement};
+}
+
+std::string repair_utf8(std::string_view text) {
+  utf8_repair r;
+  auto out = r.feed(text);
+  out += r.finish();
+  return out;
+}
+
+} // namespace chat::ai
