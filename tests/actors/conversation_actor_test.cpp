@@ -884,7 +884,7 @@ TEST_CASE_FIXTURE(fixture, "conversation: a reply write that can never succeed e
 }
 
 TEST_CASE_FIXTURE(fixture, "conversation: a transient reply write failure is retried with "
-                           "backoff; done goes out once it is stored") {
+                           "backoff, done goes out once it is stored") {
   auto conv = spawn_new_conversation(sys, "d5d5d5d5-d5d5-4d5d-8d5d-d5d5d5d5d5d5", "alice", cfg);
   auto session = sys.spawn(recorder);
   REQUIRE(send(conv, "alice", "c1", "one", session));
@@ -937,7 +937,7 @@ TEST_CASE_FIXTURE(fixture, "conversation: with the database away, a reply ends o
 }
 
 TEST_CASE_FIXTURE(fixture, "conversation: an AI invoker that dies mid-reply ends the reply with "
-                           "error, keeping what streamed; the next reply is served") {
+                           "error, keeping what streamed, the next reply is served") {
   auto conv = spawn_new_conversation(sys, "d7d7d7d7-d7d7-4d7d-8d7d-d7d7d7d7d7d7", "alice", cfg);
   auto session = sys.spawn(recorder);
   auto invoker = sys.spawn(recorder); // any actor stands in for the invoker

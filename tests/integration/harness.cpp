@@ -184,6 +184,12 @@ void service::start_chatd() {
   port = port_after(chatd->wait_for_line("\"event\":\"listening\""), "127.0.0.1:");
 }
 
+void service::restart_chatd(const std::map<std::string, std::string>& changed_env) {
+  for (auto& kv : changed_env)
+    chatd_env_[kv.first] = kv.second;
+  restart_chatd();
+}
+
 void service::restart_chatd() {
   chatd.reset(); // SIGKILL unless it already exited
   start_chatd();

@@ -66,6 +66,9 @@ struct service {
   /// Kills chatd if it still runs and starts it again with the same
   /// settings (database, secret, mock LLM, node id); updates `port`.
   void restart_chatd();
+  /// The same, with some settings changed first (e.g. another CHAT_NODE_ID,
+  /// as a container gets a new host name on every restart).
+  void restart_chatd(const std::map<std::string, std::string>& changed_env);
 
   std::string token(const std::string& user, int64_t ttl = 3600) const;
   /// The WebSocket path with a fresh token of `user`.

@@ -409,7 +409,7 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: a repeated clientMsgId within one
   CHECK(count("SELECT count(*) FROM conversations WHERE user_id = " + sql_literal(user)) == 1);
 }
 
-TEST_CASE_FIXTURE(store_fixture, "persistence: the database enforces unique seqs; a bad write "
+TEST_CASE_FIXTURE(store_fixture, "persistence: the database enforces unique seqs, a bad write "
                                  "fails only itself, permanently") {
   auto user = new_uuid();
   auto conv = new_uuid();
@@ -789,7 +789,7 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: in-progress replies are not messa
 }
 
 TEST_CASE_FIXTURE(store_fixture, "persistence: replies of processes that are gone are "
-                                 "recovered as interrupted, by start-up or by loading; a live "
+                                 "recovered as interrupted, by start-up or by loading, a live "
                                  "process's are never touched") {
   auto user = new_uuid();
   auto gone = test_node(); // never registered: no liveness lock
@@ -890,7 +890,7 @@ TEST_CASE_FIXTURE(store_fixture, "persistence: replies of processes that are gon
 }
 
 TEST_CASE_FIXTURE(store_fixture, "persistence: a user message at a seq another message holds "
-                                 "is refused with the last seq; db_check reads after writes") {
+                                 "is refused with the last seq, db_check reads after writes") {
   auto user = new_uuid();
   auto conv = new_uuid();
   auto q1 = user_msg(user, conv, 1, "st1", true);
