@@ -112,3 +112,56 @@ TEST_CASE("crash: a reply that outlives the drain timeout is stored interrupted,
   CHECK(row[0].as<std::string>() == "interrupted");
   CHECK(row[1].as<int>() > 0);
 }
+
+TEST_CASE("drain: sends get unavailable once draining, no queued reply starts after the drain "
+          "timeout, and the next process answers it") {
+  service svc{one_node({{"CHAT_DRAIN_TIMEOUT", "1"}})};
+  auto user = unique_user();
+  ws_client ws;
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
+  ws.send_text(send_frame("d-1", "endless [[mock delay_ms=50 tokens=1000]]"));
+  auto conv = str(ws.read_until("ack"), "conversationId");
+  ws.send_text(send_frame("d-2", "queued question [[mock tokens=3]]", conv));
+  auto queued = ws.read_until("ack");
+  CHECK(num(queued, "seq") == 3);
+  svc.chatd->signal(SIGTERM);
+  ws.send_text(send_frame("d-3", "while draining", conv));
+  bool refused = false;
+  bool interrupted = false;
+  for (;;) {
+    auto text = ws.read(15s);
+    if (!text)
+      break; // closed with 1001
+    auto f = parse(*text);
+    auto type = str(f, "type");
+    if (type == "error" && str(f, "clientMsgId") == "d-3") {
+      CHECK(str(f, "code") == "unavailable");
+      refused = true;
+    } else if (type == "done") {
+      CHECK(str(f, "replyTo") != str(queued, "messageId")); // never started
+      interrupted = str(f, "finishReason") == "interrupted";
+    } else if (type == "chunk") {
+      CHECK(str(f, "replyTo") != str(queued, "messageId"));
+    }
+  }
+  CHECK(refused);
+  CHECK(interrupted);
+  CHECK(ws.close_code() == 1001);
+  CHECK(svc.chatd->wait(15s) == 0);
+  // The queued message is still unanswered, and d-3 was never stored.
+  CHECK(db_query1("SELECT count(*) FROM messages WHERE conversation_id = $1", conv)[0].as<int>()
+        == 3);
+  svc.restart_chatd();
+  ws_client again;
+  REQUIRE(again.connect(svc.port, svc.ws_path(user)) == 101);
+  again.send_text(subscribe_frame(conv, 3));
+  auto answer = read_reply_of(again, str(queued, "messageId"));
+  CHECK(answer.complete());
+  CHECK(answer.seq == 4);
+  // The refused send goes again, to the new process, with its clientMsgId.
+  again.send_text(send_frame("d-3", "while draining", conv));
+  auto ack = again.read_until("ack");
+  CHECK(num(ack, "seq") == 5);
+  CHECK(read_reply_of(again, str(ack, "messageId")).complete());
+  CHECK(check_history_whole(conv) == 6);
+}
