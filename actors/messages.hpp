@@ -5,6 +5,10 @@
 /// other nodes, so each has a free `inspect()` and is registered with
 /// `chat::register_message_types()` (actors/type_registry.hpp).
 /// Atom text is at most 10 characters (CAF 0.17 limit).
+///
+/// The stored records (stored_message, the message and conversation pages,
+/// timestamp_ms) are in protocol/records.hpp, included here: the protocol
+/// encodes them, and must not depend on the actors.
 
 #include <cstdint>
 #include <string>
@@ -12,6 +16,8 @@
 
 #include <caf/atom.hpp>
 #include <caf/meta/type_name.hpp>
+
+#include "protocol/records.hpp"
 
 namespace chat {
 
@@ -52,9 +58,6 @@ using idle_check_atom = caf::atom_constant<caf::atom("idle_chk")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 
 // -- data types ---------------------------------------------------------------
-
-/// Milliseconds since the Unix epoch (UTC).
-using timestamp_ms = int64_t;
 
 /// One turn of a conversation as sent to a provider as context.
 struct chat_turn {
@@ -101,30 +104,6 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generation_outcome& x) {
   return f(caf::meta::type_name("generation_outcome"), x.finish_reason, x.prompt_tokens,
            x.completion_tokens, x.error_message, x.error_code);
-}
-
-/// A message as stored in the database.
-struct stored_message {
-  std::string id;
-  std::string conversation_id;
-  int64_t seq = 0;
-  std::string role; // "user" or "assistant"
-  std::string content;
-  std::string user_id;
-  std::string client_msg_id; // user messages only
-  std::string reply_to;      // assistant messages only
-  std::string model;         // assistant messages only
-  std::string finish_reason; // assistant messages only
-  int64_t prompt_tokens = -1;
-  int64_t completion_tokens = -1;
-  timestamp_ms created_at = 0;
-};
-
-template<class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stored_message& x) {
-  return f(caf::meta::type_name("stored_message"), x.id, x.conversation_id, x.seq, x.role,
-           x.content, x.user_id, x.client_msg_id, x.reply_to, x.model, x.finish_reason,
-           x.prompt_tokens, x.completion_tokens, x.created_at);
 }
 
 /// A user message to make durable. When `create_conversation` is set, the
@@ -192,43 +171,6 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, conversation_snapshot& x) {
   return f(caf::meta::type_name("conversation_snapshot"), x.found, x.owner, x.last_seq, x.recent,
            x.in_progress);
-}
-
-/// One conversation in a user's list.
-struct conversation_summary {
-  std::string id;
-  std::string title;
-  timestamp_ms created_at = 0;
-  timestamp_ms updated_at = 0;
-};
-
-template<class Inspector>
-typename Inspector::result_type inspect(Inspector& f, conversation_summary& x) {
-  return f(caf::meta::type_name("conversation_summary"), x.id, x.title, x.created_at, x.updated_at);
-}
-
-/// A page of a user's conversations, newest first. `next_before` is the
-/// opaque cursor of the next page; empty on the last page.
-struct conversation_page {
-  std::vector<conversation_summary> conversations;
-  std::string next_before;
-};
-
-template<class Inspector>
-typename Inspector::result_type inspect(Inspector& f, conversation_page& x) {
-  return f(caf::meta::type_name("conversation_page"), x.conversations, x.next_before);
-}
-
-/// A page of finished messages in seq order. `found` is false when the
-/// conversation does not exist or belongs to another user.
-struct message_page {
-  bool found = false;
-  std::vector<stored_message> messages;
-};
-
-template<class Inspector>
-typename Inspector::result_type inspect(Inspector& f, message_page& x) {
-  return f(caf::meta::type_name("message_page"), x.found, x.messages);
 }
 
 } // namespace chat

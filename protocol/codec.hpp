@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "actors/messages.hpp"
 #include "protocol/frames.hpp"
+#include "protocol/records.hpp"
 
 namespace chat::protocol {
 

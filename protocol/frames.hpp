@@ -7,8 +7,6 @@
 #include <string>
 #include <variant>
 
-#include "actors/messages.hpp"
-
 namespace chat::protocol {
 
 // -- client to server ---------------------------------------------------------

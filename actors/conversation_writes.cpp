@@ -1,0 +1,240 @@
+// The user message queue of the conversation actor: one write in flight,
+// the seq each message gets, the check with the database after a write
+// whose outcome was not seen (the seq rule at the top of
+// conversation_actor.cpp: the database decides), and the expiry of sends
+// that waited too long.
+
+#include <algorithm>
+#include <chrono>
+#include <iterator>
+#include <string>
+#include <utility>
+
+#include "actors/detail/conversation_internal.hpp"
+#include "actors/errors.hpp"
+#include "common/ids.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "protocol/codec.hpp"
+
+namespace chat::conversation_detail {
+
+namespace {
+
+using namespace std::chrono_literals;
+using protocol::error_code;
+
+std::string make_title(const std::string& content) {
+  // The first line, cut at ~60 bytes on a UTF-8 boundary.
+  auto end = content.find('\n');
+  std::string title = content.substr(0, end);
+  if (title.size() > 60) {
+    size_t cut = 60;
+    while (cut > 0 && (static_cast<unsigned char>(title[cut]) & 0xC0) == 0x80)
+      --cut;
+    title = title.substr(0, cut) + "…";
+  }
+  return title;
+}
+
+/// A user message is durable: it is remembered, shown to the other
+/// connections, and its reply queued.
+void accept_message(conversation* self, const stored_message& msg, const std::string& provider,
+                    const caf::actor& except) {
+  auto& st = self->state;
+  st.is_new = false;
+  remember(self, msg);
+  metrics::global().messages_acked++;
+  broadcast(self, protocol::encode_message_event(msg), except);
+  st.replies.push_back(queued_reply{msg.id, msg.seq + 1, msg.model, provider});
+}
+
+void on_user_written(conversation* self, const stored_message& msg, append_result& res) {
+  auto& st = self->state;
+  st.write_in_flight = false;
+  if (res.seq_taken) {
+    // Our next seq was stale (another writer, or a write we thought lost):
+    // the send stays first in line and goes again once the seq is known.
+    st.seq_known = false;
+    auto& p = st.sends.front();
+    log::warn("message_seq_taken",
+              {{"conversationId", st.id}, {"seq", msg.seq}, {"lastSeq", res.seq}});
+    if (++p.seq_retries > 3) {
+      p.promise.deliver(make_chat_error(error_code::unavailable,
+                                        "the message could not be stored, please retry"));
+      st.sends.pop_front();
+    }
+    pump_writes(self);
+    return;
+  }
+  auto p = std::move(st.sends.front());
+  st.sends.pop_front();
+  if (res.duplicate) {
+    st.next_seq -= 2; // nothing after it was reserved: writes are serialized
+    auto resume_after = res.seq + 1;
+    bool here = res.conversation_id == st.id;
+    p.promise.deliver(std::move(res));
+    if (here) {
+      // The connection gets the original's reply as `subscribe` would: its
+      // chunks so far and the rest live, or nothing if it has ended.
+      if (st.subs.count(p.session.address()) == 0)
+        start_replay(self, p.session, resume_after);
+    }
+  } else {
+    log::info(
+        "message_acked",
+        {{"user", st.owner}, {"conversationId", st.id}, {"messageId", msg.id}, {"seq", msg.seq}});
+    attach(self, p.session);
+    // The other connections see the message; the sender gets the ack. Both
+    // go out before any chunk of the reply, in this order.
+    accept_message(self, msg, p.provider, p.session);
+    p.promise.deliver(std::move(res));
+    maybe_start_reply(self);
+  }
+  pump_writes(self);
+}
+
+/// The write of the first send failed with `err`. Whatever the failure, the
+/// next seq is checked with the database before it is used again, and the
+/// message looked for: it may have committed after all.
+void on_user_write_failed(conversation* self, const stored_message& msg, const caf::error& err) {
+  auto& st = self->state;
+  auto p = std::move(st.sends.front());
+  st.sends.pop_front();
+  st.write_in_flight = false;
+  st.seq_known = false;
+  auto kind = classify_store_error(err);
+  if (kind != store_failure::permanent)
+    st.unknown = unknown_write{msg, p.provider};
+  log::error("message_store_failed", {{"conversationId", st.id},
+                                      {"messageId", msg.id},
+                                      {"outcome", kind == store_failure::permanent   ? "permanent"
+                                                  : kind == store_failure::transient ? "transient"
+                                                                                     : "unknown"},
+                                      {"error", to_string(err)}});
+  if (kind == store_failure::permanent)
+    p.promise.deliver(make_chat_error(error_code::internal, "the message could not be stored"));
+  else
+    p.promise.deliver(
+        make_chat_error(error_code::unavailable, "the message could not be stored, please retry"));
+  pump_writes(self);
+  arm_idle_check(self);
+}
+
+/// The highest seq this conversation has promised: its reply in progress
+/// and the queued ones.
+int64_t reserved_seq(conversation* self) {
+  auto& st = self->state;
+  int64_t top = st.reply ? st.reply->seq : 0;
+  for (auto& q : st.replies)
+    top = std::max(top, q.seq);
+  return top;
+}
+
+/// Answers `unavailable` to sends that waited longer than the store
+/// timeout (the one being written waits for its own answer).
+void expire_sends(conversation* self) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  auto first = st.write_in_flight ? std::next(st.sends.begin()) : st.sends.begin();
+  for (auto i = first; i != st.sends.end();) {
+    if (now - i->queued_at >= st.cfg.store_timeout) {
+      i->promise.deliver(make_chat_error(error_code::unavailable,
+                                         "the message could not be stored, please retry"));
+      i = st.sends.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  if (!st.expiry_armed && st.sends.size() > (st.write_in_flight ? 1u : 0u)) {
+    st.expiry_armed = true;
+    self->delayed_send(self, st.cfg.store_timeout / 4 + 1ms, expire_sends_atom::value);
+  }
+}
+
+} // namespace
+
+/// Asks the database, in the writer's order, what it holds: the last seq,
+/// and whether the message whose write we did not see is stored.
+void check_seq(conversation* self) {
+  auto& st = self->state;
+  if (st.check_in_flight || st.seq_known)
+    return;
+  st.check_in_flight = true;
+  st.check_armed = false;
+  auto unknown_id = st.unknown ? st.unknown->message.id : std::string{};
+  self->request(st.cfg.store, st.cfg.store_timeout, db_check_atom::value, st.id, unknown_id)
+      .then(
+          [=](write_check& c) {
+            auto& st = self->state;
+            st.check_in_flight = false;
+            st.check_backoff = std::chrono::milliseconds{0};
+            if (st.unknown && st.unknown->message.id == unknown_id) {
+              if (c.found) {
+                // It committed after all: answer it like any other (the
+                // client's retry with the same clientMsgId gets its ack).
+                auto u = std::move(*st.unknown);
+                log::info("message_committed_late", {{"conversationId", st.id},
+                                                     {"messageId", u.message.id},
+                                                     {"seq", u.message.seq}});
+                accept_message(self, u.message, u.provider, caf::actor{});
+              }
+              st.unknown.reset();
+            }
+            st.next_seq = std::max(c.last_seq, reserved_seq(self)) + 1;
+            st.seq_known = true;
+            log::info("conversation_seq_checked",
+                      {{"conversationId", st.id}, {"nextSeq", st.next_seq}});
+            maybe_start_reply(self);
+            pump_writes(self);
+            arm_idle_check(self);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            st.check_in_flight = false;
+            st.check_backoff = st.check_backoff.count() == 0
+                                   ? st.cfg.retry_delay
+                                   : std::min(st.check_backoff * 2, st.cfg.retry_max_delay);
+            log::warn("conversation_seq_check_failed", {{"conversationId", st.id},
+                                                        {"retryMs", st.check_backoff.count()},
+                                                        {"error", to_string(err)}});
+            st.check_armed = true;
+            self->delayed_send(self, st.check_backoff, check_seq_atom::value);
+          });
+}
+
+void pump_writes(conversation* self) {
+  auto& st = self->state;
+  expire_sends(self);
+  if (!st.seq_known) {
+    // At once, sends or not: a message that committed after all must get
+    // its reply.
+    if (!st.check_armed)
+      check_seq(self);
+    return;
+  }
+  if (st.write_in_flight || st.sends.empty())
+    return;
+  auto& p = st.sends.front();
+  st.write_in_flight = true;
+  user_message_write w;
+  auto& m = w.message;
+  m.id = new_uuid();
+  m.conversation_id = st.id;
+  m.seq = st.next_seq;
+  m.role = "user";
+  m.content = p.content;
+  m.user_id = p.user_id;
+  m.client_msg_id = p.client_msg_id;
+  m.model = p.model;
+  m.created_at = now_ms();
+  w.create_conversation = st.is_new;
+  if (st.is_new)
+    w.title = make_title(p.content);
+  st.next_seq += 2; // this message and the reply to it
+  self->request(st.cfg.store, st.cfg.store_timeout, append_user_atom::value, w)
+      .then([=](append_result& res) { on_user_written(self, m, res); },
+            [=](caf::error& err) { on_user_write_failed(self, m, err); });
+}
+
+} // namespace chat::conversation_detail

@@ -1,0 +1,133 @@
+#pragma once
+/// The state of a conversation actor, shared by the files that implement it
+/// (actors/conversation_*.cpp; the life of the actor and the seq rule are
+/// described at the top of conversation_actor.cpp). Internal to actors/:
+/// no other folder includes actors/detail/ (the `layering` test checks).
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
+#include <caf/actor_clock.hpp>
+#include <caf/atom.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/conversation_actor.hpp"
+#include "actors/messages.hpp"
+
+namespace chat::conversation_detail {
+
+// Timers and retries the actor sends itself.
+using retry_store_atom = caf::atom_constant<caf::atom("c_retry")>;
+using checkpoint_tick_atom = caf::atom_constant<caf::atom("c_ckpt")>;
+using check_seq_atom = caf::atom_constant<caf::atom("c_check")>;
+using expire_sends_atom = caf::atom_constant<caf::atom("c_expire")>;
+using retry_unstored_atom = caf::atom_constant<caf::atom("c_unstord")>;
+
+/// A send waiting for its turn to be written.
+struct pending_send {
+  std::string user_id;
+  std::string client_msg_id;
+  std::string content;
+  std::string model;
+  std::string provider;
+  caf::actor session;
+  caf::response_promise promise;
+  caf::actor_clock::time_point queued_at;
+  int seq_retries = 0; // times the database said its seq was taken
+};
+
+/// A user message whose write we sent but whose outcome we did not see.
+struct unknown_write {
+  stored_message message;
+  std::string provider;
+};
+
+/// A finished reply whose `done` went out but whose write still fails
+/// transiently: retried in the background.
+struct unstored_reply {
+  stored_message message;
+  int attempts = 0;
+};
+
+/// An acknowledged user message whose reply has not started yet.
+struct queued_reply {
+  std::string user_message_id;
+  int64_t seq; // the reply's
+  std::string model;
+  std::string provider;
+};
+
+/// The reply being generated.
+struct reply_state {
+  std::string id;
+  int64_t seq = 0;
+  std::string reply_to;
+  std::string model;
+  std::vector<std::string> deltas; // kept to replay chunks to new subscribers
+  caf::actor invoker;              // set once the AI pool answered; monitored
+  bool cancel_requested = false;
+  bool finishing = false; // done received, storing
+  stored_message final_message;
+  timestamp_ms created_at = 0; // when it started: the row's createdAt
+  caf::actor_clock::time_point started;
+  size_t checkpointed_chunks = 0; // how many deltas the database has
+  bool checkpoint_in_flight = false;
+  int store_attempts = 0; // failed writes of the finished reply
+};
+
+struct subscriber {
+  caf::actor handle;
+  // While replaying, live events are not sent: the replay ends with the
+  // current state (see finish_replay).
+  bool replaying = false;
+  uint64_t replay_token = 0; // identifies the current replay of this subscriber
+  int64_t after_seq = 0;
+  std::set<int64_t> replayed_recent; // seqs replayed that `context` may hold
+  bool reply_replayed = false;       // the current reply went out whole
+};
+
+struct conversation_state {
+  std::string id;
+  std::string owner;
+  conversation_config cfg;
+  bool loaded = false;
+  bool found = true;
+  bool load_failed = false;
+  bool is_new = false; // no row yet: written with the first message
+  int64_t next_seq = 1;
+  /// next_seq agrees with the database; false after a failed write until
+  /// a check says what the database holds.
+  bool seq_known = true;
+  bool check_in_flight = false;
+  bool check_armed = false;
+  std::chrono::milliseconds check_backoff{0};
+  std::optional<unknown_write> unknown;
+  std::deque<stored_message> context; // recent finished messages, seq order
+  std::deque<pending_send> sends;
+  bool write_in_flight = false;
+  bool expiry_armed = false;
+  std::map<std::string, unstored_reply> unstored; // by message id
+  bool stopping = false;                          // drained: start no reply
+  std::deque<queued_reply> replies;
+  std::optional<reply_state> reply;
+  std::map<caf::actor_addr, subscriber> subs;
+  uint64_t next_replay_token = 1;
+  bool idle_check_armed = false;
+  caf::actor_clock::time_point last_activity;
+
+  static inline const char* name = "conversation";
+};
+
+using conversation = caf::stateful_actor<conversation_state>;
+
+} // namespace chat::conversation_detail
