@@ -63,6 +63,14 @@ std::string render_prometheus() {
   add("chat_actors_dead", "gauge",
       "Actors the node needs (store, directory, AI pool) that died; not 0: /healthz fails.",
       c.actors_dead);
+  add("chat_cluster_live_nodes", "gauge",
+      "Live members of the cluster as the membership table shows them (0: single node).",
+      c.cluster_live_nodes);
+  add("chat_cluster_joined", "gauge", "1 once this node is a live member of the cluster.",
+      c.cluster_joined);
+  add("chat_conversations_owned", "gauge",
+      "Conversations this node serves (owned, once conversations are placed across nodes).",
+      c.conversations_live);
   return out;
 }
 

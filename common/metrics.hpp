@@ -32,6 +32,10 @@ struct counters {
   std::atomic<int64_t> accept_paused{0}; ///< 1 while accepting backs off
   /// Actors the node cannot serve without (store, directory, AI pool) that died.
   std::atomic<int64_t> actors_dead{0};
+  /// Cluster membership (0 on a single node): live members as the
+  /// membership table shows them, and whether this node is one of them.
+  std::atomic<int64_t> cluster_live_nodes{0};
+  std::atomic<int64_t> cluster_joined{0};
 };
 
 counters& global();

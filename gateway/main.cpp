@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 
 #include "actors/directory_actor.hpp"
@@ -26,6 +27,7 @@
 #include "gateway/node_health.hpp"
 #include "gateway/server.hpp"
 #include "gateway/settings.hpp"
+#include "persistence/membership.hpp"
 #include "persistence/store.hpp"
 
 namespace {
@@ -125,10 +127,11 @@ int cmd_migrate(const settings& s) {
   }
 }
 
-std::pair<std::string, uint16_t> split_host_port(const std::string& hp) {
+std::pair<std::string, uint16_t> split_host_port(const std::string& hp,
+                                                 const char* env = "CHAT_LISTEN") {
   auto colon = hp.rfind(':');
   if (colon == std::string::npos || colon == 0)
-    bad_setting("CHAT_LISTEN must be HOST:PORT (got '" + hp + "')");
+    bad_setting(std::string{env} + " must be HOST:PORT (got '" + hp + "')");
   auto host = hp.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
@@ -138,7 +141,7 @@ std::pair<std::string, uint16_t> split_host_port(const std::string& hp) {
       throw std::out_of_range{"port"};
     return {host, static_cast<uint16_t>(port)};
   } catch (const std::exception&) {
-    bad_setting("CHAT_LISTEN must be HOST:PORT (got '" + hp + "')");
+    bad_setting(std::string{env} + " must be HOST:PORT (got '" + hp + "')");
   }
 }
 
@@ -174,6 +177,12 @@ int cmd_serve(const settings& s) {
   if (!model_catalog::parse(s.get("CHAT_MODELS"), *models, err))
     bad_setting(err);
   auto [host, port] = split_host_port(s.get("CHAT_LISTEN"));
+  // A cluster node listens for other nodes (CAF's middleman) and is a
+  // member of the cluster while it lives (persistence/membership.hpp).
+  bool cluster = s.has("CHAT_CLUSTER_LISTEN");
+  std::pair<std::string, uint16_t> cluster_listen;
+  if (cluster)
+    cluster_listen = split_host_port(s.get("CHAT_CLUSTER_LISTEN"), "CHAT_CLUSTER_LISTEN");
   auto cores = std::max(1u, std::thread::hardware_concurrency());
   auto threads = s.has("CHAT_THREADS") ? int_setting(s, "CHAT_THREADS", 1, 256)
                                        : static_cast<int64_t>(cores);
@@ -240,6 +249,8 @@ int cmd_serve(const settings& s) {
   cfg.set("scheduler.policy", caf::atom("sharing"));
   cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
   cfg.set("logger.verbosity", caf::atom("quiet"));
+  if (cluster)
+    cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
   // Idle conversations would keep the system alive for minutes at exit.
   sys.await_actors_before_shutdown(false);
@@ -290,6 +301,44 @@ int cmd_serve(const settings& s) {
   auto draining = std::make_shared<std::atomic<bool>>(false);
   services.session.draining = draining;
 
+  // Membership. The table of processes is the membership table: every node
+  // reads the same live set (held liveness locks), so the survivors agree
+  // on who is gone within a poll. Peers are learned from it;
+  // CHAT_CLUSTER_PEERS is not needed to join.
+  std::shared_ptr<persistence::cluster_status> cluster_status;
+  std::shared_ptr<persistence::membership_watch> membership;
+  if (cluster) {
+    auto& [chost, cport] = cluster_listen;
+    auto published = sys.middleman().publish(caf::actor_cast<caf::actor>(directory), cport,
+                                             chost.c_str(), true);
+    if (!published) {
+      log::error("startup_failed",
+                 {{"error", "cannot listen for other nodes on " + chost + ":"
+                                + std::to_string(cport) + ": " + sys.render(published.error())}});
+      return 1;
+    }
+    auto address = chost + ":" + std::to_string(*published);
+    // Mutual TLS between nodes is not built yet: say so, loudly.
+    log::warn("cluster_port_unauthenticated",
+              {{"address", address},
+               {"note", "anyone who reaches this address can message this node's actors; "
+                        "bind it to a private address"}});
+    try {
+      persistence::advertise(db_url, process, address);
+    } catch (const std::exception& e) {
+      log::error("startup_failed", {{"error", e.what()}});
+      return 1;
+    }
+    if (s.has("CHAT_CLUSTER_PEERS"))
+      log::info("cluster_peers", {{"peers", s.get("CHAT_CLUSTER_PEERS")},
+                                  {"note", "members are learned from the database"}});
+    cluster_status = std::make_shared<persistence::cluster_status>();
+    membership = persistence::watch_membership(db_url, process.process_id,
+                                               std::chrono::milliseconds{1000}, cluster_status);
+    services.cluster_joined
+        = std::shared_ptr<const std::atomic<bool>>(cluster_status, &cluster_status->joined);
+  }
+
   boost::asio::io_context ioc{static_cast<int>(threads)};
   gateway::server srv{ioc, gw, services};
   uint16_t bound = 0;
@@ -337,6 +386,9 @@ int cmd_serve(const settings& s) {
               {{"signal", sig}, {"repliesActive", metrics::global().replies_active.load()}});
     drain_started = std::chrono::steady_clock::now();
     draining->store(true);
+    // The others stop counting this node before it goes.
+    if (cluster)
+      persistence::leave(process);
     srv.begin_drain();
     poll_drain();
   });

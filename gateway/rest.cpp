@@ -179,6 +179,8 @@ void handle_readyz(const gateway_services& s, bool draining, reply_fn reply) {
     return reply(healthz_reply(s));
   if (draining)
     return reply({503, R"({"status":"draining"})"});
+  if (s.cluster_joined && !s.cluster_joined->load())
+    return reply({503, R"({"status":"joining"})"});
   ask(
       *s.system, s.store,
       [=](bool ok) {

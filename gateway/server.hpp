@@ -64,6 +64,9 @@ struct gateway_services {
   session_config session;
   /// Whether the actors above are alive (null: not watched, healthy).
   std::shared_ptr<node_health> health;
+  /// In a cluster: whether this node is a live member yet (/readyz is 503
+  /// until then). Null on a single node.
+  std::shared_ptr<const std::atomic<bool>> cluster_joined;
 };
 
 class server {

@@ -150,6 +150,21 @@ inline constexpr statement register_process{
 inline constexpr statement lock_process{
   "lock_process", "SELECT pg_advisory_lock(" CHAT_LOCK_SPACE ", $1)"};
 
+/// ($1 process id, $2 host:port for other nodes)
+inline constexpr statement advertise_process{
+  "advertise_process", "UPDATE chat_processes SET cluster_address = $2 WHERE id = $1"};
+
+/// ($1 process id): it leaves the cluster (SIGTERM), before it goes.
+inline constexpr statement leave_cluster{
+  "leave_cluster", "UPDATE chat_processes SET left_at = now() WHERE id = $1"};
+
+/// () -> (id, node, cluster_address) of the cluster's live members, by id.
+inline constexpr statement live_members{
+  "live_members",
+  "SELECT id::text, node, cluster_address FROM chat_processes "
+  "WHERE cluster_address IS NOT NULL AND left_at IS NULL AND "
+  CHAT_PROCESS_LIVE("chat_processes.id") " ORDER BY id"};
+
 /// () -> rows of processes that are gone and own nothing any more.
 inline constexpr statement prune_processes{
   "prune_processes",

@@ -27,8 +27,6 @@
 #include <cstddef>
 #include <string>
 
-#include <memory>
-
 #include <caf/actor_system.hpp>
 
 #include "actors/persistence_actor.hpp"
@@ -62,22 +60,5 @@ int migrate(const std::string& database_url);
 /// logs `replies_interrupted_recovered`. Throws std::runtime_error with a
 /// clear message on a database failure.
 int recover_interrupted(const std::string& database_url);
-
-class liveness_lock;
-
-/// This process, registered in the database for as long as it lives: its
-/// id (a fresh UUID, the process id in checkpoints) and the thread whose
-/// connection holds its liveness lock. The lock goes when the connection
-/// does: when this is destroyed, or however the process ends.
-struct process_registration {
-  std::string process_id;
-  std::shared_ptr<liveness_lock> lock;
-};
-
-/// Registers this process (node name for people) and starts the thread
-/// that holds its liveness lock, checking its connection every second and
-/// taking the lock again on a new one if it was lost (a database restart).
-/// Blocking; throws std::runtime_error when the database cannot be reached.
-process_registration register_process(const std::string& database_url, const std::string& node);
 
 } // namespace chat::persistence

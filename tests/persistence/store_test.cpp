@@ -15,6 +15,7 @@
 
 #include "actors/errors.hpp"
 #include "common/ids.hpp"
+#include "persistence/membership.hpp"
 #include "persistence/migrations.hpp"
 #include "persistence/store_stats.hpp"
 

@@ -1,0 +1,87 @@
+#pragma once
+/// This process in the database, and the cluster as the database sees it.
+///
+/// Every chatd process registers in `chat_processes` under a fresh id and
+/// holds a session-level advisory lock on its own connection for as long as
+/// it lives. PostgreSQL drops the lock the moment that connection goes
+/// (exit, crash, kill -9; a network cut once TCP keepalives give up, about
+/// 10 s), so liveness needs no heartbeat timeout to guess with:
+///
+/// - recovery: a reply in progress whose process no longer holds its lock
+///   is closed `interrupted` by whoever loads its conversation;
+/// - membership (Orleans-style: the table is the membership table): a node
+///   of a cluster advertises its address for other nodes; the live members
+///   are the rows whose lock is held and that have not left. Every node
+///   reads the same table, so the survivors agree on who is gone.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace chat::persistence {
+
+class liveness_lock;
+
+/// This process, registered in the database for as long as it lives: its
+/// id (a fresh UUID, the process id in checkpoints) and the thread whose
+/// connection holds its liveness lock. The lock goes when the connection
+/// does: when this is destroyed, or however the process ends.
+struct process_registration {
+  std::string process_id;
+  std::shared_ptr<liveness_lock> lock;
+};
+
+/// Registers this process (node name for people) and starts the thread
+/// that holds its liveness lock, checking its connection every second and
+/// taking the lock again on a new one if it was lost (a database restart).
+/// Blocking; throws std::runtime_error when the database cannot be reached.
+process_registration register_process(const std::string& database_url, const std::string& node);
+
+/// Publishes this process's address for other nodes (host:port): from now
+/// on it is a member of the cluster while it lives. Blocking (start-up).
+/// Throws std::runtime_error on a database failure.
+void advertise(const std::string& database_url, const process_registration& self,
+               const std::string& cluster_address);
+
+/// Leaves the cluster (SIGTERM): the others stop counting this node before
+/// it goes. Does not block: the lock's thread writes it.
+void leave(const process_registration& self);
+
+/// One live member of the cluster.
+struct cluster_member {
+  std::string process_id;
+  std::string node;
+  std::string address; ///< host:port of its cluster port
+};
+
+/// What this node knows of the cluster, for /readyz and /metrics.
+struct cluster_status {
+  /// This node is a live member in the table.
+  std::atomic<bool> joined{false};
+  std::atomic<int64_t> live_nodes{0};
+
+  std::vector<cluster_member> members() const {
+    std::lock_guard<std::mutex> guard{mtx};
+    return view;
+  }
+
+  mutable std::mutex mtx;
+  std::vector<cluster_member> view; ///< by process id
+};
+
+class membership_watch;
+
+/// Reads the live members every `interval` on a thread of its own, keeps
+/// `status` up to date (and the cluster gauges of /metrics), logs joins and
+/// departures, and calls `on_change` (on that thread) with each new view.
+/// Stops when the returned handle is destroyed.
+std::shared_ptr<membership_watch>
+watch_membership(const std::string& database_url, std::string own_process_id,
+                 std::chrono::milliseconds interval, std::shared_ptr<cluster_status> status,
+                 std::function<void(const std::vector<cluster_member>&)> on_change = {});
+
+} // namespace chat::persistence

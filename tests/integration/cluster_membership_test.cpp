@@ -1,0 +1,107 @@
+// Cluster membership: chatd nodes on one database, each with a cluster
+// port, agree on the live set; a node that dies (kill -9) or leaves
+// (SIGTERM) is out of it within seconds; /readyz is 200 only once joined.
+
+#include <signal.h>
+
+#include <sstream>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+#include "tests/integration/harness.hpp"
+
+using namespace chat::test;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+/// A gauge's value from /metrics (-1 when absent).
+int64_t gauge(uint16_t port, const std::string& name) {
+  auto r = http_request(port, "GET", "/metrics");
+  REQUIRE(r.status == 200);
+  std::istringstream lines{r.body};
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(name + " ", 0) == 0)
+      return std::stoll(line.substr(name.size() + 1));
+  return -1;
+}
+
+/// Waits until `node` counts `n` live nodes; returns how long it took, in
+/// ms (fails the test after `timeout`).
+int64_t wait_live_nodes(uint16_t port, int64_t n, std::chrono::milliseconds timeout = 15s) {
+  auto t0 = clock_type::now();
+  auto deadline = t0 + timeout;
+  int64_t seen = -1;
+  while (clock_type::now() < deadline) {
+    seen = gauge(port, "chat_cluster_live_nodes");
+    if (seen == n)
+      return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count();
+    std::this_thread::sleep_for(50ms);
+  }
+  FAIL("the node on port " << port << " counts " << seen << " live nodes, not " << n);
+  return -1;
+}
+
+service::options cluster_node() {
+  service::options opts;
+  opts.chatd_env = {{"CHAT_CLUSTER_LISTEN", "127.0.0.1:0"}};
+  return opts;
+}
+
+} // namespace
+
+TEST_CASE("cluster: nodes on one database agree on the live set, a dead or leaving node is out "
+          "within seconds") {
+  service a{cluster_node()};
+  service b{cluster_node()};
+  service c{cluster_node()};
+  for (auto* node : {&a, &b, &c}) {
+    wait_live_nodes(node->port, 3);
+    CHECK(gauge(node->port, "chat_cluster_joined") == 1);
+    CHECK(http_request(node->port, "GET", "/readyz").status == 200);
+  }
+  CHECK(c.chatd->log().find("cluster_port_unauthenticated") != std::string::npos);
+
+  // kill -9: its liveness lock goes with its connection.
+  c.chatd->signal(SIGKILL);
+  CHECK(c.chatd->wait(10s) == -2);
+  auto t_a = wait_live_nodes(a.port, 2);
+  auto t_b = wait_live_nodes(b.port, 2);
+  MESSAGE("kill -9: out of the live set after " << t_a << " ms (node a), " << t_b
+                                                << " ms (node b)");
+  CHECK(a.chatd->log().find("cluster_member_gone") != std::string::npos);
+
+  // SIGTERM: it leaves first, then drains and exits 0.
+  b.chatd->signal(SIGTERM);
+  auto t_leave = wait_live_nodes(a.port, 1);
+  MESSAGE("SIGTERM: out of the live set after " << t_leave << " ms");
+  CHECK(b.chatd->wait(15s) == 0);
+
+  // The survivor still serves.
+  auto user = unique_user();
+  ws_client ws;
+  REQUIRE(ws.connect(a.port, a.ws_path(user)) == 101);
+  ws.send_text(send_frame("m-1", "still here [[mock tokens=3]]"));
+  auto ack = ws.read_until("ack");
+  CHECK(read_reply_of(ws, str(ack, "messageId")).complete());
+  CHECK(check_history_whole(str(ack, "conversationId")) == 2);
+}
+
+TEST_CASE("cluster: a single node has no cluster port and counts no members") {
+  service single;
+  CHECK(gauge(single.port, "chat_cluster_live_nodes") == 0);
+  CHECK(gauge(single.port, "chat_cluster_joined") == 0);
+  CHECK(http_request(single.port, "GET", "/readyz").status == 200);
+}
+
+TEST_CASE("cluster: a bad CHAT_CLUSTER_LISTEN stops chatd at once with one line naming it") {
+  auto env = std::map<std::string, std::string>{{"DATABASE_URL", database_url()},
+                                                {"CHAT_JWT_SECRET", std::string(40, 'x')},
+                                                {"CHAT_LISTEN", "127.0.0.1:0"},
+                                                {"CHAT_CLUSTER_LISTEN", "no-port-here"}};
+  process chatd{bin_dir() + "/chatd", {}, env};
+  CHECK(chatd.wait(10s) == 2);
+  CHECK(chatd.log().find("CHAT_CLUSTER_LISTEN") != std::string::npos);
+}
