@@ -1,6 +1,11 @@
 #include "actors/directory_actor.hpp"
 
+#include <set>
 #include <unordered_map>
+#include <vector>
+
+#include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
 
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
@@ -8,17 +13,37 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/placement.hpp"
 #include "common/ids.hpp"
+#include "common/log.hpp"
 
 namespace chat {
 
 namespace {
+
+using namespace std::chrono_literals;
+
+/// How long a forwarded lookup, or connecting to another node, may take.
+constexpr auto remote_timeout = 10s;
+
+/// Another member's directory, as this node knows it.
+struct remote_directory {
+  std::string address;    ///< host:port of its cluster port
+  directory_actor handle; ///< once connected
+  bool connecting = false;
+  /// Lookups waiting for the connection.
+  std::vector<std::pair<std::string, caf::typed_response_promise<caf::actor>>> waiting;
+};
 
 struct directory_state {
   conversation_config cfg;
   /// Live conversation actors by id. An entry goes when its actor stops.
   std::unordered_map<std::string, caf::actor> live;
   std::unordered_map<caf::actor_addr, std::string> ids; // for down messages
+  /// This process in the cluster; empty on a single node.
+  std::string self_id;
+  cluster_members members;
+  std::unordered_map<std::string, remote_directory> remotes; // by process id
 
   static inline const char* name = "directory";
 };
@@ -31,29 +56,163 @@ void track(directory self, const std::string& id, const caf::actor& conv) {
   self->monitor(conv);
 }
 
+caf::actor serve_local(directory self, const std::string& id) {
+  auto& st = self->state;
+  if (auto i = st.live.find(id); i != st.live.end())
+    return i->second;
+  auto conv = spawn_conversation(self->system(), id, st.cfg);
+  track(self, id, conv);
+  return conv;
+}
+
+/// This node owns `id` (or there is no cluster).
+bool owns(directory self, const std::string& id) {
+  auto& st = self->state;
+  if (st.self_id.empty() || st.members.empty())
+    return true;
+  auto owner = owner_of(id, st.members);
+  return owner.empty() || owner == st.self_id;
+}
+
+caf::error unavailable() {
+  return make_chat_error(protocol::error_code::unavailable,
+                         "conversation temporarily unavailable, please retry");
+}
+
+/// Asks the owner's directory; it answers with its conversation actor.
+void ask_remote(directory self, const directory_actor& remote, const std::string& id,
+                caf::typed_response_promise<caf::actor> rp) {
+  self->request(remote, remote_timeout, lookup_local_atom::value, id)
+      .then(
+          [=](caf::actor& conv) mutable { rp.deliver(std::move(conv)); },
+          [=](caf::error& err) mutable {
+            log::warn("remote_lookup_failed", {{"conversationId", id}, {"error", to_string(err)}});
+            rp.deliver(unavailable());
+          });
+}
+
+void fail_waiting(remote_directory& r) {
+  for (auto& [id, rp] : r.waiting)
+    rp.deliver(unavailable());
+  r.waiting.clear();
+}
+
+/// Connects to a member's directory through CAF's middleman, without
+/// blocking (the middleman actor answers when the connection is up).
+void connect(directory self, const std::string& process_id) {
+  auto& r = self->state.remotes[process_id];
+  if (r.connecting || r.handle || !self->system().has_middleman())
+    return;
+  auto colon = r.address.rfind(':');
+  if (colon == std::string::npos)
+    return;
+  auto host = r.address.substr(0, colon);
+  auto port = static_cast<uint16_t>(std::stoul(r.address.substr(colon + 1)));
+  r.connecting = true;
+  auto mm = self->system().middleman().actor_handle();
+  self->request(mm, remote_timeout, caf::connect_atom::value, host, port)
+      .then(
+          [=](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
+            auto i = self->state.remotes.find(process_id);
+            if (i == self->state.remotes.end())
+              return; // gone from the view meanwhile
+            auto& r = i->second;
+            r.connecting = false;
+            if (!ptr) {
+              fail_waiting(r);
+              return;
+            }
+            r.handle = caf::actor_cast<directory_actor>(ptr);
+            self->monitor(r.handle);
+            log::info("cluster_peer_connected", {{"process", process_id}, {"address", r.address}});
+            for (auto& [id, rp] : r.waiting)
+              ask_remote(self, r.handle, id, rp);
+            r.waiting.clear();
+          },
+          [=](caf::error& err) {
+            auto i = self->state.remotes.find(process_id);
+            if (i == self->state.remotes.end())
+              return;
+            i->second.connecting = false;
+            log::warn("cluster_peer_unreachable", {{"process", process_id},
+                                                   {"address", i->second.address},
+                                                   {"error", to_string(err)}});
+            fail_waiting(i->second);
+          });
+}
+
+/// A new membership view: placement follows it; new members are connected
+/// to, members gone are forgotten.
+void apply_view(directory self, cluster_members members, std::string self_id) {
+  auto& st = self->state;
+  st.self_id = std::move(self_id);
+  st.members = std::move(members);
+  for (auto i = st.remotes.begin(); i != st.remotes.end();) {
+    bool member = false;
+    for (auto& m : st.members)
+      member = member || (m.process_id == i->first && m.address == i->second.address);
+    if (member) {
+      ++i;
+    } else {
+      fail_waiting(i->second);
+      i = st.remotes.erase(i);
+    }
+  }
+  for (auto& m : st.members) {
+    if (m.process_id == st.self_id)
+      continue;
+    auto& r = st.remotes[m.process_id];
+    r.address = m.address;
+    connect(self, m.process_id);
+  }
+}
+
 directory_actor::behavior_type directory_impl(directory self, conversation_config cfg) {
   self->state.cfg = std::move(cfg);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    auto i = st.ids.find(dm.source);
-    if (i == st.ids.end())
+    if (auto i = st.ids.find(dm.source); i != st.ids.end()) {
+      st.live.erase(i->second);
+      st.ids.erase(i);
       return;
-    st.live.erase(i->second);
-    st.ids.erase(i);
+    }
+    // Another node's directory: connect again while it is a member.
+    for (auto& [process_id, r] : st.remotes)
+      if (r.handle && r.handle.address() == dm.source) {
+        r.handle = directory_actor{};
+        connect(self, process_id);
+        return;
+      }
   });
   return {
       [=](lookup_atom, const std::string& id) -> caf::result<caf::actor> {
         auto& st = self->state;
         if (!looks_like_uuid(id))
           return make_chat_error(protocol::error_code::not_found, "conversation not found");
-        if (auto i = st.live.find(id); i != st.live.end())
-          return i->second;
-        auto conv = spawn_conversation(self->system(), id, st.cfg);
-        track(self, id, conv);
-        return conv;
+        if (owns(self, id))
+          return serve_local(self, id);
+        auto owner = owner_of(id, st.members);
+        auto rp = self->make_response_promise<caf::actor>();
+        auto& r = st.remotes[owner];
+        if (r.handle) {
+          ask_remote(self, r.handle, id, rp);
+        } else {
+          r.waiting.emplace_back(id, rp);
+          connect(self, owner);
+        }
+        return rp;
+      },
+      [=](lookup_local_atom, const std::string& id) -> caf::result<caf::actor> {
+        if (!looks_like_uuid(id))
+          return make_chat_error(protocol::error_code::not_found, "conversation not found");
+        return serve_local(self, id);
       },
       [=](create_atom, const std::string& user) -> caf::result<std::string, caf::actor> {
+        // Placed here, where its creator's session is: draw ids until this
+        // node owns one (N tries on average for N members).
         auto id = new_uuid();
+        for (int i = 0; i < 256 && !owns(self, id); ++i)
+          id = new_uuid();
         auto conv = spawn_new_conversation(self->system(), id, user, self->state.cfg);
         track(self, id, conv);
         return {id, conv};
@@ -61,6 +220,9 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
       [=](drain_atom) {
         for (auto& kv : self->state.live)
           caf::anon_send(kv.second, drain_atom::value); // typed -> dynamic
+      },
+      [=](cluster_view_atom, cluster_members& members, std::string& self_id) {
+        apply_view(self, std::move(members), std::move(self_id));
       },
   };
 }

@@ -1,14 +1,29 @@
 #pragma once
-/// Where sessions find conversations: by id, never by pointer, so that the
-/// cluster can later place conversations on other nodes without touching
-/// sessions.
+/// Where sessions find conversations: by id, never by pointer, so that
+/// conversations can live on other nodes without sessions knowing.
+///
+/// In a cluster every node's directory is published on its cluster port
+/// (CAF's middleman). A conversation lives on the member that
+/// `owner_of(id, members)` names (actors/placement.hpp); a lookup of a
+/// conversation another node owns is forwarded to that node's directory,
+/// which answers the caller directly with its (remote) conversation actor:
+/// the session then talks to it across nodes as it would locally.
 ///
 /// Messages:
 ///   (lookup_atom, conversation_id) -> caf::actor
-///       The live actor of the conversation, spawned (and loaded) on demand.
-///       An id that is not a UUID gets a not_found error.
+///       The live actor of the conversation, spawned (and loaded) on demand
+///       on the node that owns it. An id that is not a UUID gets a
+///       not_found error.
+///   (lookup_local_atom, conversation_id) -> caf::actor
+///       The same, served here whatever this node's view says: a lookup
+///       another node's directory forwarded (so views that disagree for a
+///       moment cannot bounce a lookup between nodes).
 ///   (create_atom, user_id) -> (std::string conversation_id, caf::actor)
-///       A new, empty conversation owned by the user.
+///       A new, empty conversation owned by the user, placed on this node
+///       (its id is drawn until this node owns it).
+///   (cluster_view_atom, cluster_members, own_process_id)
+///       The live members (from the membership table): placement follows
+///       them; the directories of new members are connected to.
 ///   (drain_atom)
 ///       Shutdown: every live conversation ends its reply in progress as
 ///       "interrupted" (see conversation_actor.hpp).
@@ -28,8 +43,10 @@ namespace chat {
 
 using directory_actor
     = caf::typed_actor<caf::replies_to<lookup_atom, std::string>::with<caf::actor>,
+                       caf::replies_to<lookup_local_atom, std::string>::with<caf::actor>,
                        caf::replies_to<create_atom, std::string>::with<std::string, caf::actor>,
-                       caf::reacts_to<drain_atom>>;
+                       caf::reacts_to<drain_atom>,
+                       caf::reacts_to<cluster_view_atom, cluster_members, std::string>>;
 
 directory_actor spawn_directory(caf::actor_system& sys, conversation_config cfg);
 

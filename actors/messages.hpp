@@ -34,6 +34,8 @@ using delete_conv_atom = caf::atom_constant<caf::atom("c_delete")>;
 // directory
 using lookup_atom = caf::atom_constant<caf::atom("d_lookup")>;
 using create_atom = caf::atom_constant<caf::atom("d_create")>;
+using lookup_local_atom = caf::atom_constant<caf::atom("d_lookupl")>;
+using cluster_view_atom = caf::atom_constant<caf::atom("d_view")>;
 
 // AI invoker
 using generate_atom = caf::atom_constant<caf::atom("ai_gen")>;
@@ -172,5 +174,20 @@ typename Inspector::result_type inspect(Inspector& f, conversation_snapshot& x) 
   return f(caf::meta::type_name("conversation_snapshot"), x.found, x.owner, x.last_seq, x.recent,
            x.in_progress);
 }
+
+/// One live member of the cluster, as the membership table shows it.
+struct cluster_member {
+  std::string process_id;
+  std::string node;
+  std::string address; ///< host:port of its cluster port
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_member& x) {
+  return f(caf::meta::type_name("cluster_member"), x.process_id, x.node, x.address);
+}
+
+/// The live members, ordered by process id.
+using cluster_members = std::vector<cluster_member>;
 
 } // namespace chat

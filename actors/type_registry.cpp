@@ -18,6 +18,8 @@ void register_message_types(caf::actor_system_config& cfg) {
       .add_message_type<user_message_write>("user_message_write")
       .add_message_type<append_result>("append_result")
       .add_message_type<write_check>("write_check")
+      .add_message_type<cluster_member>("cluster_member")
+      .add_message_type<cluster_members>("cluster_members")
       .add_message_type<conversation_snapshot>("conversation_snapshot")
       .add_message_type<conversation_summary>("conversation_summary")
       .add_message_type<std::vector<conversation_summary>>("std::vector<conversation_summary>")

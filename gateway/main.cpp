@@ -333,8 +333,13 @@ int cmd_serve(const settings& s) {
       log::info("cluster_peers", {{"peers", s.get("CHAT_CLUSTER_PEERS")},
                                   {"note", "members are learned from the database"}});
     cluster_status = std::make_shared<persistence::cluster_status>();
-    membership = persistence::watch_membership(db_url, process.process_id,
-                                               std::chrono::milliseconds{1000}, cluster_status);
+    // Placement follows each new view (the callback runs on the watch's
+    // thread: it only sends a message).
+    membership = persistence::watch_membership(
+        db_url, process.process_id, std::chrono::milliseconds{1000}, cluster_status,
+        [directory, self_id = process.process_id](const cluster_members& view) {
+          caf::anon_send(directory, cluster_view_atom::value, view, self_id);
+        });
     services.cluster_joined
         = std::shared_ptr<const std::atomic<bool>>(cluster_status, &cluster_status->joined);
   }

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "actors/messages.hpp"
+
 namespace chat::persistence {
 
 class liveness_lock;
@@ -50,13 +52,6 @@ void advertise(const std::string& database_url, const process_registration& self
 /// Leaves the cluster (SIGTERM): the others stop counting this node before
 /// it goes. Does not block: the lock's thread writes it.
 void leave(const process_registration& self);
-
-/// One live member of the cluster.
-struct cluster_member {
-  std::string process_id;
-  std::string node;
-  std::string address; ///< host:port of its cluster port
-};
 
 /// What this node knows of the cluster, for /readyz and /metrics.
 struct cluster_status {

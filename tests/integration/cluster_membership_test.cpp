@@ -105,3 +105,57 @@ TEST_CASE("cluster: a bad CHAT_CLUSTER_LISTEN stops chatd at once with one line 
   CHECK(chatd.wait(10s) == 2);
   CHECK(chatd.log().find("CHAT_CLUSTER_LISTEN") != std::string::npos);
 }
+
+TEST_CASE("cluster: a conversation used from connections on two nodes: both get every event, in "
+          "order, once") {
+  service a{cluster_node()};
+  service b{cluster_node()};
+  wait_live_nodes(a.port, 2);
+  wait_live_nodes(b.port, 2);
+  std::this_thread::sleep_for(300ms); // the directories have the view too
+  auto user = unique_user();
+  ws_client on_a;
+  REQUIRE(on_a.connect(a.port, a.ws_path(user)) == 101);
+  on_a.send_text(send_frame("x-1", "first [[mock tokens=4]]"));
+  auto ack1 = on_a.read_until("ack");
+  auto conv = str(ack1, "conversationId");
+  CHECK(read_reply_of(on_a, str(ack1, "messageId")).complete());
+
+  // Node b finds the conversation on the node that owns it.
+  ws_client on_b;
+  REQUIRE(on_b.connect(b.port, b.ws_path(user)) == 101);
+  on_b.send_text(subscribe_frame(conv, 0));
+  auto m1 = on_b.read_until("message");
+  CHECK(num(m1, "seq") == 1);
+  auto m2 = on_b.read_until("message");
+  CHECK(num(m2, "seq") == 2);
+
+  // A send through node b: acked there, seen on a, one reply to both.
+  on_b.send_text(send_frame("x-2", "from b [[mock tokens=6]]", conv));
+  auto ack2 = on_b.read_until("ack");
+  CHECK(num(ack2, "seq") == 3);
+  auto seen_on_a = on_a.read_until("message");
+  CHECK(str(seen_on_a, "clientMsgId") == "x-2");
+  auto reply_a = read_reply_of(on_a, str(ack2, "messageId"));
+  auto reply_b = read_reply_of(on_b, str(ack2, "messageId"));
+  CHECK(reply_a.complete());
+  CHECK(reply_b.complete());
+  CHECK(reply_a.duplicates == 0);
+  CHECK(reply_b.duplicates == 0);
+  CHECK(reply_a.out_of_order == 0);
+  CHECK(reply_b.out_of_order == 0);
+  CHECK(reply_a.content() == reply_b.content());
+  CHECK(reply_a.content() == mock_reply("from b", 6));
+
+  // And back: a send on a reaches b.
+  on_a.send_text(send_frame("x-3", "from a [[mock tokens=3]]", conv));
+  auto ack3 = on_a.read_until("ack");
+  CHECK(num(ack3, "seq") == 5);
+  CHECK(str(on_b.read_until("message"), "clientMsgId") == "x-3");
+  CHECK(read_reply_of(on_b, str(ack3, "messageId")).complete());
+  CHECK(read_reply_of(on_a, str(ack3, "messageId")).complete());
+  CHECK(check_history_whole(conv) == 6);
+  // It went across: b reached a's directory; only a generated replies.
+  CHECK(b.chatd->log().find("cluster_peer_connected") != std::string::npos);
+  CHECK(b.chatd->log().find("reply_started") == std::string::npos);
+}
