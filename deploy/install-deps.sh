@@ -8,6 +8,7 @@ packages=(
   libcaf-dev libboost-dev rapidjson-dev libpqxx-dev libcurl4-openssl-dev
   doctest-dev libssl-dev libjwt-dev libspdlog-dev
   postgresql postgresql-client
+  nginx openssl
 )
 # The browser tests (tests/e2e): Node.js with npm for playwright-core, and
 # Debian's chromium. A machine that already has node (a newer one, say) or
