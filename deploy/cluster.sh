@@ -32,38 +32,13 @@ die() { echo "cluster: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- certificates
 # make_certs DIR N: a CA (kept if present) and for each node a key and a
-# certificate signed by it, CN and SAN DNS "node<i>" plus "localhost" and SAN
-# IP 127.0.0.<i+1>, usable as server and client (mutual TLS). EC P-256.
+# certificate signed by it (deploy/certs.sh): CN and SAN DNS "node<i>", SAN
+# DNS localhost and IP 127.0.0.<i+1>, usable as server and client (mutual TLS).
 make_certs() {
-  local dir=$1 n=$2 i name ip ext
+  local dir=$1 n=$2 i specs=()
   command -v openssl >/dev/null || die "openssl is missing (deploy/install-deps.sh installs it)"
-  mkdir -p "$dir"
-  chmod 755 "$dir"
-  if [ ! -s "$dir/ca.pem" ] || [ ! -s "$dir/ca-key.pem" ]; then
-    (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$dir/ca-key.pem")
-    openssl req -x509 -new -sha256 -days 3650 -key "$dir/ca-key.pem" -out "$dir/ca.pem" \
-      -subj "/CN=chatd cluster CA" \
-      -addext "basicConstraints=critical,CA:TRUE" \
-      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-    # A new CA invalidates every node certificate made before it.
-    rm -f "$dir"/node*.pem
-  fi
-  for i in $(seq 1 "$n"); do
-    name="node$i"; ip="127.0.0.$((i + 1))"
-    [ -s "$dir/$name.pem" ] && [ -s "$dir/$name-key.pem" ] && continue
-    (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$dir/$name-key.pem")
-    ext=$(mktemp)
-    cat >"$ext" <<EXT
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=DNS:$name,DNS:localhost,IP:$ip
-EXT
-    openssl req -new -sha256 -key "$dir/$name-key.pem" -subj "/CN=$name" 2>/dev/null \
-      | openssl x509 -req -sha256 -days 825 -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
-          -CAcreateserial -extfile "$ext" -out "$dir/$name.pem" 2>/dev/null
-    rm -f "$ext"
-  done
+  for i in $(seq 1 "$n"); do specs+=("node$i,localhost,127.0.0.$((i + 1))"); done
+  "$root/deploy/certs.sh" "$dir" "${specs[@]}"
 }
 
 # ---------------------------------------------------------------- nginx

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the project needs, if any is missing.
 # Needs root (or sudo) only when something must be installed.
+# CHAT_DEPS=build: only what building needs (deploy/docker/Dockerfile).
 set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config ccache
   libcaf-dev libboost-dev rapidjson-dev libpqxx-dev libcurl4-openssl-dev
   doctest-dev libssl-dev libjwt-dev libspdlog-dev
-  postgresql postgresql-client
-  nginx openssl
 )
-# The browser tests (tests/e2e): Node.js with npm for playwright-core, and
-# Debian's chromium. A machine that already has node (a newer one, say) or
-# chromium keeps it.
-command -v node >/dev/null || packages+=(nodejs npm)
-command -v chromium >/dev/null || packages+=(chromium)
+if [ "${CHAT_DEPS:-all}" != build ]; then
+  # Running and testing: PostgreSQL, and nginx and openssl for deploy/cluster.sh.
+  packages+=(postgresql postgresql-client nginx openssl curl)
+  # The browser tests (tests/e2e): Node.js with npm for playwright-core, and
+  # Debian's chromium. A machine that already has node (a newer one, say) or
+  # chromium keeps it.
+  command -v node >/dev/null || packages+=(nodejs npm)
+  command -v chromium >/dev/null || packages+=(chromium)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
