@@ -10,8 +10,9 @@ packages=(
   doctest-dev libssl-dev libjwt-dev libspdlog-dev
 )
 if [ "${CHAT_DEPS:-all}" != build ]; then
-  # Running and testing: PostgreSQL, and nginx and openssl for deploy/cluster.sh.
-  packages+=(postgresql postgresql-client nginx openssl curl)
+  # Running and testing: PostgreSQL; nginx and openssl for deploy/cluster.sh;
+  # python3-yaml for the checks of the compose and Kubernetes files.
+  packages+=(postgresql postgresql-client nginx openssl curl python3-yaml)
   # The browser tests (tests/e2e): Node.js with npm for playwright-core, and
   # Debian's chromium. A machine that already has node (a newer one, say) or
   # chromium keeps it.
