@@ -4,11 +4,23 @@
 # (send, ack, every chunk, done, checked by chat_load), both nodes get
 # connections, and the access log holds no token. Everything is stopped on
 # exit, also on failure.
-#   cluster_nginx_test.sh SOURCE_DIR BIN_DIR     (CHAT_TEST_DATABASE_URL set)
+#   cluster_nginx_test.sh SOURCE_DIR BIN_DIR [BASE_PORT]   (CHAT_TEST_DATABASE_URL set)
 set -euo pipefail
-src=$1 bin=$2
+src=$1 bin=$2 port=${3:-18180}
 : "${CHAT_TEST_DATABASE_URL:?}"
-port=18180
+
+# The first base port whose addresses nobody listens on: nginx and the mock on
+# 127.0.0.1:PORT and PORT+1, the nodes on 127.0.0.2 and .3, same ports.
+taken() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+for _ in $(seq 1 20); do
+  busy=0
+  for a in 127.0.0.1 127.0.0.2 127.0.0.3; do
+    for p in "$port" $((port + 1)); do taken "$a" "$p" && busy=1; done
+  done
+  [ "$busy" = 0 ] && break
+  port=$((port + 4))
+done
+echo "base port $port"
 tmp=$(mktemp -d /tmp/chat-deploy-cluster-XXXXXX)
 export CHAT_CLUSTER_DIR=$tmp CHAT_BIN_DIR=$bin DATABASE_URL=$CHAT_TEST_DATABASE_URL \
   CHAT_DRAIN_TIMEOUT=5 CHAT_USER_SENDS_PER_MIN=0
@@ -44,6 +56,11 @@ for ip in 127.0.0.2 127.0.0.3; do
   echo "node $ip: $opened WebSocket connections"
   [ "${opened:-0}" -ge 1 ] || { echo "node $ip got no connection through nginx"; exit 1; }
 done
+# The page and readiness through nginx; /metrics only on the nodes.
+curl -fsS -o /dev/null "http://127.0.0.1:$port/"
+curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/metrics")
+[ "$code" = 404 ] || { echo "/metrics through nginx answered $code, not 404"; exit 1; }
 grep -q '"GET /api/v1/chat/ws HTTP/1.1" 101' "$tmp/nginx/access.log" \
   || { echo "no WebSocket upgrade (101) in nginx's access log"; exit 1; }
 if grep -q 'token=' "$tmp/nginx/access.log"; then echo "a token in nginx's access log"; exit 1; fi
