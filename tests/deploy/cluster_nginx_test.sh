@@ -24,7 +24,7 @@ echo "base port $port"
 tmp=$(mktemp -d /tmp/chat-deploy-cluster-XXXXXX)
 export CHAT_CLUSTER_DIR=$tmp CHAT_BIN_DIR=$bin DATABASE_URL=$CHAT_TEST_DATABASE_URL \
   CHAT_DRAIN_TIMEOUT=5 CHAT_USER_SENDS_PER_MIN=0
-unset OPENAI_API_KEY
+unset OPENAI_API_KEY CHAT_JWT_SECRET
 
 cleanup() {
   rc=$?
