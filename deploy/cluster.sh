@@ -132,7 +132,7 @@ start() {
     local old_n old_port
     old_n=$(. "$data/cluster.env" && echo "$N"); old_port=$(. "$data/cluster.env" && echo "$BASE_PORT")
     if [ "$old_n" != "$n" ] || [ "$old_port" != "$port" ]; then
-      if alive "$data/nginx/nginx.pid" || ls "$data"/node*.pid >/dev/null 2>&1; then
+      if alive "$data/nginx/nginx.pid" || alive "$data/mock.pid" || ls "$data"/node*.pid >/dev/null 2>&1; then
         die "a cluster of $old_n nodes on port $old_port is set up in $data: 'deploy/cluster.sh stop' first"
       fi
     fi

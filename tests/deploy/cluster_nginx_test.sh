@@ -56,6 +56,13 @@ for ip in 127.0.0.2 127.0.0.3; do
   echo "node $ip: $opened WebSocket connections"
   [ "${opened:-0}" -ge 1 ] || { echo "node $ip got no connection through nginx"; exit 1; }
 done
+# start again: idempotent, starts nothing twice; another size is refused.
+again=$("$src/deploy/cluster.sh" start 2 "$port")
+for what in "node1 already running" "node2 already running" "mock LLM already running" "nginx already running"; do
+  echo "$again" | grep -q "$what" || { echo "second start: no '$what':"; echo "$again"; exit 1; }
+done
+if "$src/deploy/cluster.sh" start 3 "$port" 2>/dev/null; then echo "start 3 over a running 2-node cluster did not fail"; exit 1; fi
+
 # The page and readiness through nginx; /metrics only on the nodes.
 curl -fsS -o /dev/null "http://127.0.0.1:$port/"
 curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz"
