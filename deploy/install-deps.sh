@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the project needs, if any is missing.
 # Needs root (or sudo) only when something must be installed.
+# CHAT_DEPS=build: only what building needs (deploy/docker/Dockerfile).
 set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config ccache
   libcaf-dev libboost-dev rapidjson-dev libpqxx-dev libcurl4-openssl-dev
   doctest-dev libssl-dev libjwt-dev libspdlog-dev
-  postgresql postgresql-client
 )
-# The browser tests (tests/e2e): Node.js with npm for playwright-core, and
-# Debian's chromium. A machine that already has node (a newer one, say) or
-# chromium keeps it.
-command -v node >/dev/null || packages+=(nodejs npm)
-command -v chromium >/dev/null || packages+=(chromium)
+if [ "${CHAT_DEPS:-all}" != build ]; then
+  # Running and testing: PostgreSQL; nginx and openssl for deploy/cluster.sh;
+  # python3-yaml for the checks of the compose and Kubernetes files.
+  packages+=(postgresql postgresql-client nginx openssl curl python3-yaml)
+  # The browser tests (tests/e2e): Node.js with npm for playwright-core, and
+  # Debian's chromium. A machine that already has node (a newer one, say) or
+  # chromium keeps it.
+  command -v node >/dev/null || packages+=(nodejs npm)
+  command -v chromium >/dev/null || packages+=(chromium)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
