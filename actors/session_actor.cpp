@@ -1,5 +1,6 @@
 #include "actors/session_actor.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <unordered_map>
 
@@ -23,12 +24,24 @@ using protocol::error_code;
 constexpr auto conversation_timeout = 60s;
 constexpr auto directory_timeout = 10s;
 
+/// Following a conversation whose actor went (its node died): tries, and
+/// the pause between them. The membership view drops a dead node within
+/// about a second, then the directory places the conversation anew.
+constexpr int follow_attempts = 20;
+constexpr auto follow_pause = 500ms;
+
+using follow_atom = caf::atom_constant<caf::atom("s_follow")>;
+
 struct session_state {
   std::string user;
   client_link_ptr link;
   session_config cfg;
-  /// Conversations this connection is subscribed to (or has sent to).
+  /// Conversations this connection is subscribed to (or has sent to),
+  /// monitored.
   std::unordered_map<std::string, caf::actor> conversations;
+  /// The highest seq this connection's client has whole, per conversation
+  /// (from the frames relayed): where to resubscribe from.
+  std::unordered_map<std::string, int64_t> completed;
 
   static inline const char* name = "session";
 };
@@ -64,11 +77,63 @@ void with_conversation(session* self, const std::string& id, std::function<void(
       .then([=](caf::actor conv) { fn(std::move(conv)); }, [=](caf::error& err) { fail(err); });
 }
 
+/// Keeps the handle of a conversation this connection follows, and watches
+/// it: if it goes (its node died) the session follows the conversation to
+/// wherever the directory places it next (see the down handler).
+void hold(session* self, const std::string& id, const caf::actor& conv) {
+  auto [it, added] = self->state.conversations.emplace(id, conv);
+  if (added) {
+    self->monitor(conv);
+  } else if (it->second != conv) {
+    self->demonitor(it->second);
+    it->second = conv;
+    self->monitor(conv);
+  }
+}
+
 // A conversation actor may stop (idle) just after the directory handed it
 // out; requests to it then fail with `request_receiver_down`. The caller
 // forgets the handle and tries once more through the directory.
 void forget(session* self, const std::string& id) {
-  self->state.conversations.erase(id);
+  auto& st = self->state;
+  if (auto i = st.conversations.find(id); i != st.conversations.end()) {
+    self->demonitor(i->second);
+    st.conversations.erase(i);
+  }
+}
+
+/// Subscribes again to a conversation whose actor went, from the last seq
+/// the client has whole; the client sees at most chunks again (which it
+/// drops), never a gap. Retries while the conversation is unavailable (the
+/// view has not dropped the dead node yet).
+void follow(session* self, const std::string& id, int attempt) {
+  auto& st = self->state;
+  auto after = st.completed.count(id) > 0 ? st.completed[id] : 0;
+  auto retry = [=](const caf::error& err) {
+    forget(self, id);
+    auto frame = to_error_frame(err);
+    if (frame.code == error_code::unavailable && attempt + 1 < follow_attempts) {
+      self->delayed_send(self, follow_pause, follow_atom::value, id, attempt + 1);
+      return;
+    }
+    write_error(self, frame, {}, id);
+  };
+  with_conversation(
+      self, id,
+      [=](caf::actor conv) {
+        self->request(conv, conversation_timeout, subscribe_atom::value, self->state.user, after,
+                      caf::actor{self})
+            .then(
+                [=](bool) {
+                  hold(self, id, conv);
+                  log::info("conversation_followed", {{"user", self->state.user},
+                                                      {"conversationId", id},
+                                                      {"afterSeq", after},
+                                                      {"attempt", attempt}});
+                },
+                [=](caf::error& err) { retry(err); });
+      },
+      retry);
 }
 
 void subscribe_to(session* self, const std::string& id, int64_t after_seq, bool report_errors,
@@ -82,7 +147,7 @@ void subscribe_to(session* self, const std::string& id, int64_t after_seq, bool 
       [=](caf::actor conv) {
         self->request(conv, conversation_timeout, subscribe_atom::value, self->state.user,
                       after_seq, caf::actor{self})
-            .then([=](bool) { self->state.conversations.emplace(id, conv); },
+            .then([=](bool) { hold(self, id, conv); },
                   [=](caf::error& err) {
                     forget(self, id);
                     if (receiver_down(err) && attempt == 0)
@@ -100,8 +165,10 @@ void on_acked(session* self, const protocol::send_frame& f, const std::string& c
   auto& st = self->state;
   protocol::ack_frame ack{f.client_msg_id, res.conversation_id, res.message_id, res.seq};
   write(self, protocol::encode(ack));
+  auto& done = st.completed[res.conversation_id];
+  done = std::max(done, res.seq);
   if (res.conversation_id == conv_id && conv) {
-    st.conversations.emplace(conv_id, conv);
+    hold(self, conv_id, conv);
   } else if (st.conversations.count(res.conversation_id) == 0) {
     // A repeated clientMsgId of a message in another conversation: the
     // connection gets that message's reply as `subscribe` would.
@@ -159,14 +226,31 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
   st.user = std::move(user);
   st.link = std::move(link);
   st.cfg = std::move(cfg);
+  // A conversation this connection follows went: unless it ended normally
+  // (deleted), its node died or it crashed. Follow it to its next place.
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto i = st.conversations.begin(); i != st.conversations.end(); ++i) {
+      if (i->second.address() != dm.source)
+        continue;
+      auto id = i->first;
+      st.conversations.erase(i);
+      if (dm.reason == caf::exit_reason::normal)
+        return;
+      log::warn("conversation_lost",
+                {{"user", st.user}, {"conversationId", id}, {"reason", to_string(dm.reason)}});
+      follow(self, id, 0);
+      return;
+    }
+  });
   // No clean-up on exit: conversations monitor their subscribers.
   return {
       [=](protocol::send_frame& f) {
         auto& st = self->state;
         log::info("message_received", {{"user", st.user}, {"clientMsgId", f.client_msg_id}});
         if (st.cfg.draining && st.cfg.draining->load()) {
-          protocol::error_frame e{error_code::unavailable,
-                                  "the server is shutting down, please reconnect", {}, {}};
+          protocol::error_frame e{
+              error_code::unavailable, "the server is shutting down, please reconnect", {}, {}};
           write_error(self, e, f.client_msg_id, f.conversation_id);
           return;
         }
@@ -195,7 +279,9 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
             self, id, [=](caf::actor conv) { send_to(self, conv, id, f, m); },
             [=](const caf::error& err) { refuse_send(self, f, id, err); });
       },
+      [=](follow_atom, const std::string& id, int attempt) { follow(self, id, attempt); },
       [=](protocol::subscribe_frame& f) {
+        self->state.completed[f.conversation_id] = f.after_seq;
         subscribe_to(self, f.conversation_id, f.after_seq, true);
       },
       [=](protocol::unsubscribe_frame& f) {
@@ -207,7 +293,8 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
             self, id,
             [=](caf::actor conv) { self->send(conv, unsubscribe_atom::value, caf::actor{self}); },
             [](const caf::error&) {});
-        self->state.conversations.erase(id);
+        forget(self, id);
+        self->state.completed.erase(id);
       },
       [=](protocol::cancel_frame& f) {
         auto id = f.conversation_id;
@@ -225,7 +312,11 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
             },
             fail);
       },
-      [=](event_atom, const std::string&, const std::string&) {
+      [=](event_atom, const std::string& conv_id, const std::string& frame) {
+        if (auto seq = protocol::completed_seq_of(frame); seq > 0) {
+          auto& done = self->state.completed[conv_id];
+          done = std::max(done, seq);
+        }
         // Hand the bytes to the socket without copying them: they stay inside
         // the message the conversation sent to all its subscribers.
         if (auto link = self->state.link.lock())

@@ -478,6 +478,29 @@ std::string encode_message_event(const stored_message& m) {
   return o.take();
 }
 
+int64_t completed_seq_of(std::string_view frame) {
+  // Our encoder writes "type" first, and "seq" before any free text (only
+  // ids, which hold no quotes, come before it).
+  constexpr std::string_view kinds[]
+      = {R"({"type":"message",)", R"({"type":"done",)", R"({"type":"ack",)"};
+  bool completes = false;
+  for (auto k : kinds)
+    completes = completes || frame.substr(0, k.size()) == k;
+  if (!completes)
+    return -1;
+  constexpr std::string_view key = R"("seq":)";
+  auto pos = frame.find(key);
+  if (pos == std::string_view::npos)
+    return -1;
+  int64_t seq = 0;
+  bool any = false;
+  for (auto i = pos + key.size(); i < frame.size() && frame[i] >= '0' && frame[i] <= '9'; ++i) {
+    seq = seq * 10 + (frame[i] - '0');
+    any = true;
+  }
+  return any ? seq : -1;
+}
+
 std::string format_timestamp(timestamp_ms t) {
   char buf[40];
   auto n = out::format_timestamp(t, buf);

@@ -27,6 +27,12 @@ std::string encode_pong(std::string_view nonce_json);
 /// A `message` event for a stored message (user or assistant).
 std::string encode_message_event(const stored_message& m);
 
+/// The seq a frame this codec encoded completes for its client: that of a
+/// `message`, a `done` or an `ack`; -1 for any other frame. Lets a relay
+/// (the session) know from which seq to resubscribe without parsing every
+/// chunk: only a prefix is compared on the hot path.
+int64_t completed_seq_of(std::string_view frame);
+
 /// RFC 3339 UTC with milliseconds, e.g. "2026-11-23T21:00:00.000Z".
 std::string format_timestamp(timestamp_ms t);
 

@@ -159,3 +159,57 @@ TEST_CASE("cluster: a conversation used from connections on two nodes: both get 
   CHECK(b.chatd->log().find("cluster_peer_connected") != std::string::npos);
   CHECK(b.chatd->log().find("reply_started") == std::string::npos);
 }
+
+TEST_CASE("cluster: the owner of a conversation killed mid-reply: a connection on another node "
+          "follows it, the reply is interrupted, a new send works within seconds") {
+  service a{cluster_node()};
+  service b{cluster_node()};
+  wait_live_nodes(a.port, 2);
+  wait_live_nodes(b.port, 2);
+  std::this_thread::sleep_for(300ms);
+  auto user = unique_user();
+  ws_client on_a;
+  REQUIRE(on_a.connect(a.port, a.ws_path(user)) == 101);
+  on_a.send_text(send_frame("y-1", "first [[mock tokens=3]]"));
+  auto ack1 = on_a.read_until("ack");
+  auto conv = str(ack1, "conversationId"); // created on a: a owns it
+  CHECK(read_reply_of(on_a, str(ack1, "messageId")).complete());
+
+  ws_client on_b;
+  REQUIRE(on_b.connect(b.port, b.ws_path(user)) == 101);
+  on_b.send_text(send_frame("y-2", "slow [[mock delay_ms=50 tokens=400]]", conv));
+  auto ack2 = on_b.read_until("ack");
+  CHECK(num(ack2, "seq") == 3);
+  read_chunks(on_b, str(ack2, "messageId"), 10);
+  std::this_thread::sleep_for(1200ms); // past a checkpoint
+  auto t0 = clock_type::now();
+  a.chatd->signal(SIGKILL);
+  CHECK(a.chatd->wait(10s) == -2);
+
+  // b's session follows the conversation to its new owner (b) and gets the
+  // reply as it was kept: interrupted, with its checkpoint.
+  rapidjson::Document interrupted;
+  for (;;) {
+    auto text = on_b.read(20s);
+    REQUIRE(text.has_value());
+    auto f = parse(*text);
+    if (str(f, "type") == "message" && num(f, "seq") == 4) {
+      interrupted = std::move(f);
+      break;
+    }
+  }
+  auto followed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0);
+  CHECK(str(interrupted, "finishReason") == "interrupted");
+  CHECK_FALSE(str(interrupted, "content").empty());
+  CHECK(b.chatd->log().find("conversation_followed") != std::string::npos);
+
+  on_b.send_text(send_frame("y-3", "after the owner died [[mock tokens=3]]", conv));
+  auto ack3 = on_b.read_until("ack");
+  CHECK(num(ack3, "seq") == 5);
+  CHECK(read_reply_of(on_b, str(ack3, "messageId")).complete());
+  auto answered_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0);
+  MESSAGE("owner killed mid-reply: the other node's connection had the interrupted reply after "
+          << followed_ms.count() << " ms, a new send answered whole after " << answered_ms.count()
+          << " ms");
+  CHECK(check_history_whole(conv) == 6);
+}

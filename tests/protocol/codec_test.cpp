@@ -646,3 +646,24 @@ TEST_CASE("codec: format_timestamp") {
   CHECK(format_timestamp(-1) == "1969-12-31T23:59:59.999Z");
   CHECK(format_timestamp(-86'400'000) == "1969-12-31T00:00:00.000Z");
 }
+
+TEST_CASE("codec: completed_seq_of reads the seq of a message, a done or an ack, nothing else") {
+  stored_message m;
+  m.id = "m1";
+  m.conversation_id = "c1";
+  m.seq = 7;
+  m.role = "user";
+  m.content = R"(a "seq":99 in the text)";
+  CHECK(completed_seq_of(encode_message_event(m)) == 7);
+  done_frame d;
+  d.conversation_id = "c1";
+  d.message_id = "m2";
+  d.reply_to = "m1";
+  d.seq = 8;
+  d.finish_reason = "stop";
+  CHECK(completed_seq_of(encode(d)) == 8);
+  CHECK(completed_seq_of(encode(ack_frame{"k1", "c1", "m1", 12})) == 12);
+  CHECK(completed_seq_of(encode(chunk_frame{"c1", "m2", "m1", 8, 0, "x"})) == -1);
+  CHECK(completed_seq_of("") == -1);
+  CHECK(completed_seq_of(R"({"type":"message",)") == -1);
+}
