@@ -125,6 +125,7 @@ TEST_CASE("drain: sends get unavailable once draining, no queued reply starts af
   auto queued = ws.read_until("ack");
   CHECK(num(queued, "seq") == 3);
   svc.chatd->signal(SIGTERM);
+  svc.chatd->wait_for_line("\"event\":\"drain_started\"");
   ws.send_text(send_frame("d-3", "while draining", conv));
   bool refused = false;
   bool interrupted = false;
