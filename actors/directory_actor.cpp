@@ -6,6 +6,7 @@
 
 #include <caf/io/middleman.hpp>
 #include <caf/io/middleman_actor.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
@@ -97,6 +98,20 @@ void fail_waiting(remote_directory& r) {
   r.waiting.clear();
 }
 
+/// A member's directory is reachable: lookups waiting for it go.
+void adopt(directory self, const std::string& process_id, const directory_actor& peer) {
+  auto& r = self->state.remotes[process_id];
+  if (r.handle == peer)
+    return;
+  if (r.handle)
+    self->demonitor(r.handle.address());
+  r.handle = peer;
+  self->monitor(r.handle);
+  for (auto& [id, rp] : r.waiting)
+    ask_remote(self, r.handle, id, rp);
+  r.waiting.clear();
+}
+
 /// Connects to a member's directory through CAF's middleman, without
 /// blocking (the middleman actor answers when the connection is up).
 void connect(directory self, const std::string& process_id) {
@@ -109,7 +124,10 @@ void connect(directory self, const std::string& process_id) {
   auto host = r.address.substr(0, colon);
   auto port = static_cast<uint16_t>(std::stoul(r.address.substr(colon + 1)));
   r.connecting = true;
-  auto mm = self->system().middleman().actor_handle();
+  // With mutual TLS the openssl manager's actor connects (same interface).
+  auto& sys = self->system();
+  auto mm = sys.has_openssl_manager() ? sys.openssl_manager().actor_handle()
+                                      : sys.middleman().actor_handle();
   self->request(mm, remote_timeout, caf::connect_atom::value, host, port)
       .then(
           [=](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
@@ -122,12 +140,8 @@ void connect(directory self, const std::string& process_id) {
               fail_waiting(r);
               return;
             }
-            r.handle = caf::actor_cast<directory_actor>(ptr);
-            self->monitor(r.handle);
             log::info("cluster_peer_connected", {{"process", process_id}, {"address", r.address}});
-            for (auto& [id, rp] : r.waiting)
-              ask_remote(self, r.handle, id, rp);
-            r.waiting.clear();
+            adopt(self, process_id, caf::actor_cast<directory_actor>(ptr));
           },
           [=](caf::error& err) {
             auto i = self->state.remotes.find(process_id);
@@ -150,7 +164,7 @@ void apply_view(directory self, cluster_members members, std::string self_id) {
   for (auto i = st.remotes.begin(); i != st.remotes.end();) {
     bool member = false;
     for (auto& m : st.members)
-      member = member || (m.process_id == i->first && m.address == i->second.address);
+      member = member || m.process_id == i->first;
     if (member) {
       ++i;
     } else {
@@ -162,6 +176,11 @@ void apply_view(directory self, cluster_members members, std::string self_id) {
     if (m.process_id == st.self_id)
       continue;
     auto& r = st.remotes[m.process_id];
+    if (r.address != m.address && r.handle) {
+      // Same process, new address: cannot be, but never talk to a stale one.
+      self->demonitor(r.handle.address());
+      r.handle = directory_actor{};
+    }
     r.address = m.address;
     connect(self, m.process_id);
   }
@@ -179,8 +198,12 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
     // Another node's directory: connect again while it is a member.
     for (auto& [process_id, r] : st.remotes)
       if (r.handle && r.handle.address() == dm.source) {
+        log::warn("cluster_peer_lost", {{"process", process_id}, {"reason", to_string(dm.reason)}});
         r.handle = directory_actor{};
-        connect(self, process_id);
+        // While it is a member, connect again a second later: when two
+        // nodes connect to each other at once CAF keeps one connection and
+        // drops the other's proxies; retrying at once would loop.
+        self->delayed_send(self, 1s, cluster_view_atom::value, st.members, st.self_id);
         return;
       }
   });

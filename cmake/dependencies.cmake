@@ -10,6 +10,10 @@ target_include_directories(CAF::core INTERFACE ${CAF_INCLUDE_DIR})
 target_link_libraries(CAF::core INTERFACE ${CAF_CORE_LIBRARY} Threads::Threads)
 add_library(CAF::io INTERFACE IMPORTED)
 target_link_libraries(CAF::io INTERFACE ${CAF_IO_LIBRARY} CAF::core)
+# The cluster port's mutual TLS (libcaf_openssl, in Debian's libcaf-dev).
+find_library(CAF_OPENSSL_LIBRARY caf_openssl REQUIRED)
+add_library(CAF::openssl INTERFACE IMPORTED)
+target_link_libraries(CAF::openssl INTERFACE ${CAF_OPENSSL_LIBRARY} CAF::io)
 
 find_package(Boost 1.74 REQUIRED)   # Boost::headers (Beast, Asio)
 

@@ -16,6 +16,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 #include <caf/send.hpp>
 
 #include "actors/directory_actor.hpp"
@@ -183,6 +185,17 @@ int cmd_serve(const settings& s) {
   std::pair<std::string, uint16_t> cluster_listen;
   if (cluster)
     cluster_listen = split_host_port(s.get("CHAT_CLUSTER_LISTEN"), "CHAT_CLUSTER_LISTEN");
+  // Mutual TLS between nodes: all three files, or none.
+  bool cluster_tls = s.has("CHAT_CLUSTER_TLS_CERT") || s.has("CHAT_CLUSTER_TLS_KEY")
+                     || s.has("CHAT_CLUSTER_TLS_CA");
+  if (cluster_tls) {
+    for (auto env : {"CHAT_CLUSTER_TLS_CERT", "CHAT_CLUSTER_TLS_KEY", "CHAT_CLUSTER_TLS_CA"}) {
+      if (!s.has(env))
+        bad_setting(std::string{env} + " is required with the other CHAT_CLUSTER_TLS_* settings");
+      if (access(s.get(env).c_str(), R_OK) != 0)
+        bad_setting(std::string{env} + " names no readable file (got '" + s.get(env) + "')");
+    }
+  }
   auto cores = std::max(1u, std::thread::hardware_concurrency());
   auto threads = s.has("CHAT_THREADS") ? int_setting(s, "CHAT_THREADS", 1, 256)
                                        : static_cast<int64_t>(cores);
@@ -251,6 +264,15 @@ int cmd_serve(const settings& s) {
   cfg.set("logger.verbosity", caf::atom("quiet"));
   if (cluster)
     cfg.load<caf::io::middleman>();
+  if (cluster && cluster_tls) {
+    // CAF then requires a certificate signed by this CA on both sides of
+    // every connection (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT):
+    // a peer without one is refused in the handshake, before any message.
+    cfg.load<caf::openssl::manager>();
+    cfg.openssl_certificate = s.get("CHAT_CLUSTER_TLS_CERT");
+    cfg.openssl_key = s.get("CHAT_CLUSTER_TLS_KEY");
+    cfg.openssl_cafile = s.get("CHAT_CLUSTER_TLS_CA");
+  }
   caf::actor_system sys{cfg};
   // Idle conversations would keep the system alive for minutes at exit.
   sys.await_actors_before_shutdown(false);
@@ -309,8 +331,10 @@ int cmd_serve(const settings& s) {
   std::shared_ptr<persistence::membership_watch> membership;
   if (cluster) {
     auto& [chost, cport] = cluster_listen;
-    auto published = sys.middleman().publish(caf::actor_cast<caf::actor>(directory), cport,
-                                             chost.c_str(), true);
+    auto published = cluster_tls ? caf::openssl::publish(caf::actor_cast<caf::actor>(directory),
+                                                         cport, chost.c_str(), true)
+                                 : sys.middleman().publish(caf::actor_cast<caf::actor>(directory),
+                                                           cport, chost.c_str(), true);
     if (!published) {
       log::error("startup_failed",
                  {{"error", "cannot listen for other nodes on " + chost + ":"
@@ -318,11 +342,13 @@ int cmd_serve(const settings& s) {
       return 1;
     }
     auto address = chost + ":" + std::to_string(*published);
-    // Mutual TLS between nodes is not built yet: say so, loudly.
-    log::warn("cluster_port_unauthenticated",
-              {{"address", address},
-               {"note", "anyone who reaches this address can message this node's actors; "
-                        "bind it to a private address"}});
+    if (cluster_tls)
+      log::info("cluster_port_tls", {{"address", address}, {"mutualTls", true}});
+    else
+      log::warn("cluster_port_unauthenticated",
+                {{"address", address},
+                 {"note", "no CHAT_CLUSTER_TLS_*: anyone who reaches this address can message "
+                          "this node's actors; bind it to a private address"}});
     try {
       persistence::advertise(db_url, process, address);
     } catch (const std::exception& e) {

@@ -122,6 +122,8 @@ TEST_CASE("cluster: a conversation used from connections on two nodes: both get 
   CHECK(read_reply_of(on_a, str(ack1, "messageId")).complete());
 
   // Node b finds the conversation on the node that owns it.
+  INFO("node a: " << a.chatd->log());
+  INFO("node b: " << b.chatd->log());
   ws_client on_b;
   REQUIRE(on_b.connect(b.port, b.ws_path(user)) == 101);
   on_b.send_text(subscribe_frame(conv, 0));
