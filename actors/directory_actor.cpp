@@ -203,7 +203,8 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
         // While it is a member, connect again a second later: when two
         // nodes connect to each other at once CAF keeps one connection and
         // drops the other's proxies; retrying at once would loop.
-        self->delayed_send(self, 1s, cluster_view_atom::value, st.members, st.self_id);
+        // (Not the view itself: a newer one may arrive meanwhile.)
+        self->delayed_send(self, 1s, reconnect_atom::value, process_id);
         return;
       }
   });
@@ -246,6 +247,10 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
       },
       [=](cluster_view_atom, cluster_members& members, std::string& self_id) {
         apply_view(self, std::move(members), std::move(self_id));
+      },
+      [=](reconnect_atom, const std::string& process_id) {
+        if (self->state.remotes.count(process_id) > 0) // still a member
+          connect(self, process_id);
       },
   };
 }

@@ -24,6 +24,9 @@
 ///   (cluster_view_atom, cluster_members, own_process_id)
 ///       The live members (from the membership table): placement follows
 ///       them; the directories of new members are connected to.
+///   (reconnect_atom, process_id)
+///       Sent to itself a second after a member's link dropped: connect
+///       again if it is still a member.
 ///   (drain_atom)
 ///       Shutdown: every live conversation ends its reply in progress as
 ///       "interrupted" (see conversation_actor.hpp).
@@ -46,7 +49,8 @@ using directory_actor
                        caf::replies_to<lookup_local_atom, std::string>::with<caf::actor>,
                        caf::replies_to<create_atom, std::string>::with<std::string, caf::actor>,
                        caf::reacts_to<drain_atom>,
-                       caf::reacts_to<cluster_view_atom, cluster_members, std::string>>;
+                       caf::reacts_to<cluster_view_atom, cluster_members, std::string>,
+                       caf::reacts_to<reconnect_atom, std::string>>;
 
 directory_actor spawn_directory(caf::actor_system& sys, conversation_config cfg);
 

@@ -36,6 +36,7 @@ using lookup_atom = caf::atom_constant<caf::atom("d_lookup")>;
 using create_atom = caf::atom_constant<caf::atom("d_create")>;
 using lookup_local_atom = caf::atom_constant<caf::atom("d_lookupl")>;
 using cluster_view_atom = caf::atom_constant<caf::atom("d_view")>;
+using reconnect_atom = caf::atom_constant<caf::atom("d_reconn")>;
 
 // AI invoker
 using generate_atom = caf::atom_constant<caf::atom("ai_gen")>;
