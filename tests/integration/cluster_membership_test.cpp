@@ -17,33 +17,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// A gauge's value from /metrics (-1 when absent).
-int64_t gauge(uint16_t port, const std::string& name) {
-  auto r = http_request(port, "GET", "/metrics");
-  REQUIRE(r.status == 200);
-  std::istringstream lines{r.body};
-  for (std::string line; std::getline(lines, line);)
-    if (line.rfind(name + " ", 0) == 0)
-      return std::stoll(line.substr(name.size() + 1));
-  return -1;
-}
-
-/// Waits until `node` counts `n` live nodes; returns how long it took, in
-/// ms (fails the test after `timeout`).
-int64_t wait_live_nodes(uint16_t port, int64_t n, std::chrono::milliseconds timeout = 15s) {
-  auto t0 = clock_type::now();
-  auto deadline = t0 + timeout;
-  int64_t seen = -1;
-  while (clock_type::now() < deadline) {
-    seen = gauge(port, "chat_cluster_live_nodes");
-    if (seen == n)
-      return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count();
-    std::this_thread::sleep_for(50ms);
-  }
-  FAIL("the node on port " << port << " counts " << seen << " live nodes, not " << n);
-  return -1;
-}
-
 service::options cluster_node() {
   service::options opts;
   opts.chatd_env = {{"CHAT_CLUSTER_LISTEN", "127.0.0.1:0"}};

@@ -50,21 +50,6 @@ uint16_t cluster_port(service& node) {
   return static_cast<uint16_t>(std::stoi(line.substr(at + 21)));
 }
 
-int64_t live_nodes(uint16_t port) {
-  auto body = http_request(port, "GET", "/metrics").body;
-  auto at = body.find("\nchat_cluster_live_nodes ");
-  return at == std::string::npos ? -1 : std::stoll(body.substr(at + 25));
-}
-
-void wait_live_nodes(uint16_t port, int64_t n) {
-  auto deadline = std::chrono::steady_clock::now() + 15s;
-  while (live_nodes(port) != n) {
-    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
-                    "node on port " << port << " never counted " << n << " live nodes");
-    std::this_thread::sleep_for(50ms);
-  }
-}
-
 /// What a shell command prints.
 std::string output_of(const std::string& cmd) {
   std::string out;

@@ -548,6 +548,37 @@ int64_t check_history_whole(const std::string& conversation_id) {
   return static_cast<int64_t>(rows.size());
 }
 
+// -- cluster ----------------------------------------------------------------------
+
+/// A gauge's value from /metrics (-1 when absent).
+int64_t gauge(uint16_t port, const std::string& name) {
+  auto r = http_request(port, "GET", "/metrics");
+  REQUIRE(r.status == 200);
+  std::istringstream lines{r.body};
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(name + " ", 0) == 0)
+      return std::stoll(line.substr(name.size() + 1));
+  return -1;
+}
+
+/// Waits until `node` counts `n` live nodes; returns how long it took, in
+/// ms (fails the test after `timeout`).
+int64_t wait_live_nodes(uint16_t port, int64_t n, std::chrono::milliseconds timeout) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto deadline = t0 + timeout;
+  int64_t seen = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    seen = gauge(port, "chat_cluster_live_nodes");
+    if (seen == n)
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
+                                                                   - t0)
+          .count();
+    std::this_thread::sleep_for(50ms);
+  }
+  FAIL("the node on port " << port << " counts " << seen << " live nodes, not " << n);
+  return -1;
+}
+
 // -- values -----------------------------------------------------------------------
 
 std::string mock_reply(const std::string& text, int tokens) {

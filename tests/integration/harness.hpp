@@ -207,6 +207,13 @@ pqxx::row db_query1(const std::string& sql, Args&&... args) {
 /// before it. Checks with doctest (CHECK); returns n.
 int64_t check_history_whole(const std::string& conversation_id);
 
+/// A gauge's value from the node's /metrics (-1 when absent).
+int64_t gauge(uint16_t port, const std::string& name);
+
+/// Waits until the node on `port` counts `n` live cluster members; returns
+/// how long it took, in ms (fails the test after `timeout`).
+int64_t wait_live_nodes(uint16_t port, int64_t n, std::chrono::milliseconds timeout = 15s);
+
 /// The mock LLM's deterministic reply (see ai/mock_llm/main.cpp) to `text`
 /// with `tokens` tokens.
 std::string mock_reply(const std::string& text, int tokens);
