@@ -1,6 +1,7 @@
 #include "persistence/membership.hpp"
 
 #include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -244,11 +245,6 @@ private:
       if (!has(view, m.process_id))
         log::info("cluster_member_gone", {{"process", m.process_id}, {"memberNode", m.node}});
     bool joined = has(view, own_id_);
-    {
-      std::lock_guard<std::mutex> guard{status_->mtx};
-      status_->view = view;
-    }
-    status_->live_nodes = static_cast<int64_t>(view.size());
     status_->joined = joined;
     auto& m = metrics::global();
     m.cluster_live_nodes = static_cast<int64_t>(view.size());

@@ -18,7 +18,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -53,19 +52,11 @@ void advertise(const std::string& database_url, const process_registration& self
 /// it goes. Does not block: the lock's thread writes it.
 void leave(const process_registration& self);
 
-/// What this node knows of the cluster, for /readyz and /metrics.
+/// What the gateway needs to know of the cluster (/readyz); the member
+/// count goes to /metrics, the view itself to `on_change`.
 struct cluster_status {
   /// This node is a live member in the table.
   std::atomic<bool> joined{false};
-  std::atomic<int64_t> live_nodes{0};
-
-  std::vector<cluster_member> members() const {
-    std::lock_guard<std::mutex> guard{mtx};
-    return view;
-  }
-
-  mutable std::mutex mtx;
-  std::vector<cluster_member> view; ///< by process id
 };
 
 class membership_watch;

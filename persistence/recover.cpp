@@ -1,6 +1,5 @@
 #include "persistence/store.hpp"
 
-#include <chrono>
 #include <memory>
 #include <stdexcept>
 

@@ -21,26 +21,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// The mock's GET /stats counter `key`.
-int64_t mock_stat(const service& svc, const char* key) {
-  auto r = http_request(svc.mock_port, "GET", "/stats");
-  REQUIRE(r.status == 200);
-  auto d = parse(r.body);
-  return num(d, key);
-}
-
-/// Polls the mock's /stats until `key` >= want (deadline); returns the last value.
-int64_t wait_mock_stat(const service& svc, const char* key, int64_t want,
-                       std::chrono::milliseconds timeout) {
-  auto deadline = clock_type::now() + timeout;
-  for (;;) {
-    auto v = mock_stat(svc, key);
-    if (v >= want || clock_type::now() >= deadline)
-      return v;
-    std::this_thread::sleep_for(10ms);
-  }
-}
-
 /// A Prometheus counter's value from /metrics (-1: absent).
 double metric(const service& svc, const std::string& name) {
   auto r = http_request(svc.port, "GET", "/metrics");

@@ -548,6 +548,25 @@ int64_t check_history_whole(const std::string& conversation_id) {
   return static_cast<int64_t>(rows.size());
 }
 
+// -- mock LLM ---------------------------------------------------------------------
+
+int64_t mock_stat(const service& svc, const char* key) {
+  auto r = http_request(svc.mock_port, "GET", "/stats");
+  REQUIRE(r.status == 200);
+  return num(parse(r.body), key);
+}
+
+int64_t wait_mock_stat(const service& svc, const char* key, int64_t want,
+                       std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto v = mock_stat(svc, key);
+    if (v >= want || std::chrono::steady_clock::now() >= deadline)
+      return v;
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
 // -- cluster ----------------------------------------------------------------------
 
 /// A gauge's value from /metrics (-1 when absent).

@@ -207,6 +207,14 @@ pqxx::row db_query1(const std::string& sql, Args&&... args) {
 /// before it. Checks with doctest (CHECK); returns n.
 int64_t check_history_whole(const std::string& conversation_id);
 
+/// The mock LLM's GET /stats counter `key`.
+int64_t mock_stat(const service& svc, const char* key);
+
+/// Polls the mock's /stats until `key` >= want (or `timeout`); returns the
+/// last value.
+int64_t wait_mock_stat(const service& svc, const char* key, int64_t want,
+                       std::chrono::milliseconds timeout);
+
 /// A gauge's value from the node's /metrics (-1 when absent).
 int64_t gauge(uint16_t port, const std::string& name);
 

@@ -20,23 +20,6 @@ using clock_type = std::chrono::steady_clock;
 
 const std::string fffd = "\xEF\xBF\xBD";
 
-int64_t mock_stat(const service& svc, const char* key) {
-  auto r = http_request(svc.mock_port, "GET", "/stats");
-  REQUIRE(r.status == 200);
-  return num(parse(r.body), key);
-}
-
-int64_t wait_mock_stat(const service& svc, const char* key, int64_t want,
-                       std::chrono::milliseconds timeout) {
-  auto deadline = clock_type::now() + timeout;
-  for (;;) {
-    auto v = mock_stat(svc, key);
-    if (v >= want || clock_type::now() >= deadline)
-      return v;
-    std::this_thread::sleep_for(20ms);
-  }
-}
-
 /// One conversation seen through one connection: acks by clientMsgId,
 /// replies by the user message they answer, error frames in order.
 struct conversation_view {
