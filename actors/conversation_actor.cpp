@@ -1,6 +1,7 @@
 #include "actors/conversation_actor.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 #include <vector>
 
@@ -62,6 +63,10 @@ bool is_idle(conversation* self) {
 /// armed only while idle, so a busy conversation runs no timers.
 void arm_idle_check(conversation* self) {
   auto& st = self->state;
+  if (st.handing_over) {
+    maybe_finish_hand_over(self);
+    return;
+  }
   if (st.idle_check_armed || !is_idle(self))
     return;
   st.idle_check_armed = true;
@@ -103,6 +108,50 @@ subscriber& attach(conversation* self, const caf::actor& session) {
   if (added)
     self->monitor(session);
   return it->second;
+}
+
+/// The conversation is another node's now. `fenced`: a write was refused
+/// because someone claimed it under a newer epoch; nothing more we write can
+/// land, so everything stops now (the reply in progress ends `interrupted`
+/// on the wire, as the claim closed it in the database). Otherwise (a new
+/// membership view placed it elsewhere) the reply in progress and the write
+/// in flight may end first. Either way sends not yet written are answered
+/// conversation_moved(), which sessions retry through the directory, and
+/// the actor stops with that reason, which sessions follow.
+void hand_over(conversation* self, bool fenced) {
+  auto& st = self->state;
+  if (fenced || !st.handing_over)
+    log::info(fenced ? "conversation_fenced" : "conversation_handing_over",
+              {{"conversationId", st.id}, {"epoch", st.epoch}});
+  st.handing_over = true;
+  st.stopping = true; // no reply starts here any more
+  auto first = st.write_in_flight && !fenced ? std::next(st.sends.begin()) : st.sends.begin();
+  for (auto i = first; i != st.sends.end(); ++i)
+    i->promise.deliver(conversation_moved());
+  st.sends.erase(first, st.sends.end());
+  if (fenced) {
+    if (st.reply)
+      abandon_reply(self, "another node owns the conversation now");
+    // Answers still to come (a write, a check) find the actor gone; the
+    // sends they were for retry at the new owner, which decides from the
+    // database what was written.
+    st.write_in_flight = false;
+    st.check_in_flight = false;
+  }
+  maybe_finish_hand_over(self);
+}
+
+/// Stops a conversation being handed over once nothing is in flight.
+void maybe_finish_hand_over(conversation* self) {
+  auto& st = self->state;
+  if (!st.handing_over || st.reply || st.write_in_flight || st.check_in_flight)
+    return;
+  for (auto& p : st.sends)
+    p.promise.deliver(conversation_moved());
+  st.sends.clear();
+  log::info("conversation_handed_over",
+            {{"conversationId", st.id}, {"subscribers", static_cast<int64_t>(st.subs.size())}});
+  self->quit(conversation_moved());
 }
 
 } // namespace conversation_detail
@@ -152,6 +201,8 @@ caf::behavior serving(conversation* self) {
         auto& st = self->state;
         if (!owned_by(self, user))
           return access_error(self);
+        if (st.handing_over)
+          return conversation_moved();
         touch(self);
         // The store is slow or away and the queue is full: refuse now
         // rather than let the queue grow.
@@ -169,6 +220,8 @@ caf::behavior serving(conversation* self) {
           caf::actor& session) -> caf::result<bool> {
         if (!owned_by(self, user))
           return access_error(self);
+        if (self->state.handing_over)
+          return conversation_moved();
         touch(self);
         // The answer goes out first, then the replay, then live events.
         start_replay(self, session, after_seq);
@@ -262,6 +315,7 @@ caf::behavior serving(conversation* self) {
         o.finish_reason = "interrupted";
         finish_reply(self, std::move(o));
       },
+      [=](handover_atom) { hand_over(self, false); },
       [=](check_seq_atom) {
         self->state.check_armed = false;
         pump_writes(self);
@@ -294,15 +348,14 @@ caf::behavior serving(conversation* self) {
   };
 }
 
-/// After a crash (or a drain that ran out of time) acked user messages may
-/// have no reply: their reserved seq was never written. Answer them now, in
-/// order, with the model they asked for. The load closed as `interrupted`
-/// the replies of processes that are gone, and names the seqs of replies
-/// live processes are generating: any other missing seq really is a reply
-/// that never started.
-void queue_unanswered(conversation* self, const std::vector<int64_t>& in_progress) {
+/// After a crash, a drain that ran out of time or a hand-over, acked user
+/// messages may have no reply: their reserved seq was never written. Answer
+/// them now, in order, with the model they asked for. The load claimed the
+/// conversation and closed as `interrupted` the replies that were in
+/// progress: any other missing seq really is a reply that never started.
+void queue_unanswered(conversation* self) {
   auto& st = self->state;
-  std::set<int64_t> seqs{in_progress.begin(), in_progress.end()};
+  std::set<int64_t> seqs;
   for (auto& m : st.context)
     seqs.insert(m.seq);
   for (auto& m : st.context) {
@@ -327,6 +380,7 @@ caf::behavior conversation_impl(conversation* self, std::string id, conversation
   st.cfg = std::move(cfg);
   st.is_new = is_new;
   st.owner = std::move(owner);
+  st.epoch = is_new ? 1 : 0; // a new one is written with epoch 1, else loaded
   touch(self);
   metrics::global().conversations_live++;
   self->attach_functor([] { metrics::global().conversations_live--; });
@@ -340,10 +394,11 @@ caf::behavior conversation_impl(conversation* self, std::string id, conversation
               st.found = snap.found;
               st.owner = std::move(snap.owner);
               st.next_seq = snap.last_seq + 1;
+              st.epoch = snap.epoch;
               for (auto& m : snap.recent)
                 st.context.push_back(std::move(m));
               if (st.found)
-                queue_unanswered(self, snap.in_progress);
+                queue_unanswered(self);
               arm_idle_check(self);
             },
             [=](caf::error& err) {

@@ -29,6 +29,21 @@
 ///       streamed, and no queued reply starts any more (their messages stay
 ///       unanswered in the database, for whoever loads the conversation
 ///       next).
+///   (handover_atom)
+///       From the directory: a new membership view places the conversation
+///       on another node. No new reply starts; sends not yet written are
+///       answered "moved" (the session retries them through the directory,
+///       at the new owner); once the reply in progress and the write in
+///       flight have ended the actor stops with exit reason
+///       conversation_moved() and its sessions follow the conversation.
+///
+/// Fencing: loading the conversation claims it (its epoch in the database
+/// goes up, actors/persistence_actor.hpp) and every write carries that
+/// epoch. When a write is refused because another node claimed it since
+/// (views that disagreed, a paused node that resumed), the actor hands over
+/// at once: its reply in progress ends `interrupted` on the wire (the new
+/// owner closed it in the database), pending sends are answered "moved",
+/// and it stops with conversation_moved().
 ///
 /// Faults (the database decides): a user message write whose outcome was
 /// not seen (a timeout, a lost connection, an in-doubt commit) is never

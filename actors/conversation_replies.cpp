@@ -98,6 +98,8 @@ void close_reply(conversation* self, const stored_message& msg, bool stored) {
   arm_idle_check(self);
 }
 
+} // namespace
+
 /// The database says this reply is no longer ours (another process closed
 /// it as `interrupted`, or its seq holds another message): stop generating,
 /// write nothing more, tell the subscribers it ended.
@@ -113,8 +115,6 @@ void abandon_reply(conversation* self, const std::string& why) {
   close_reply(self, msg, false);
 }
 
-} // namespace
-
 /// Saves the reply so far (crash safety), at most one save in flight. The
 /// first save, at the start, makes the reply's seq durable.
 void checkpoint(conversation* self) {
@@ -128,7 +128,7 @@ void checkpoint(conversation* self) {
   auto id = r.id;
   auto chunks = r.deltas.size();
   self->request(st.cfg.store, st.cfg.store_timeout, checkpoint_atom::value, reply_message(self),
-                st.cfg.process_id)
+                st.cfg.process_id, st.epoch)
       .then(
           [=](bool saved) {
             auto& st = self->state;
@@ -148,6 +148,10 @@ void checkpoint(conversation* self) {
             st.reply->checkpoint_in_flight = false;
             log::warn("reply_checkpoint_failed",
                       {{"conversationId", st.id}, {"error", to_string(err)}});
+            if (classify_store_error(err) == store_failure::fenced) {
+              hand_over(self, true);
+              return;
+            }
             // Another message holds this seq: the reply can never be stored.
             if (classify_store_error(err) == store_failure::permanent && !st.reply->finishing)
               abandon_reply(self, to_string(err));
@@ -157,7 +161,7 @@ void checkpoint(conversation* self) {
 void store_reply(conversation* self) {
   auto& st = self->state;
   auto msg = st.reply->final_message;
-  self->request(st.cfg.store, st.cfg.store_timeout, append_reply_atom::value, msg)
+  self->request(st.cfg.store, st.cfg.store_timeout, append_reply_atom::value, msg, st.epoch)
       .then(
           [=](bool) {
             auto& st = self->state;
@@ -176,6 +180,10 @@ void store_reply(conversation* self) {
                                               {"messageId", msg.id},
                                               {"attempt", r.store_attempts},
                                               {"error", to_string(err)}});
+            if (kind == store_failure::fenced) {
+              hand_over(self, true);
+              return;
+            }
             if (kind == store_failure::permanent) {
               // It can never be stored: end it on the wire, move on.
               close_reply(self, msg, false);
@@ -200,7 +208,8 @@ void store_unstored(conversation* self, const std::string& id) {
   auto i = st.unstored.find(id);
   if (i == st.unstored.end())
     return;
-  self->request(st.cfg.store, st.cfg.store_timeout, append_reply_atom::value, i->second.message)
+  self->request(st.cfg.store, st.cfg.store_timeout, append_reply_atom::value, i->second.message,
+                st.epoch)
       .then(
           [=](bool) {
             auto& st = self->state;
@@ -214,6 +223,12 @@ void store_unstored(conversation* self, const std::string& id) {
             if (i == st.unstored.end())
               return;
             auto attempts = ++i->second.attempts;
+            if (classify_store_error(err) == store_failure::fenced) {
+              // The new owner closed it `interrupted`, keeping its checkpoint.
+              st.unstored.erase(i);
+              hand_over(self, true);
+              return;
+            }
             if (classify_store_error(err) == store_failure::permanent
                 || attempts >= st.cfg.background_store_attempts) {
               log::error("reply_store_given_up", {{"conversationId", st.id},

@@ -104,6 +104,14 @@ void on_user_write_failed(conversation* self, const stored_message& msg, const c
   st.write_in_flight = false;
   st.seq_known = false;
   auto kind = classify_store_error(err);
+  if (kind == store_failure::fenced) {
+    // Nothing was written, and nothing we write will be: the session
+    // retries this send at the conversation's new owner.
+    log::warn("message_fenced", {{"conversationId", st.id}, {"messageId", msg.id}});
+    p.promise.deliver(conversation_moved());
+    hand_over(self, true);
+    return;
+  }
   if (kind != store_failure::permanent)
     st.unknown = unknown_write{msg, p.provider};
   log::error("message_store_failed", {{"conversationId", st.id},
@@ -213,11 +221,16 @@ void pump_writes(conversation* self) {
       check_seq(self);
     return;
   }
+  if (st.handing_over) {
+    maybe_finish_hand_over(self);
+    return;
+  }
   if (st.write_in_flight || st.sends.empty())
     return;
   auto& p = st.sends.front();
   st.write_in_flight = true;
   user_message_write w;
+  w.epoch = st.epoch;
   auto& m = w.message;
   m.id = new_uuid();
   m.conversation_id = st.id;

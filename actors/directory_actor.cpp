@@ -38,9 +38,12 @@ struct remote_directory {
 
 struct directory_state {
   conversation_config cfg;
-  /// Live conversation actors by id. An entry goes when its actor stops.
+  /// Live conversation actors by id that this node serves. An entry goes
+  /// when its actor stops, or when a new view places the conversation on
+  /// another node (the actor then hands over and stops).
   std::unordered_map<std::string, caf::actor> live;
-  std::unordered_map<caf::actor_addr, std::string> ids; // for down messages
+  /// Every conversation actor here, serving or handing over, by address.
+  std::unordered_map<caf::actor_addr, std::string> ids;
   /// This process in the cluster; empty on a single node.
   std::string self_id;
   cluster_members members;
@@ -155,6 +158,43 @@ void connect(directory self, const std::string& process_id) {
           });
 }
 
+/// Conversations served here that the view now places elsewhere are handed
+/// over (Akka's hand-off): each finishes its reply and write in flight,
+/// then stops; meanwhile lookups go to the new owner, whose claim fences
+/// off anything this node would still write.
+void hand_over_moved(directory self) {
+  auto& st = self->state;
+  int64_t moved = 0;
+  for (auto i = st.live.begin(); i != st.live.end();) {
+    if (owns(self, i->first)) {
+      ++i;
+      continue;
+    }
+    caf::anon_send(i->second, handover_atom::value); // typed -> dynamic
+    i = st.live.erase(i);
+    ++moved;
+  }
+  if (moved > 0)
+    log::info("conversations_handed_over", {{"count", moved}});
+}
+
+/// A conversation that handed over may have acked messages still waiting
+/// for their reply: its new owner is asked for it, which loads it and
+/// answers them, whether or not a connection follows it there.
+void wake_owner(directory self, const std::string& id) {
+  auto& st = self->state;
+  if (owns(self, id))
+    return; // a claim from another node fenced it: this view is stale
+  auto r = st.remotes.find(owner_of(id, st.members));
+  if (r == st.remotes.end() || !r->second.handle)
+    return; // the next lookup wakes it
+  self->request(r->second.handle, remote_timeout, lookup_local_atom::value, id)
+      .then([](caf::actor&) {},
+            [=](caf::error& err) {
+              log::warn("remote_wake_failed", {{"conversationId", id}, {"error", to_string(err)}});
+            });
+}
+
 /// A new membership view: placement follows it; new members are connected
 /// to, members gone are forgotten.
 void apply_view(directory self, cluster_members members, std::string self_id) {
@@ -184,6 +224,7 @@ void apply_view(directory self, cluster_members members, std::string self_id) {
     r.address = m.address;
     connect(self, m.process_id);
   }
+  hand_over_moved(self);
 }
 
 directory_actor::behavior_type directory_impl(directory self, conversation_config cfg) {
@@ -191,8 +232,14 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (auto i = st.ids.find(dm.source); i != st.ids.end()) {
-      st.live.erase(i->second);
+      auto id = i->second;
       st.ids.erase(i);
+      // Only if it is still the one served here: a conversation handed
+      // over and placed back may have a new actor already.
+      if (auto j = st.live.find(id); j != st.live.end() && j->second.address() == dm.source)
+        st.live.erase(j);
+      if (is_conversation_moved(dm.reason))
+        wake_owner(self, id);
       return;
     }
     // Another node's directory: connect again while it is a member.

@@ -60,7 +60,22 @@ enum class store_failure : uint8_t {
   /// failure that is not the store's own (a request timeout, the store
   /// actor gone).
   unknown = 3,
+  /// Not done, and never will be by this writer: the conversation was
+  /// claimed by another owner under a newer epoch (fencing). The writer
+  /// hands the conversation over.
+  fenced = 4,
 };
+
+/// The exit reason of a conversation actor that handed its conversation
+/// over to another owner (fencing, or a new membership view): its sessions
+/// follow the conversation through the directory.
+inline caf::error conversation_moved() {
+  return caf::error{1, caf::atom("chat_move")};
+}
+
+inline bool is_conversation_moved(const caf::error& err) {
+  return err && err.category() == caf::atom("chat_move");
+}
 
 inline caf::error make_store_error(store_failure kind, std::string what) {
   return caf::error{static_cast<uint8_t>(kind), store_error_category(),
@@ -69,7 +84,7 @@ inline caf::error make_store_error(store_failure kind, std::string what) {
 
 inline store_failure classify_store_error(const caf::error& err) {
   if (err && err.category() == store_error_category()
-      && (err.code() == 1 || err.code() == 2 || err.code() == 3))
+      && err.code() >= 1 && err.code() <= 4)
     return static_cast<store_failure>(err.code());
   return store_failure::unknown;
 }

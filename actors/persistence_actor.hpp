@@ -10,7 +10,7 @@
 ///       many conversations are group-committed in one transaction. A
 ///       clientMsgId the user already used yields `duplicate` and the
 ///       original message's ids; nothing is written then.
-///   (checkpoint_atom, stored_message, process_id) -> bool
+///   (checkpoint_atom, stored_message, process_id, epoch) -> bool
 ///       Save what has been streamed so far of the reply being generated
 ///       (finish_reason empty): inserts the assistant row, or updates its
 ///       content. Such "in progress" rows carry the id of the generating
@@ -18,14 +18,15 @@
 ///       they are never returned as messages (history, recent context) but
 ///       count for last_seq. `false`: the reply is already finished (someone
 ///       closed it): the caller no longer owns it. Group-committed.
-///   (append_reply_atom, stored_message) -> bool
+///   (append_reply_atom, stored_message, epoch) -> bool
 ///       Store a finished assistant message (insert, or complete the
 ///       checkpointed row: content, finish_reason, usage; node cleared);
 ///       bumps the conversation's updated_at. `true` once committed.
 ///   (load_conv_atom, conversation_id) -> conversation_snapshot
-///       Owner, last seq and recent context of a conversation. First closes
-///       as `interrupted` every reply of the conversation left unfinished by
-///       a process that is no longer alive (whatever it was called).
+///       Claims the conversation for the caller (its epoch goes up by one:
+///       the caller's fencing token), closes as `interrupted` every reply
+///       of it still in progress (its writer is fenced off now), then reads
+///       the owner, last seq and recent context.
 ///   (db_check_atom, conversation_id, message_id) -> write_check
 ///       The highest stored seq, and whether message_id (may be empty) is
 ///       stored, read after every write sent before it has ended: how a
@@ -42,6 +43,10 @@
 ///       its ids filled in), or an empty conversation_id when there is none.
 ///   (db_ping_atom) -> bool
 ///       Whether the database answers (readiness).
+///
+/// Fencing: every message write carries the writer's epoch and is refused
+/// with store_failure::fenced, writing nothing, once someone else has
+/// claimed the conversation (migrations/005_fencing.sql).
 ///
 /// Failures of the database itself answer with a store error
 /// (actors/errors.hpp: make_store_error), which says whether the work was
@@ -60,8 +65,8 @@ namespace chat {
 
 using persistence_actor = caf::typed_actor<
     caf::replies_to<append_user_atom, user_message_write>::with<append_result>,
-    caf::replies_to<checkpoint_atom, stored_message, std::string>::with<bool>,
-    caf::replies_to<append_reply_atom, stored_message>::with<bool>,
+    caf::replies_to<checkpoint_atom, stored_message, std::string, int64_t>::with<bool>,
+    caf::replies_to<append_reply_atom, stored_message, int64_t>::with<bool>,
     caf::replies_to<load_conv_atom, std::string>::with<conversation_snapshot>,
     caf::replies_to<history_atom, std::string, std::string, int64_t, int32_t>::with<message_page>,
     caf::replies_to<list_conv_atom, std::string, std::string, int32_t>::with<conversation_page>,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <unordered_map>
 
 #include <caf/actor_system.hpp>
@@ -30,7 +31,14 @@ constexpr auto directory_timeout = 10s;
 constexpr int follow_attempts = 20;
 constexpr auto follow_pause = 500ms;
 
+/// A request a conversation answered "moved" (it handed over to another
+/// node) is retried through the directory this long after, at most this
+/// often: by then the directory knows the old actor is gone.
+constexpr auto moved_pause = 50ms;
+constexpr int moved_attempts = 4;
+
 using follow_atom = caf::atom_constant<caf::atom("s_follow")>;
+using later_atom = caf::atom_constant<caf::atom("s_later")>;
 
 struct session_state {
   std::string user;
@@ -42,6 +50,9 @@ struct session_state {
   /// The highest seq this connection's client has whole, per conversation
   /// (from the frames relayed): where to resubscribe from.
   std::unordered_map<std::string, int64_t> completed;
+  /// Work to do a moment later (see later()), by key.
+  std::unordered_map<uint64_t, std::function<void()>> delayed;
+  uint64_t next_delayed = 1;
 
   static inline const char* name = "session";
 };
@@ -62,6 +73,24 @@ void write_error(session* self, protocol::error_frame e, const std::string& clie
 
 bool receiver_down(const caf::error& err) {
   return err == caf::sec::request_receiver_down;
+}
+
+/// Runs `fn` on this actor after `delay`.
+void later(session* self, std::chrono::milliseconds delay, std::function<void()> fn) {
+  auto key = self->state.next_delayed++;
+  self->state.delayed.emplace(key, std::move(fn));
+  self->delayed_send(self, delay, later_atom::value, key);
+}
+
+/// Whether a failed request to a conversation actor should go again
+/// through the directory, and after how long: its actor stopped (idle)
+/// just after the directory handed it out, or it handed the conversation
+/// over to another node.
+std::optional<std::chrono::milliseconds> retry_delay(const caf::error& err, int attempt) {
+  // After a hand-over the old actor may still be handed out for a moment.
+  if ((receiver_down(err) || is_conversation_moved(err)) && attempt < moved_attempts)
+    return moved_pause * attempt;
+  return std::nullopt;
 }
 
 /// Calls `fn` with the actor of conversation `id`, from the cache or the
@@ -150,8 +179,10 @@ void subscribe_to(session* self, const std::string& id, int64_t after_seq, bool 
             .then([=](bool) { hold(self, id, conv); },
                   [=](caf::error& err) {
                     forget(self, id);
-                    if (receiver_down(err) && attempt == 0)
-                      subscribe_to(self, id, after_seq, report_errors, 1);
+                    if (auto delay = retry_delay(err, attempt))
+                      later(self, *delay, [=] {
+                        subscribe_to(self, id, after_seq, report_errors, attempt + 1);
+                      });
                     else
                       fail(err);
                   });
@@ -210,10 +241,13 @@ void send_to(session* self, caf::actor conv, std::string conv_id, protocol::send
       .then([=](append_result& res) { on_acked(self, f, conv_id, conv, res); },
             [=](caf::error& err) {
               forget(self, conv_id);
-              if (receiver_down(err) && attempt == 0) {
-                with_conversation(
-                    self, conv_id, [=](caf::actor c) { send_to(self, c, conv_id, f, model, 1); },
-                    [=](const caf::error& e) { refuse_send(self, f, conv_id, e); });
+              if (auto delay = retry_delay(err, attempt)) {
+                later(self, *delay, [=] {
+                  with_conversation(
+                      self, conv_id,
+                      [=](caf::actor c) { send_to(self, c, conv_id, f, model, attempt + 1); },
+                      [=](const caf::error& e) { refuse_send(self, f, conv_id, e); });
+                });
                 return;
               }
               refuse_send(self, f, f.conversation_id, err);
@@ -237,7 +271,10 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
       st.conversations.erase(i);
       if (dm.reason == caf::exit_reason::normal)
         return;
-      log::warn("conversation_lost",
+      if (is_conversation_moved(dm.reason))
+        log::info("conversation_moved", {{"user", st.user}, {"conversationId", id}});
+      else
+        log::warn("conversation_lost",
                 {{"user", st.user}, {"conversationId", id}, {"reason", to_string(dm.reason)}});
       follow(self, id, 0);
       return;
@@ -280,6 +317,14 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
             [=](const caf::error& err) { refuse_send(self, f, id, err); });
       },
       [=](follow_atom, const std::string& id, int attempt) { follow(self, id, attempt); },
+      [=](later_atom, uint64_t key) {
+        auto& delayed = self->state.delayed;
+        if (auto i = delayed.find(key); i != delayed.end()) {
+          auto fn = std::move(i->second);
+          delayed.erase(i);
+          fn();
+        }
+      },
       [=](protocol::subscribe_frame& f) {
         self->state.completed[f.conversation_id] = f.after_seq;
         subscribe_to(self, f.conversation_id, f.after_seq, true);

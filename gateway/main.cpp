@@ -196,6 +196,9 @@ int cmd_serve(const settings& s) {
         bad_setting(std::string{env} + " names no readable file (got '" + s.get(env) + "')");
     }
   }
+  // A member that stops beating (paused, frozen, cut off) is out after
+  // this long, in the membership table and on the cluster port alike.
+  auto suspect_timeout = seconds_setting(s, "CHAT_CLUSTER_SUSPECT_TIMEOUT", 0.5, 3600);
   auto cores = std::max(1u, std::thread::hardware_concurrency());
   auto threads = s.has("CHAT_THREADS") ? int_setting(s, "CHAT_THREADS", 1, 256)
                                        : static_cast<int64_t>(cores);
@@ -262,8 +265,15 @@ int cmd_serve(const settings& s) {
   cfg.set("scheduler.policy", caf::atom("sharing"));
   cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
   cfg.set("logger.verbosity", caf::atom("quiet"));
-  if (cluster)
+  if (cluster) {
     cfg.load<caf::io::middleman>();
+    // Heartbeats on every link between nodes: a peer silent for the
+    // suspect timeout (paused, not dead: its sockets stay open) is
+    // disconnected, so the actors of other nodes holding its conversations
+    // see them go and follow them to their new owner.
+    cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds{500}});
+    cfg.set("middleman.connection-timeout", caf::timespan{suspect_timeout});
+  }
   if (cluster && cluster_tls) {
     // CAF then requires a certificate signed by this CA on both sides of
     // every connection (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT):
@@ -362,7 +372,7 @@ int cmd_serve(const settings& s) {
     // Placement follows each new view (the callback runs on the watch's
     // thread: it only sends a message).
     membership = persistence::watch_membership(
-        db_url, process.process_id, std::chrono::milliseconds{1000}, cluster_status,
+        db_url, process.process_id, std::chrono::milliseconds{1000}, suspect_timeout, cluster_status,
         [directory, self_id = process.process_id](const cluster_members& view) {
           caf::anon_send(directory, cluster_view_atom::value, view, self_id);
         });

@@ -29,6 +29,8 @@ const std::vector<setting_spec>& setting_specs() {
        "PEM: this node's certificate; with _KEY and _CA the cluster port is mutual TLS only"},
       {"CHAT_CLUSTER_TLS_KEY", "cluster-tls-key", "", "PEM: this node's private key"},
       {"CHAT_CLUSTER_TLS_CA", "cluster-tls-ca", "", "PEM: the CA that signs every node's"},
+      {"CHAT_CLUSTER_SUSPECT_TIMEOUT", "cluster-suspect-timeout", "5",
+       "seconds a member may stop beating (paused, cut off) before the others count it out"},
       {"CHAT_DRAIN_TIMEOUT", "drain-timeout", "30",
        "seconds replies may take to finish at shutdown"},
       {"CHAT_STORE_TIMEOUT", "store-timeout", "15",

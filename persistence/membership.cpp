@@ -116,12 +116,14 @@ private:
     }
   }
 
+  /// Beats (the others count a process that stops beating as gone, see
+  /// live_members) and tells whether the lock's connection still works.
   bool holds() {
     if (!conn_ || !conn_->is_open())
       return false;
     try {
       pqxx::nontransaction tx{*conn_};
-      tx.exec("SELECT 1");
+      tx.exec_params(sql::heartbeat.text, process_id_);
       return true;
     } catch (const std::exception&) {
       return false;
@@ -135,6 +137,7 @@ private:
       keepalives_on_server(*c);
       pqxx::nontransaction tx{*c};
       tx.exec_params(sql::lock_process.text, lock_key_);
+      tx.exec_params(sql::heartbeat.text, process_id_);
       conn_ = std::move(c);
       log::info("process_lock_taken_again", {{"process", process_id_}});
     } catch (const std::exception& e) {
@@ -195,10 +198,11 @@ void leave(const process_registration& self) {
 class membership_watch {
 public:
   membership_watch(std::string url, std::string own_id, std::chrono::milliseconds interval,
-                   std::shared_ptr<cluster_status> status,
+                   std::chrono::milliseconds suspect_after, std::shared_ptr<cluster_status> status,
                    std::function<void(const std::vector<cluster_member>&)> on_change)
-      : url_(std::move(url)), own_id_(std::move(own_id)), status_(std::move(status)),
-        on_change_(std::move(on_change)), ticker_(interval, [this] { step(); }) {}
+      : url_(std::move(url)), own_id_(std::move(own_id)), suspect_after_(suspect_after),
+        status_(std::move(status)), on_change_(std::move(on_change)),
+        ticker_(interval, [this] { step(); }) {}
 
 private:
   void step() {
@@ -207,7 +211,8 @@ private:
       if (!conn_ || !conn_->is_open())
         conn_ = connect(url_);
       pqxx::read_transaction tx{*conn_};
-      for (const auto& r : tx.exec(sql::live_members.text))
+      for (const auto& r :
+           tx.exec_params(sql::live_members.text, static_cast<int64_t>(suspect_after_.count())))
         view.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>()});
     } catch (const std::exception& e) {
       // The database decides membership: without it we know nothing new.
@@ -258,6 +263,7 @@ private:
 
   std::string url_;
   std::string own_id_;
+  std::chrono::milliseconds suspect_after_;
   std::shared_ptr<cluster_status> status_;
   std::function<void(const std::vector<cluster_member>&)> on_change_;
   std::unique_ptr<pqxx::connection> conn_; // the watch's thread only
@@ -268,10 +274,11 @@ private:
 
 std::shared_ptr<membership_watch>
 watch_membership(const std::string& database_url, std::string own_process_id,
-                 std::chrono::milliseconds interval, std::shared_ptr<cluster_status> status,
+                 std::chrono::milliseconds interval, std::chrono::milliseconds suspect_after,
+                 std::shared_ptr<cluster_status> status,
                  std::function<void(const std::vector<cluster_member>&)> on_change) {
   return std::make_shared<membership_watch>(database_url, std::move(own_process_id), interval,
-                                            std::move(status), std::move(on_change));
+                                            suspect_after, std::move(status), std::move(on_change));
 }
 
 } // namespace chat::persistence

@@ -5,14 +5,17 @@
 /// holds a session-level advisory lock on its own connection for as long as
 /// it lives. PostgreSQL drops the lock the moment that connection goes
 /// (exit, crash, kill -9; a network cut once TCP keepalives give up, about
-/// 10 s), so liveness needs no heartbeat timeout to guess with:
+/// 10 s). A process that is paused (SIGSTOP, a frozen VM) keeps its
+/// connection and its lock, so it also beats every second: for membership
+/// it is gone once its last beat is older than the suspect timeout.
 ///
-/// - recovery: a reply in progress whose process no longer holds its lock
-///   is closed `interrupted` by whoever loads its conversation;
+/// - recovery at start-up: a reply in progress whose process no longer
+///   holds its lock is closed `interrupted` (loading a conversation closes
+///   its replies in progress anyway: it claims the conversation, fencing);
 /// - membership (Orleans-style: the table is the membership table): a node
 ///   of a cluster advertises its address for other nodes; the live members
-///   are the rows whose lock is held and that have not left. Every node
-///   reads the same table, so the survivors agree on who is gone.
+///   are the rows whose lock is held, that beat and that have not left.
+///   Every node reads the same table, so the survivors agree on who is gone.
 
 #include <atomic>
 #include <chrono>
@@ -61,13 +64,15 @@ struct cluster_status {
 
 class membership_watch;
 
-/// Reads the live members every `interval` on a thread of its own, keeps
+/// Reads the live members (holding their lock, not left, and beating within
+/// `suspect_after`) every `interval` on a thread of its own, keeps
 /// `status` up to date (and the cluster gauges of /metrics), logs joins and
 /// departures, and calls `on_change` (on that thread) with each new view.
 /// Stops when the returned handle is destroyed.
 std::shared_ptr<membership_watch>
 watch_membership(const std::string& database_url, std::string own_process_id,
-                 std::chrono::milliseconds interval, std::shared_ptr<cluster_status> status,
+                 std::chrono::milliseconds interval, std::chrono::milliseconds suspect_after,
+                 std::shared_ptr<cluster_status> status,
                  std::function<void(const std::vector<cluster_member>&)> on_change = {});
 
 } // namespace chat::persistence

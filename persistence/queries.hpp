@@ -30,6 +30,14 @@ struct statement {
 // A reply still being generated (checkpointed): never shown as a message.
 #define CHAT_FINISHED "NOT (role = 'assistant' AND finish_reason IS NULL)"
 
+// The fencing check (migrations/005_fencing.sql): one row when the writer's
+// token `param` is still the conversation's epoch. FOR SHARE: a claim waits
+// for this write to commit, or this write for the claim (and then sees the
+// new epoch and writes nothing).
+#define CHAT_FENCE(conv, param)                                              \
+  "fence AS (SELECT 1 FROM conversations WHERE id = " conv                   \
+  " AND owner_epoch = " param " FOR SHARE)"
+
 #define CHAT_MESSAGE_COLUMNS                                                 \
   "id, conversation_id, seq, role, content, user_id, client_msg_id, "       \
   "reply_to, model, finish_reason, prompt_tokens, completion_tokens, "      \
@@ -37,25 +45,39 @@ struct statement {
 
 // -- writes -------------------------------------------------------------------
 
-/// ($1 id, $2 user_id, $3 title) -> one row when inserted; none when the
-/// conversation exists already (a retry of a first message whose commit we
-/// could not confirm).
+/// ($1 id, $2 user_id, $3 title, $4 the creator's epoch) -> one row when
+/// inserted; none when the conversation exists already (a retry of a first
+/// message whose commit we could not confirm).
 inline constexpr statement insert_conversation{
   "insert_conversation",
-  "INSERT INTO conversations (id, user_id, title) VALUES ($1, $2, $3) "
-  "ON CONFLICT (id) DO NOTHING RETURNING id"};
+  "INSERT INTO conversations (id, user_id, title, owner_epoch) "
+  "VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING id"};
+
+/// ($1 conversation) -> (owner_epoch): after a fenced write took nothing,
+/// whether the fence refused it.
+inline constexpr statement conversation_epoch{
+  "conversation_epoch", "SELECT owner_epoch FROM conversations WHERE id = $1"};
+
+/// ($1 conversation) -> (user_id, owner_epoch) when it exists: the caller
+/// now owns it under the new epoch; writes under older ones are refused.
+inline constexpr statement claim_conversation{
+  "claim_conversation",
+  "UPDATE conversations SET owner_epoch = owner_epoch + 1 WHERE id = $1 "
+  "RETURNING user_id, owner_epoch"};
 
 /// ($1 conversation, $2 seq, $3 id, $4 content, $5 user, $6 client_msg_id,
-///  $7 created_at ms or NULL, $8 the model asked for or NULL) -> one row, or
-/// none when a unique key is taken: the user's clientMsgId (a repeat), the
-/// seq (another message holds it: the caller's next seq was stale) or the
-/// id. The model is kept so that a reply lost in a crash can be generated
-/// with it later.
+///  $7 created_at ms or NULL, $8 the model asked for or NULL, $9 epoch) ->
+/// one row, or none when the epoch is not the conversation's (fenced) or a
+/// unique key is taken: the user's clientMsgId (a repeat), the seq (another
+/// message holds it: the caller's next seq was stale) or the id. The model
+/// is kept so that a reply lost in a crash can be generated with it later.
 inline constexpr statement insert_user_message{
   "insert_user_message",
+  "WITH " CHAT_FENCE("$1::uuid", "$9::bigint") " "
   "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
   "client_msg_id, created_at, model) "
-  "VALUES ($1, $2, $3, 'user', $4, $5, $6, " CHAT_TS_FROM_MS("$7") ", $8) "
+  "SELECT $1::uuid, $2::bigint, $3::uuid, 'user', $4::text, $5::text, $6::text, "
+  CHAT_TS_FROM_MS("$7") ", $8::text FROM fence "
   "ON CONFLICT DO NOTHING RETURNING id"};
 
 /// ($1 user, $2 client_msg_id) -> (conversation_id, id, seq)
@@ -70,37 +92,41 @@ inline constexpr statement delete_conversation{
   "delete_conversation", "DELETE FROM conversations WHERE id = $1"};
 
 /// ($1 conversation, $2 seq, $3 id, $4 content, $5 user or '' for the
-///  owner, $6 reply_to, $7 model, $8 created_at ms or NULL, $9 process)
-/// -> one row (id) when inserted or updated; none when the row with that id
-/// is not an in-progress reply at this conversation and seq (see
-/// find_reply). Another message at this seq raises a unique violation.
+///  owner, $6 reply_to, $7 model, $8 created_at ms or NULL, $9 process,
+///  $10 epoch) -> one row (id) when inserted or updated; none when fenced,
+/// or when the row with that id is not an in-progress reply at this
+/// conversation and seq (see find_reply). Another message at this seq
+/// raises a unique violation.
 inline constexpr statement checkpoint_reply{
   "checkpoint_reply",
+  "WITH " CHAT_FENCE("$1::uuid", "$10::bigint") " "
   "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
   "reply_to, model, created_at, generating_process) "
-  "VALUES ($1, $2, $3, 'assistant', $4, "
-  "coalesce(nullif($5, ''), "
-  "         (SELECT user_id FROM conversations WHERE id = $1)), "
-  "$6, $7, " CHAT_TS_FROM_MS("$8") ", $9::uuid) "
+  "SELECT $1::uuid, $2::bigint, $3::uuid, 'assistant', $4::text, "
+  "coalesce(nullif($5::text, ''), "
+  "         (SELECT user_id FROM conversations WHERE id = $1::uuid)), "
+  "$6::uuid, $7::text, " CHAT_TS_FROM_MS("$8") ", $9::uuid FROM fence "
   "ON CONFLICT (id) DO UPDATE SET content = excluded.content, "
   "generating_process = excluded.generating_process "
   "WHERE " CHAT_SAME_IN_PROGRESS_REPLY " RETURNING id"};
 
 /// ($1 conversation, $2 seq, $3 id, $4 content, $5 user or '' for the
 ///  owner, $6 reply_to, $7 model, $8 finish_reason, $9 prompt_tokens,
-///  $10 completion_tokens, $11 created_at ms or NULL) -> one row (id) when
-/// inserted or when it completed the checkpointed row; none when the row
-/// with that id is not an in-progress reply at this conversation and seq.
-/// A completed checkpoint keeps its created_at (when the reply began).
+///  $10 completion_tokens, $11 created_at ms or NULL, $12 epoch) -> one row
+/// (id) when inserted or when it completed the checkpointed row; none when
+/// fenced, or when the row with that id is not an in-progress reply at this
+/// conversation and seq. A completed checkpoint keeps its created_at (when
+/// the reply began).
 inline constexpr statement upsert_reply{
   "upsert_reply",
+  "WITH " CHAT_FENCE("$1::uuid", "$12::bigint") " "
   "INSERT INTO messages (conversation_id, seq, id, role, content, user_id, "
   "reply_to, model, finish_reason, prompt_tokens, completion_tokens, "
   "created_at) "
-  "VALUES ($1, $2, $3, 'assistant', $4, "
-  "coalesce(nullif($5, ''), "
-  "         (SELECT user_id FROM conversations WHERE id = $1)), "
-  "$6, $7, $8, $9, $10, " CHAT_TS_FROM_MS("$11") ") "
+  "SELECT $1::uuid, $2::bigint, $3::uuid, 'assistant', $4::text, "
+  "coalesce(nullif($5::text, ''), "
+  "         (SELECT user_id FROM conversations WHERE id = $1::uuid)), "
+  "$6::uuid, $7::text, $8::text, $9::int, $10::int, " CHAT_TS_FROM_MS("$11") " FROM fence "
   "ON CONFLICT (id) DO UPDATE SET content = excluded.content, "
   "finish_reason = excluded.finish_reason, "
   "prompt_tokens = excluded.prompt_tokens, "
@@ -158,11 +184,19 @@ inline constexpr statement advertise_process{
 inline constexpr statement leave_cluster{
   "leave_cluster", "UPDATE chat_processes SET left_at = now() WHERE id = $1"};
 
-/// () -> (id, node, cluster_address) of the cluster's live members, by id.
+/// ($1 process id): it is alive and not paused (run every second by the
+/// thread holding its lock).
+inline constexpr statement heartbeat{
+  "heartbeat", "UPDATE chat_processes SET heartbeat_at = now() WHERE id = $1"};
+
+/// ($1 suspect timeout ms) -> (id, node, cluster_address) of the cluster's
+/// live members, by id: holding their lock, not left, and beating (a paused
+/// process keeps its lock but stops beating).
 inline constexpr statement live_members{
   "live_members",
   "SELECT id::text, node, cluster_address FROM chat_processes "
   "WHERE cluster_address IS NOT NULL AND left_at IS NULL AND "
+  "heartbeat_at > now() - $1::bigint * interval '1 millisecond' AND "
   CHAT_PROCESS_LIVE("chat_processes.id") " ORDER BY id"};
 
 /// () -> rows of processes that are gone and own nothing any more.
@@ -178,14 +212,16 @@ inline constexpr statement prune_processes{
   "role = 'assistant' AND finish_reason IS NULL AND "                       \
   "(generating_process IS NULL OR NOT " CHAT_PROCESS_LIVE("generating_process") ")"
 
-/// ($1 conversation) -> one row: how many of its replies left unfinished by
-/// a process that is gone were closed `interrupted` (keeping what was
-/// checkpointed); bumps the conversation's updated_at when any was.
+/// ($1 conversation) -> one row: after a claim, how many of its replies in
+/// progress were closed `interrupted` (keeping what was checkpointed): their
+/// writers are fenced off, nobody else can finish them. Bumps the
+/// conversation's updated_at when any was.
 inline constexpr statement recover_conversation{
   "recover_conversation",
   "WITH r AS (UPDATE messages SET finish_reason = 'interrupted', "
   "generating_process = NULL, generating_node = NULL "
-  "WHERE conversation_id = $1 AND " CHAT_ORPHANED_REPLY " RETURNING seq), "
+  "WHERE conversation_id = $1 AND role = 'assistant' AND finish_reason IS NULL "
+  "RETURNING seq), "
   "t AS (UPDATE conversations SET updated_at = now() "
   "WHERE id = $1 AND EXISTS (SELECT 1 FROM r)) "
   "SELECT count(*) FROM r"};
@@ -200,12 +236,6 @@ inline constexpr statement recover_interrupted{
   "WHERE id IN (SELECT conversation_id FROM r)) "
   "SELECT count(*) FROM r"};
 
-/// ($1 conversation) -> (seq) of replies still being generated by live
-/// processes (run after recover_conversation).
-inline constexpr statement replies_in_progress{
-  "replies_in_progress",
-  "SELECT seq FROM messages WHERE conversation_id = $1 "
-  "AND role = 'assistant' AND finish_reason IS NULL ORDER BY seq"};
 
 /// ($1 conversation)
 inline constexpr statement touch_conversation{
@@ -268,6 +298,7 @@ inline constexpr statement ping{"ping", "SELECT 1"};
 
 // clang-format on
 
+#undef CHAT_FENCE
 #undef CHAT_ORPHANED_REPLY
 #undef CHAT_PROCESS_LIVE
 #undef CHAT_LOCK_SPACE
@@ -289,7 +320,8 @@ inline constexpr statement all[] = {
     find_reply,
     check_writes,
     recover_conversation,
-    replies_in_progress,
+    claim_conversation,
+    conversation_epoch,
     touch_conversation,
     remove_conversation,
     conversation_owner,

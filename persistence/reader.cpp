@@ -44,21 +44,21 @@ stored_message to_message(const pqxx::row& r) {
   return m;
 }
 
-/// Closes what processes that are gone left unfinished in `conv` (counted
-/// in `recovered`), then reads its snapshot.
+/// Claims `conv` (a new epoch: writes under older ones are refused from
+/// now on), closes the replies it had in progress (counted in `recovered`:
+/// their writers are fenced off), then reads its snapshot.
 conversation_snapshot load_conv(pqxx::work& tx, const std::string& conv, int64_t& recovered) {
   conversation_snapshot s;
-  auto owner = tx.exec_prepared(sql::conversation_owner.name, conv);
-  if (owner.empty())
+  auto claimed = tx.exec_prepared(sql::claim_conversation.name, conv);
+  if (claimed.empty())
     return s;
   s.found = true;
-  s.owner = owner[0][0].as<std::string>();
+  s.owner = claimed[0][0].as<std::string>();
+  s.epoch = claimed[0][1].as<int64_t>();
   recovered = tx.exec_prepared1(sql::recover_conversation.name, conv)[0].as<int64_t>();
   s.last_seq = tx.exec_prepared1(sql::last_seq.name, conv)[0].as<int64_t>();
   for (const auto& row : tx.exec_prepared(sql::recent_messages.name, conv, recent_context))
     s.recent.push_back(to_message(row));
-  for (const auto& row : tx.exec_prepared(sql::replies_in_progress.name, conv))
-    s.in_progress.push_back(row[0].as<int64_t>());
   return s;
 }
 

@@ -28,14 +28,14 @@ store_actor::behavior_type router(store_actor::pointer self, writer_actor writer
       [=](append_user_atom a, user_message_write& w) {
         return self->delegate(writer, a, std::move(w));
       },
-      [=](checkpoint_atom a, stored_message& m, std::string& node) {
-        return self->delegate(writer, a, std::move(m), std::move(node));
+      [=](checkpoint_atom a, stored_message& m, std::string& process, int64_t epoch) {
+        return self->delegate(writer, a, std::move(m), std::move(process), epoch);
       },
       [=](db_check_atom a, std::string& conv, std::string& id) {
         return self->delegate(writer, a, std::move(conv), std::move(id));
       },
-      [=](append_reply_atom a, stored_message& m) {
-        return self->delegate(writer, a, std::move(m));
+      [=](append_reply_atom a, stored_message& m, int64_t epoch) {
+        return self->delegate(writer, a, std::move(m), epoch);
       },
       [=](remove_conv_atom a, std::string& user, std::string& conv) {
         return self->delegate(writer, a, std::move(user), std::move(conv));

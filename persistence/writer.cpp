@@ -39,6 +39,24 @@ struct write_conflict : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A write under an epoch that is no longer the conversation's: someone
+/// else claimed it (migrations/005_fencing.sql). Nothing was written.
+struct fenced_write : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// After a fenced statement took nothing: throws when the fence refused
+/// it (returns when the fence let it through and something else did).
+void check_fence(pqxx::work& tx, const std::string& conv, int64_t epoch) {
+  auto r = tx.exec_prepared(sql::conversation_epoch.name, conv);
+  if (r.empty())
+    throw write_conflict("conversation " + conv + " does not exist");
+  auto current = r[0][0].as<int64_t>();
+  if (current != epoch)
+    throw fenced_write("conversation " + conv + " is owned under epoch " + std::to_string(current)
+                       + ", not " + std::to_string(epoch));
+}
+
 write_check check_writes(pqxx::work& tx, const std::string& conv, const std::string& message_id) {
   auto id = looks_like_uuid(message_id) ? std::optional<std::string>{message_id} : std::nullopt;
   auto r = tx.exec_prepared1(sql::check_writes.name, conv, id);
@@ -49,16 +67,17 @@ append_result append_user(pqxx::work& tx, const user_message_write& w) {
   auto& m = w.message;
   bool created = false;
   if (w.create_conversation)
-    created
-        = !tx.exec_prepared(sql::insert_conversation.name, m.conversation_id, m.user_id, w.title)
-               .empty();
+    created = !tx.exec_prepared(sql::insert_conversation.name, m.conversation_id, m.user_id,
+                                w.title, w.epoch)
+                   .empty();
   auto inserted = tx.exec_prepared(sql::insert_user_message.name, m.conversation_id, m.seq, m.id,
                                    m.content, m.user_id, m.client_msg_id, ms_or_null(m.created_at),
-                                   text_or_null(m.model));
+                                   text_or_null(m.model), w.epoch);
   if (!inserted.empty()) {
     tx.exec_prepared0(sql::touch_conversation.name, m.conversation_id);
     return {false, m.conversation_id, m.id, m.seq, false};
   }
+  check_fence(tx, m.conversation_id, w.epoch);
   // A unique key is taken. The clientMsgId: answer the original and leave
   // no trace.
   if (created)
@@ -96,12 +115,14 @@ pqxx::row finished_reply(pqxx::work& tx, const stored_message& m, const char* wh
 
 /// Saves what was streamed so far of a reply. `false` (nothing written)
 /// when that reply is already finished: a checkpoint never undoes its end.
-bool checkpoint(pqxx::work& tx, const stored_message& m, const std::string& process) {
+bool checkpoint(pqxx::work& tx, const stored_message& m, const std::string& process,
+                int64_t epoch) {
   auto res = tx.exec_prepared(sql::checkpoint_reply.name, m.conversation_id, m.seq, m.id, m.content,
                               m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
-                              ms_or_null(m.created_at), process);
+                              ms_or_null(m.created_at), process, epoch);
   if (!res.empty())
     return true;
+  check_fence(tx, m.conversation_id, epoch);
   finished_reply(tx, m, "checkpoint");
   return false;
 }
@@ -109,12 +130,13 @@ bool checkpoint(pqxx::work& tx, const stored_message& m, const std::string& proc
 /// Inserts a finished reply or completes its checkpointed row. Writing the
 /// same finished reply again (a retry whose first answer was lost) is a
 /// no-op answered true; another end for a finished reply is an error.
-bool append_reply(pqxx::work& tx, const stored_message& m) {
+bool append_reply(pqxx::work& tx, const stored_message& m, int64_t epoch) {
   auto res = tx.exec_prepared(sql::upsert_reply.name, m.conversation_id, m.seq, m.id, m.content,
                               m.user_id, text_or_null(m.reply_to), text_or_null(m.model),
                               text_or_null(m.finish_reason), count_or_null(m.prompt_tokens),
-                              count_or_null(m.completion_tokens), ms_or_null(m.created_at));
+                              count_or_null(m.completion_tokens), ms_or_null(m.created_at), epoch);
   if (res.empty()) {
+    check_fence(tx, m.conversation_id, epoch);
     auto r = finished_reply(tx, m, "append_reply");
     if (r[3].as<std::string>() != m.finish_reason || r[4].as<std::string>() != m.content)
       throw write_conflict("append_reply: reply " + m.id + " is already stored with another end");
@@ -174,6 +196,7 @@ using batch = std::vector<std::unique_ptr<pending_write>>;
 enum class outcome {
   committed,
   bad_write, // rolled back because of a write that can never succeed
+  fenced,    // rolled back because of a write under a stale epoch
   transient, // rolled back, or never reached the database
   in_doubt,  // COMMIT was sent and its answer lost
 };
@@ -181,6 +204,8 @@ enum class outcome {
 /// Which failures are the writes' own fault (retrying them is pointless)
 /// and which are the database's state (a timeout, a lock, a restart).
 outcome classify(const std::exception& e) {
+  if (dynamic_cast<const fenced_write*>(&e) != nullptr)
+    return outcome::fenced;
   if (dynamic_cast<const write_conflict*>(&e) != nullptr
       || dynamic_cast<const pqxx::usage_error*>(&e) != nullptr
       || dynamic_cast<const pqxx::conversion_error*>(&e) != nullptr
@@ -202,6 +227,8 @@ store_failure failure_of(outcome o) {
   switch (o) {
     case outcome::bad_write:
       return store_failure::permanent;
+    case outcome::fenced:
+      return store_failure::fenced;
     case outcome::in_doubt:
       return store_failure::unknown;
     default:
@@ -224,21 +251,24 @@ public:
           return enqueue<append_result>(
               [w{std::move(w)}](pqxx::work& tx) { return append_user(tx, w); });
         },
-        [this](append_reply_atom, stored_message& m) -> caf::result<bool> {
+        [this](append_reply_atom, stored_message& m, int64_t epoch) -> caf::result<bool> {
           // Without one the row would read as in progress: never shown.
           if (m.finish_reason.empty())
             return caf::make_error(caf::sec::invalid_argument,
                                    "append_reply without a finish_reason");
-          return enqueue<bool>([m{std::move(m)}](pqxx::work& tx) { return append_reply(tx, m); });
+          return enqueue<bool>(
+              [m{std::move(m)}, epoch](pqxx::work& tx) { return append_reply(tx, m, epoch); });
         },
-        [this](checkpoint_atom, stored_message& m, std::string& process) -> caf::result<bool> {
+        [this](checkpoint_atom, stored_message& m, std::string& process,
+               int64_t epoch) -> caf::result<bool> {
           // Without its process the row could never be recovered after a
           // crash.
           if (!looks_like_uuid(process))
             return caf::make_error(caf::sec::invalid_argument, "checkpoint without a process id");
-          return enqueue<bool>([m{std::move(m)}, process{std::move(process)}](pqxx::work& tx) {
-            return checkpoint(tx, m, process);
-          });
+          return enqueue<bool>(
+              [m{std::move(m)}, process{std::move(process)}, epoch](pqxx::work& tx) {
+                return checkpoint(tx, m, process, epoch);
+              });
         },
         [this](db_check_atom, std::string& conv, std::string& id) -> caf::result<write_check> {
           if (!looks_like_uuid(conv))
@@ -301,7 +331,8 @@ private:
                  {{"writes", static_cast<int64_t>(n)}, {"ms", elapsed_ms(start)}});
       return;
     }
-    if (result != outcome::bad_write || n == 1) {
+    bool one_write_failed = result == outcome::bad_write || result == outcome::fenced;
+    if (!one_write_failed || n == 1) {
       // The database's state, not one write, failed the batch (or the
       // batch is that one write): each write is told how.
       log::warn(
@@ -336,6 +367,8 @@ private:
         return "committed";
       case outcome::bad_write:
         return "bad_write";
+      case outcome::fenced:
+        return "fenced";
       case outcome::transient:
         return "transient";
       case outcome::in_doubt:

@@ -24,6 +24,8 @@ void remember(conversation* self, const stored_message& m);
 void broadcast(conversation* self, std::string frame, const caf::actor& except = {});
 void send_event(conversation* self, const caf::actor& to, std::string frame);
 subscriber& attach(conversation* self, const caf::actor& session);
+void hand_over(conversation* self, bool fenced);
+void maybe_finish_hand_over(conversation* self);
 
 // -- conversation_writes.cpp: the user message queue and the seq check --------
 
@@ -38,6 +40,7 @@ void store_reply(conversation* self);
 void store_unstored(conversation* self, const std::string& id);
 void finish_reply(conversation* self, generation_outcome outcome);
 void fail_reply(conversation* self, const std::string& why);
+void abandon_reply(conversation* self, const std::string& why);
 
 // -- conversation_replay.cpp: history replay to a subscriber ------------------
 

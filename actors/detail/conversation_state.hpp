@@ -104,6 +104,12 @@ struct conversation_state {
   bool found = true;
   bool load_failed = false;
   bool is_new = false; // no row yet: written with the first message
+  /// The fencing token: the epoch this actor claimed the conversation
+  /// under (1 for one it creates). Every write carries it.
+  int64_t epoch = 0;
+  /// The conversation is another node's now: finish what is in flight,
+  /// then stop (see hand_over).
+  bool handing_over = false;
   int64_t next_seq = 1;
   /// next_seq agrees with the database; false after a failed write until
   /// a check says what the database holds.

@@ -40,11 +40,18 @@ struct fake_store_state {
   std::vector<stored_message> messages;              // committed, any conversation
   std::map<std::string, append_result> by_client_id; // user + "/" + id
   std::map<std::string, std::string> owners;         // conversation -> user
+  std::map<std::string, int64_t> epochs;             // conversation -> owner epoch
   std::vector<std::pair<stored_message, std::string>> checkpoints;
   std::deque<caf::error> reply_errors;
   int reply_writes = 0; // attempts, failed ones included
   int checks = 0;
   int history_requests = 0;
+
+  /// The fencing check of every write: refused under a stale epoch.
+  bool fenced(const std::string& conv, int64_t epoch) const {
+    auto i = epochs.find(conv);
+    return i != epochs.end() && i->second != epoch;
+  }
 
   append_result commit(const user_message_write& w) {
     auto key = w.message.user_id + "/" + w.message.client_msg_id;
@@ -54,8 +61,10 @@ struct fake_store_state {
       return r;
     }
     user_writes.push_back(w);
-    if (w.create_conversation)
+    if (w.create_conversation && owners.count(w.message.conversation_id) == 0) {
       owners[w.message.conversation_id] = w.message.user_id;
+      epochs[w.message.conversation_id] = w.epoch;
+    }
     messages.push_back(w.message);
     append_result r{false, w.message.conversation_id, w.message.id, w.message.seq, false};
     by_client_id[key] = r;
@@ -79,6 +88,8 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
       [=](append_user_atom, user_message_write& w) -> caf::result<append_result> {
         auto& st = self->state;
         st.requested.push_back(w);
+        if (st.fenced(w.message.conversation_id, w.epoch))
+          return make_store_error(store_failure::fenced, "fenced");
         if (st.hold) {
           auto rp = self->make_response_promise<append_result>();
           ++st.held_writes;
@@ -92,13 +103,18 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
         }
         return st.commit(w);
       },
-      [=](checkpoint_atom, stored_message& m, const std::string& node) {
+      [=](checkpoint_atom, stored_message& m, const std::string& node,
+          int64_t epoch) -> caf::result<bool> {
+        if (self->state.fenced(m.conversation_id, epoch))
+          return make_store_error(store_failure::fenced, "fenced");
         self->state.checkpoints.emplace_back(m, node);
         return true;
       },
-      [=](append_reply_atom, stored_message& m) -> caf::result<bool> {
+      [=](append_reply_atom, stored_message& m, int64_t epoch) -> caf::result<bool> {
         auto& st = self->state;
         ++st.reply_writes;
+        if (st.fenced(m.conversation_id, epoch))
+          return make_store_error(store_failure::fenced, "fenced");
         if (!st.reply_errors.empty()) {
           auto err = st.reply_errors.front();
           st.reply_errors.pop_front();
@@ -127,6 +143,7 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
           return s;
         s.found = true;
         s.owner = i->second;
+        s.epoch = ++st.epochs[id]; // loading claims it
         for (auto& m : st.messages)
           if (m.conversation_id == id) {
             s.last_seq = std::max(s.last_seq, m.seq);
@@ -971,5 +988,88 @@ TEST_CASE_FIXTURE(fixture, "conversation: after the drain timeout no queued repl
   consume_messages();
   CHECK(store_state().messages.back().finish_reason == "interrupted");
   CHECK(ai_state().requests.size() == 1); // "two" stays unanswered for the next owner
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+// -- fencing and hand-over ------------------------------------------------------
+
+TEST_CASE_FIXTURE(fixture, "conversation: a write refused by the fence hands over at once: the "
+                           "reply ends interrupted, the send is answered moved, the actor stops") {
+  auto conv = spawn_new_conversation(sys, "e1e1e1e1-e1e1-4e1e-8e1e-e1e1e1e1e1e1", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  self->monitor(conv);
+  REQUIRE(send(conv, "alice", "c1", "one", session)); // written under epoch 1
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "x");
+  // Another node claims the conversation (its load bumps the epoch).
+  store_state().epochs["e1e1e1e1-e1e1-4e1e-8e1e-e1e1e1e1e1e1"] = 2;
+  auto refused = send(conv, "alice", "c2", "two", session);
+  REQUIRE_FALSE(refused);
+  CHECK(is_conversation_moved(refused.error()));
+  CHECK(types_of(frames(session)) == std::vector<std::string>{"chunk", "done"});
+  CHECK(std::string{parse(frames(session).back())["finishReason"].GetString()} == "interrupted");
+  CHECK(ai_state().cancels == std::vector<std::string>{stream}); // the provider is stopped
+  // Nothing of the reply or of "two" was written under the old epoch.
+  CHECK(store_state().user_writes.size() == 1);
+  CHECK(store_state().reply_writes == 0);
+  bool stopped_moved = false;
+  self->receive([&](caf::down_msg& dm) { stopped_moved = is_conversation_moved(dm.reason); },
+                caf::after(std::chrono::seconds{0}) >> [] {});
+  CHECK(stopped_moved);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a fenced checkpoint hands over too") {
+  auto conv = spawn_new_conversation(sys, "e2e2e2e2-e2e2-4e2e-8e2e-e2e2e2e2e2e2", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  self->monitor(conv);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "x");
+  store_state().epochs["e2e2e2e2-e2e2-4e2e-8e2e-e2e2e2e2e2e2"] = 7;
+  sched.clock().advance_time(cfg.checkpoint_interval);
+  consume_messages();
+  CHECK(types_of(frames(session)) == std::vector<std::string>{"chunk", "done"});
+  bool stopped_moved = false;
+  self->receive([&](caf::down_msg& dm) { stopped_moved = is_conversation_moved(dm.reason); },
+                caf::after(std::chrono::seconds{0}) >> [] {});
+  CHECK(stopped_moved);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: told to hand over, it finishes the reply in progress, "
+                           "answers new sends moved, leaves queued replies to the new owner, "
+                           "then stops") {
+  auto conv = spawn_new_conversation(sys, "e3e3e3e3-e3e3-4e3e-8e3e-e3e3e3e3e3e3", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  self->monitor(conv);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  REQUIRE(send(conv, "alice", "c2", "two", session)); // its reply waits
+  auto stream = ai_state().requests[0].stream_id;
+  caf::anon_send(conv, handover_atom::value);
+  consume_messages();
+  CHECK(ai_state().cancels.empty()); // the reply goes on
+  auto refused = send(conv, "alice", "c3", "three", session);
+  REQUIRE_FALSE(refused);
+  CHECK(is_conversation_moved(refused.error()));
+  CHECK_FALSE(self_has_message()); // still serving its reply
+  chunk(conv, stream, "x");
+  done(conv, stream, "stop");
+  CHECK(std::string{parse(frames(session).back())["finishReason"].GetString()} == "stop");
+  CHECK(store_state().messages.back().content == "x"); // stored under its epoch
+  CHECK(ai_state().requests.size() == 1); // "two" is answered by the new owner
+  bool stopped_moved = false;
+  self->receive([&](caf::down_msg& dm) { stopped_moved = is_conversation_moved(dm.reason); },
+                caf::after(std::chrono::seconds{0}) >> [] {});
+  CHECK(stopped_moved);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: loading claims it, and the writes carry the new epoch") {
+  store_state().owners["e4e4e4e4-e4e4-4e4e-8e4e-e4e4e4e4e4e4"] = "alice";
+  store_state().epochs["e4e4e4e4-e4e4-4e4e-8e4e-e4e4e4e4e4e4"] = 4;
+  auto conv = spawn_conversation(sys, "e4e4e4e4-e4e4-4e4e-8e4e-e4e4e4e4e4e4", cfg);
+  auto session = sys.spawn(recorder);
+  consume_messages();
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  CHECK(store_state().epochs["e4e4e4e4-e4e4-4e4e-8e4e-e4e4e4e4e4e4"] == 5);
+  CHECK(store_state().user_writes.back().epoch == 5);
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
