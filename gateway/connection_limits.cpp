@@ -1,5 +1,7 @@
 #include "gateway/connection_limits.hpp"
 
+#include <algorithm>
+
 #include "common/metrics.hpp"
 
 namespace chat::gateway {
@@ -34,10 +36,11 @@ void connection_limits::slot::release() {
   owner_.reset();
 }
 
-std::shared_ptr<connection_limits> connection_limits::make(size_t max_connections,
-                                                           size_t max_connections_per_user) {
+std::shared_ptr<connection_limits>
+connection_limits::make(size_t max_connections, size_t max_connections_per_user,
+                        std::shared_ptr<const cluster_usage> elsewhere) {
   return std::shared_ptr<connection_limits>{
-      new connection_limits{max_connections, max_connections_per_user}};
+      new connection_limits{max_connections, max_connections_per_user, std::move(elsewhere)}};
 }
 
 connection_limits::slot connection_limits::try_connection() {
@@ -50,9 +53,11 @@ connection_limits::slot connection_limits::try_connection() {
 }
 
 connection_limits::slot connection_limits::try_user_connection(const std::string& user) {
+  auto remote = elsewhere_ ? static_cast<size_t>(std::max<int64_t>(0, elsewhere_->of(user).connections))
+                           : size_t{0};
   std::lock_guard<std::mutex> guard{mtx_};
   auto& n = per_user_[user];
-  if (n >= max_per_user_) {
+  if (n + remote >= max_per_user_) {
     if (n == 0) // max_per_user_ 0: do not leave an empty entry behind
       per_user_.erase(user);
     return {};
@@ -64,6 +69,14 @@ connection_limits::slot connection_limits::try_user_connection(const std::string
 size_t connection_limits::open() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return open_;
+}
+
+usage_map connection_limits::connections_by_user() const {
+  usage_map out;
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& [user, n] : per_user_)
+    out[user].connections = static_cast<int64_t>(n);
+  return out;
 }
 
 size_t connection_limits::open_of(const std::string& user) const {

@@ -6,6 +6,10 @@
 /// A connection holds a `slot`, given back when the slot is destroyed: the
 /// node-wide one travels from the HTTP session to the WebSocket session on
 /// upgrade, so each connection counts once for as long as it is open.
+///
+/// The per-user limit holds across the cluster: a user's connections on
+/// the other nodes (as they last reported them, common/cluster_usage.hpp,
+/// which states the error bound) count too.
 
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +17,8 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include "common/cluster_usage.hpp"
 
 namespace chat::gateway {
 
@@ -42,8 +48,9 @@ public:
   };
 
   /// Always through make_shared (slots keep the limits alive).
-  static std::shared_ptr<connection_limits> make(size_t max_connections,
-                                                 size_t max_connections_per_user);
+  static std::shared_ptr<connection_limits>
+  make(size_t max_connections, size_t max_connections_per_user,
+       std::shared_ptr<const cluster_usage> elsewhere = {});
 
   /// A place among the node's open connections (HTTP and WebSocket).
   slot try_connection();
@@ -54,16 +61,21 @@ public:
   size_t open() const;
   /// WebSocket connections of `user` open now.
   size_t open_of(const std::string& user) const;
+  /// Every user's WebSocket connections open here (for the other nodes).
+  usage_map connections_by_user() const;
   size_t max_connections() const {
     return max_connections_;
   }
 
 private:
-  connection_limits(size_t max_connections, size_t max_connections_per_user)
-      : max_connections_(max_connections), max_per_user_(max_connections_per_user) {}
+  connection_limits(size_t max_connections, size_t max_connections_per_user,
+                    std::shared_ptr<const cluster_usage> elsewhere)
+      : max_connections_(max_connections), max_per_user_(max_connections_per_user),
+        elsewhere_(std::move(elsewhere)) {}
 
   const size_t max_connections_;
   const size_t max_per_user_;
+  const std::shared_ptr<const cluster_usage> elsewhere_;
   mutable std::mutex mtx_;
   size_t open_ = 0;
   std::unordered_map<std::string, size_t> per_user_; // users with at least one

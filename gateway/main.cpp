@@ -23,6 +23,8 @@
 #include "actors/directory_actor.hpp"
 #include "actors/type_registry.hpp"
 #include "ai/invoker_pool.hpp"
+#include "actors/rate_limiter.hpp"
+#include "common/cluster_usage.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "gateway/jwt.hpp"
@@ -329,7 +331,13 @@ int cmd_serve(const settings& s) {
   services.session.directory = directory;
   services.session.store = store;
   services.session.models = models;
-  services.session.limiter = std::make_shared<rate_limiter>(static_cast<int>(sends_per_min));
+  // Per-user limits hold cluster-wide: what the user holds on the other
+  // members counts too (common/cluster_usage.hpp, with the error bound).
+  auto usage_elsewhere = cluster ? std::make_shared<cluster_usage>() : nullptr;
+  auto limiter = std::make_shared<rate_limiter>(static_cast<int>(sends_per_min), usage_elsewhere);
+  services.session.limiter = limiter;
+  services.limits = gateway::connection_limits::make(gw.max_connections,
+                                                     gw.max_connections_per_user, usage_elsewhere);
   auto draining = std::make_shared<std::atomic<bool>>(false);
   services.session.draining = draining;
 
@@ -375,7 +383,14 @@ int cmd_serve(const settings& s) {
         db_url, process.process_id, std::chrono::milliseconds{1000}, suspect_timeout, cluster_status,
         [directory, self_id = process.process_id](const cluster_members& view) {
           caf::anon_send(directory, cluster_view_atom::value, view, self_id);
-        });
+        },
+        persistence::usage_exchange{[limits = services.limits, limiter] {
+                                      auto usage = limits->connections_by_user();
+                                      for (auto& [user, u] : limiter->recent_sends())
+                                        usage[user].sends = u.sends;
+                                      return usage;
+                                    },
+                                    usage_elsewhere});
     services.cluster_joined
         = std::shared_ptr<const std::atomic<bool>>(cluster_status, &cluster_status->joined);
   }

@@ -17,6 +17,7 @@
 #include "actors/directory_actor.hpp"
 #include "actors/persistence_actor.hpp"
 #include "actors/session_actor.hpp"
+#include "gateway/connection_limits.hpp"
 #include "gateway/node_health.hpp"
 
 namespace boost::asio {
@@ -67,6 +68,9 @@ struct gateway_services {
   /// In a cluster: whether this node is a live member yet (/readyz is 503
   /// until then). Null on a single node.
   std::shared_ptr<const std::atomic<bool>> cluster_joined;
+  /// The connection limits, when the caller shares them (their per-user
+  /// counts go to the other nodes); null: made from gateway_config.
+  std::shared_ptr<connection_limits> limits;
 };
 
 class server {

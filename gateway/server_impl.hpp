@@ -22,8 +22,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(boost::asio::io_context& ioc, gateway_config cfg, gateway_services services)
       : ioc(ioc), cfg(std::move(cfg)), services(std::move(services)),
         accept_strand(ioc.get_executor()), acceptor(accept_strand), accept_timer(accept_strand),
-        limits(connection_limits::make(this->cfg.max_connections,
-                                       this->cfg.max_connections_per_user)) {}
+        limits(this->services.limits ? this->services.limits
+                                     : connection_limits::make(this->cfg.max_connections,
+                                                               this->cfg.max_connections_per_user)) {}
 
   boost::asio::io_context& ioc;
   const gateway_config cfg;

@@ -1,6 +1,7 @@
 #include "persistence/membership.hpp"
 
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -28,6 +29,52 @@ void keepalives_on_server(pqxx::connection& c) {
   pqxx::nontransaction tx{c};
   tx.exec("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
           "SET tcp_keepalives_count = 2");
+}
+
+/// Whether `s` is valid UTF-8 (jsonb refuses anything else).
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size())
+      return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80)
+        return false;
+    i += n;
+  }
+  return true;
+}
+
+/// {"user": [connections, sends], ...} for report_usage. Users whose id is
+/// not UTF-8 (it comes from a token) are left out rather than failing the
+/// whole report.
+std::string usage_json(const usage_map& usage) {
+  std::string out = "{";
+  for (auto& [user, u] : usage) {
+    if ((u.connections == 0 && u.sends == 0) || !valid_utf8(user)
+        || user.find('\0') != std::string::npos)
+      continue;
+    if (out.size() > 1)
+      out += ',';
+    out += '"';
+    for (char ch : user) {
+      auto c = static_cast<unsigned char>(ch);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += ch;
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out += ch;
+      }
+    }
+    out += "\":[" + std::to_string(u.connections) + "," + std::to_string(u.sends) + "]";
+  }
+  out += '}';
+  return out;
 }
 
 /// Runs `step` every `interval` on a thread of its own until destroyed.
@@ -199,9 +246,10 @@ class membership_watch {
 public:
   membership_watch(std::string url, std::string own_id, std::chrono::milliseconds interval,
                    std::chrono::milliseconds suspect_after, std::shared_ptr<cluster_status> status,
-                   std::function<void(const std::vector<cluster_member>&)> on_change)
+                   std::function<void(const std::vector<cluster_member>&)> on_change,
+                   usage_exchange usage)
       : url_(std::move(url)), own_id_(std::move(own_id)), suspect_after_(suspect_after),
-        status_(std::move(status)), on_change_(std::move(on_change)),
+        status_(std::move(status)), on_change_(std::move(on_change)), usage_(std::move(usage)),
         ticker_(interval, [this] { step(); }) {}
 
 private:
@@ -223,6 +271,27 @@ private:
     if (first_ || !same(view, last_))
       publish(view);
     first_ = false;
+    exchange_usage();
+  }
+
+  /// This node's usage out, the other live members' sums in. On a failure
+  /// the last sums stay (the limits go on with what they knew).
+  void exchange_usage() {
+    if (!usage_.local || !usage_.elsewhere)
+      return;
+    try {
+      pqxx::work tx{*conn_};
+      tx.exec_params(sql::report_usage.text, own_id_, usage_json(usage_.local()));
+      usage_map elsewhere;
+      for (const auto& r : tx.exec_params(sql::usage_elsewhere.text, own_id_,
+                                          static_cast<int64_t>(suspect_after_.count())))
+        elsewhere[r[0].as<std::string>()] = {r[1].as<int64_t>(), r[2].as<int64_t>()};
+      tx.commit();
+      usage_.elsewhere->replace(std::move(elsewhere));
+    } catch (const std::exception& e) {
+      conn_.reset();
+      log::warn("cluster_usage_failed", {{"error", first_line(e)}});
+    }
   }
 
   static bool same(const std::vector<cluster_member>& a, const std::vector<cluster_member>& b) {
@@ -266,6 +335,7 @@ private:
   std::chrono::milliseconds suspect_after_;
   std::shared_ptr<cluster_status> status_;
   std::function<void(const std::vector<cluster_member>&)> on_change_;
+  usage_exchange usage_;
   std::unique_ptr<pqxx::connection> conn_; // the watch's thread only
   std::vector<cluster_member> last_;
   bool first_ = true;
@@ -276,9 +346,11 @@ std::shared_ptr<membership_watch>
 watch_membership(const std::string& database_url, std::string own_process_id,
                  std::chrono::milliseconds interval, std::chrono::milliseconds suspect_after,
                  std::shared_ptr<cluster_status> status,
-                 std::function<void(const std::vector<cluster_member>&)> on_change) {
+                 std::function<void(const std::vector<cluster_member>&)> on_change,
+                 usage_exchange usage) {
   return std::make_shared<membership_watch>(database_url, std::move(own_process_id), interval,
-                                            suspect_after, std::move(status), std::move(on_change));
+                                            suspect_after, std::move(status), std::move(on_change),
+                                            std::move(usage));
 }
 
 } // namespace chat::persistence

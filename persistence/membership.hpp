@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "actors/messages.hpp"
+#include "common/cluster_usage.hpp"
 
 namespace chat::persistence {
 
@@ -64,15 +65,25 @@ struct cluster_status {
 
 class membership_watch;
 
+/// The cluster-wide limits' exchange (common/cluster_usage.hpp): each tick
+/// this node's usage goes to the membership table and the other live
+/// members' sums come back.
+struct usage_exchange {
+  std::function<usage_map()> local;
+  std::shared_ptr<cluster_usage> elsewhere;
+};
+
 /// Reads the live members (holding their lock, not left, and beating within
 /// `suspect_after`) every `interval` on a thread of its own, keeps
 /// `status` up to date (and the cluster gauges of /metrics), logs joins and
 /// departures, and calls `on_change` (on that thread) with each new view.
+/// With `usage`, also exchanges the cluster-wide limits' counts each tick.
 /// Stops when the returned handle is destroyed.
 std::shared_ptr<membership_watch>
 watch_membership(const std::string& database_url, std::string own_process_id,
                  std::chrono::milliseconds interval, std::chrono::milliseconds suspect_after,
                  std::shared_ptr<cluster_status> status,
-                 std::function<void(const std::vector<cluster_member>&)> on_change = {});
+                 std::function<void(const std::vector<cluster_member>&)> on_change = {},
+                 usage_exchange usage = {});
 
 } // namespace chat::persistence

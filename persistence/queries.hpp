@@ -199,6 +199,20 @@ inline constexpr statement live_members{
   "heartbeat_at > now() - $1::bigint * interval '1 millisecond' AND "
   CHAT_PROCESS_LIVE("chat_processes.id") " ORDER BY id"};
 
+/// ($1 process id, $2 its usage as jsonb: {"user": [connections, sends]})
+inline constexpr statement report_usage{
+  "report_usage", "UPDATE chat_processes SET usage = $2::jsonb WHERE id = $1"};
+
+/// ($1 own process id, $2 suspect timeout ms) -> (user, connections, sends)
+/// summed over the other live members' reports.
+inline constexpr statement usage_elsewhere{
+  "usage_elsewhere",
+  "SELECT u.key, sum((u.value->>0)::bigint), sum((u.value->>1)::bigint) "
+  "FROM chat_processes p, jsonb_each(p.usage) u "
+  "WHERE p.id <> $1::uuid AND p.cluster_address IS NOT NULL AND p.left_at IS NULL AND "
+  "p.heartbeat_at > now() - $2::bigint * interval '1 millisecond' AND "
+  CHAT_PROCESS_LIVE("p.id") " GROUP BY u.key"};
+
 /// () -> rows of processes that are gone and own nothing any more.
 inline constexpr statement prune_processes{
   "prune_processes",

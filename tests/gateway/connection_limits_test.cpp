@@ -58,3 +58,17 @@ TEST_CASE("gateway: slots keep their limits alive") {
   s = {}; // releases into the limits it kept alive: no crash
   CHECK_FALSE(s);
 }
+
+TEST_CASE("gateway: a user's connections on other nodes count against the per-user limit") {
+  auto elsewhere = std::make_shared<chat::cluster_usage>();
+  auto limits = connection_limits::make(100, 3, elsewhere);
+  elsewhere->replace({{"alice", {2, 0}}});
+  auto first = limits->try_user_connection("alice");
+  CHECK(first);
+  CHECK_FALSE(limits->try_user_connection("alice")); // 1 here + 2 elsewhere
+  CHECK(limits->try_user_connection("bob"));
+  auto counts = limits->connections_by_user();
+  CHECK(counts["alice"].connections == 1); // only this node's go out
+  elsewhere->replace({});
+  CHECK(limits->try_user_connection("alice"));
+}
