@@ -33,9 +33,10 @@ std::string make_certs(const std::vector<std::string>& names) {
   return dir;
 }
 
-service::options tls_node(const std::string& dir, const std::string& name) {
+service::options tls_node(const std::string& dir, const std::string& name,
+                          const std::string& cluster_host = "127.0.0.1") {
   service::options opts;
-  opts.chatd_env = {{"CHAT_CLUSTER_LISTEN", "127.0.0.1:0"},
+  opts.chatd_env = {{"CHAT_CLUSTER_LISTEN", cluster_host + ":0"},
                     {"CHAT_CLUSTER_TLS_CERT", dir + "/" + name + ".pem"},
                     {"CHAT_CLUSTER_TLS_KEY", dir + "/" + name + "-key.pem"},
                     {"CHAT_CLUSTER_TLS_CA", dir + "/ca.pem"}};
@@ -140,6 +141,70 @@ TEST_CASE("cluster tls: nodes with the cluster's certificates serve one conversa
   CHECK(http_request(a.port, "GET", "/healthz").status == 200);
   CHECK(check_history_whole(conv) == 6);
   std::system(("rm -rf " + certs + " " + rogue_certs).c_str());
+}
+
+TEST_CASE("cluster tls: three nodes on 127.0.0.2, .3 and .4: fan-out to every node, subscribe "
+          "mid-reply from one, cancel from another") {
+  auto certs = make_certs({"node-2", "node-3", "node-4"});
+  service n2{tls_node(certs, "node-2", "127.0.0.2")};
+  service n3{tls_node(certs, "node-3", "127.0.0.3")};
+  service n4{tls_node(certs, "node-4", "127.0.0.4")};
+  for (auto* n : {&n2, &n3, &n4})
+    wait_live_nodes(n->port, 3);
+  std::this_thread::sleep_for(300ms);
+  INFO("node 2: " << n2.chatd->log());
+  INFO("node 3: " << n3.chatd->log());
+  INFO("node 4: " << n4.chatd->log());
+  CHECK(n3.chatd->log().find("127.0.0.2:") != std::string::npos); // it learned node 2
+
+  auto user = unique_user();
+  ws_client on2;
+  REQUIRE(on2.connect(n2.port, n2.ws_path(user)) == 101);
+  on2.send_text(send_frame("f-1", "first [[mock tokens=3]]"));
+  auto ack1 = on2.read_until("ack");
+  auto conv = str(ack1, "conversationId"); // placed on node 2
+  CHECK(read_reply_of(on2, str(ack1, "messageId")).complete());
+
+  // Node 3 follows the conversation from the start.
+  ws_client on3;
+  REQUIRE(on3.connect(n3.port, n3.ws_path(user)) == 101);
+  on3.send_text(subscribe_frame(conv, 0));
+  CHECK(num(on3.read_until("message"), "seq") == 1);
+  CHECK(num(on3.read_until("message"), "seq") == 2);
+
+  // A slow reply; node 4 subscribes in the middle of it.
+  on2.send_text(send_frame("f-2", "slow [[mock delay_ms=30 tokens=300]]", conv));
+  auto ack2 = on2.read_until("ack");
+  auto asked = str(ack2, "messageId");
+  CHECK(str(on3.read_until("message"), "clientMsgId") == "f-2");
+  auto so_far3 = read_chunks(on3, asked, 5);
+  ws_client on4;
+  REQUIRE(on4.connect(n4.port, n4.ws_path(user)) == 101);
+  on4.send_text(subscribe_frame(conv, 2));
+  CHECK(str(on4.read_until("message"), "clientMsgId") == "f-2");
+  auto so_far4 = read_chunks(on4, asked, 10);
+
+  // Node 3 cancels it; every node sees the same end.
+  on3.send_text(cancel_frame(conv, so_far4.message_id));
+  auto on_2 = read_reply_of(on2, asked);
+  auto on_3 = read_reply_of(on3, asked, 30s, so_far3);
+  auto on_4 = read_reply_of(on4, asked, 30s, so_far4);
+  for (auto* r : {&on_2, &on_3, &on_4}) {
+    CHECK(r->finish_reason == "cancelled");
+    CHECK(r->complete());
+    CHECK(r->duplicates == 0);
+    CHECK(r->out_of_order == 0);
+    CHECK(r->content() == on_2.content());
+  }
+  CHECK(on_2.done_chunks < 300);
+  CHECK(check_history_whole(conv) == 4);
+  CHECK(db_query1("SELECT finish_reason FROM messages WHERE conversation_id = $1 AND seq = 4", conv)[0]
+            .as<std::string>()
+        == "cancelled");
+  // Only node 2 generated replies: the others reached it over TLS.
+  CHECK(n3.chatd->log().find("reply_started") == std::string::npos);
+  CHECK(n4.chatd->log().find("reply_started") == std::string::npos);
+  std::system(("rm -rf " + certs).c_str());
 }
 
 TEST_CASE("cluster tls: an incomplete set of TLS settings stops chatd with one line naming it") {
