@@ -8,6 +8,8 @@
 
 #include <curl/curl.h>
 
+#include "common/metrics.hpp"
+
 namespace chat::ai {
 
 namespace {
@@ -95,8 +97,10 @@ struct curl_driver::impl {
     }
     switch (t.handler->on_body(std::string_view{ptr, n})) {
       case body_action::token:
-        t.got_token = true;
         t.last_token = clock_type::now();
+        if (!t.got_token)
+          metrics::global().provider_ttft.observe(t.last_token - t.started);
+        t.got_token = true;
         return n;
       case body_action::more:
         return n;

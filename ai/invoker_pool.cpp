@@ -23,6 +23,7 @@
 #include "ai/retry_policy.hpp"
 #include "ai/utf8_repair.hpp"
 #include "common/log.hpp"
+#include "common/metrics.hpp"
 
 namespace chat::ai {
 
@@ -118,6 +119,7 @@ public:
     if (queue_.size() >= max_queued_)
       return admission::full;
     queue_.push_back(std::move(w));
+    metrics::global().provider_requests_queued++;
     return admission::queued;
   }
 
@@ -130,6 +132,7 @@ public:
     }
     auto w = std::move(queue_.front());
     queue_.pop_front();
+    metrics::global().provider_requests_queued--;
     return w;
   }
 
@@ -140,6 +143,7 @@ public:
     for (auto i = queue_.begin(); i != queue_.end(); ++i)
       if (i->token == token && i->stream_id == stream_id) {
         queue_.erase(i);
+        metrics::global().provider_requests_queued--;
         return true;
       }
     return false;

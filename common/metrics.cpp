@@ -1,6 +1,43 @@
 #include "common/metrics.hpp"
 
+#include <cstdio>
+#include <stdexcept>
+
 namespace chat::metrics {
+
+histogram::histogram(std::initializer_list<int64_t> bounds, double scale) : scale_(scale) {
+  if (bounds.size() > max_buckets)
+    throw std::logic_error("histogram: too many buckets");
+  for (auto b : bounds)
+    bounds_[n_++] = b;
+}
+
+void histogram::observe(int64_t units) {
+  size_t i = 0;
+  while (i < n_ && units > bounds_[i])
+    ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(units, std::memory_order_relaxed);
+}
+
+void histogram::render(std::string& out, const char* name, const char* help) const {
+  auto number = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", v);
+    return std::string{buf};
+  };
+  out += std::string{"# HELP "} + name + ' ' + help + "\n# TYPE " + name + " histogram\n";
+  int64_t cumulative = 0;
+  for (size_t i = 0; i <= n_; ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    out += name;
+    out += "_bucket{le=\"";
+    out += i < n_ ? number(double(bounds_[i]) * scale_) : std::string{"+Inf"};
+    out += "\"} " + std::to_string(cumulative) + '\n';
+  }
+  out += std::string{name} + "_sum " + number(double(sum_.load()) * scale_) + '\n';
+  out += std::string{name} + "_count " + std::to_string(cumulative) + '\n';
+}
 
 counters& global() {
   static counters instance;
@@ -69,8 +106,20 @@ std::string render_prometheus() {
   add("chat_cluster_joined", "gauge", "1 once this node is a live member of the cluster.",
       c.cluster_joined);
   add("chat_conversations_owned", "gauge",
-      "Conversations this node serves (owned, once conversations are placed across nodes).",
+      "Conversations this node serves (placed here, or being handed over).",
       c.conversations_live);
+  add("chat_provider_requests_queued", "gauge",
+      "Provider requests waiting for a stream slot (CHAT_PROVIDER_MAX_STREAMS).",
+      c.provider_requests_queued);
+  c.ack_latency.render(out, "chat_ack_latency_seconds",
+                       "A send received to its ack written (durable).");
+  c.first_chunk_overhead.render(
+      out, "chat_first_chunk_overhead_seconds",
+      "A reply started to its first chunk fanned out, minus the provider's time to first token.");
+  c.provider_ttft.render(out, "chat_provider_ttft_seconds",
+                         "A provider request sent to its first token.");
+  c.db_commit.render(out, "chat_db_commit_seconds", "One write transaction, BEGIN to COMMIT.");
+  c.db_batch_size.render(out, "chat_db_batch_size", "Writes per committed transaction.");
   return out;
 }
 

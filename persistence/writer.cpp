@@ -12,6 +12,7 @@
 #include "actors/errors.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "common/metrics.hpp"
 #include "persistence/queries.hpp"
 #include "persistence/session.hpp"
 
@@ -325,6 +326,9 @@ private:
     std::string err;
     auto result = transact(current, err);
     if (result == outcome::committed) {
+      auto& m = metrics::global();
+      m.db_commit.observe(std::chrono::steady_clock::now() - start);
+      m.db_batch_size.observe(static_cast<int64_t>(n));
       for (auto& w : current)
         w->deliver();
       log::debug("db_batch_committed",
