@@ -1,9 +1,44 @@
 #include "common/metrics.hpp"
 
+#include <malloc.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace chat::metrics {
+
+namespace {
+
+/// Bytes the heap holds in use now, over all of glibc's arenas (mallinfo2
+/// counts the main arena only): what the arenas got from the system, less
+/// what sits free in them, plus large blocks mapped on their own. From the
+/// totals at the end of malloc_info's report.
+int64_t heap_in_use() {
+  char* text = nullptr;
+  size_t size = 0;
+  FILE* f = ::open_memstream(&text, &size);
+  if (f == nullptr)
+    return -1;
+  ::malloc_info(0, f);
+  std::fclose(f);
+  std::string xml{text, size};
+  std::free(text);
+  auto total = xml.rfind("</heap>");
+  if (total == std::string::npos)
+    total = 0;
+  auto value = [&](const char* tag) -> int64_t {
+    auto at = xml.find(tag, total);
+    if (at == std::string::npos)
+      return 0;
+    auto s = xml.find("size=\"", at);
+    return s == std::string::npos ? 0 : std::atoll(xml.c_str() + s + 6);
+  };
+  return value("<system type=\"current\"") - value("<total type=\"fast\"")
+         - value("<total type=\"rest\"") + value("<total type=\"mmap\"");
+}
+
+} // namespace
 
 histogram::histogram(std::initializer_list<int64_t> bounds, double scale) : scale_(scale) {
   if (bounds.size() > max_buckets)
@@ -111,6 +146,10 @@ std::string render_prometheus() {
   add("chat_provider_requests_queued", "gauge",
       "Provider requests waiting for a stream slot (CHAT_PROVIDER_MAX_STREAMS).",
       c.provider_requests_queued);
+  // What the heap holds now (glibc's count, not RSS: freed memory the
+  // allocator keeps is not in it), for memory per connection.
+  add("chat_heap_in_use_bytes", "gauge", "Bytes allocated from the heap and not freed.",
+      heap_in_use());
   c.ack_latency.render(out, "chat_ack_latency_seconds",
                        "A send received to its ack written (durable).");
   c.first_chunk_overhead.render(
