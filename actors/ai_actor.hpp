@@ -4,7 +4,7 @@
 ///
 /// Messages:
 ///
-///   (generate_atom, generation_request, caf::actor sink) -> caf::actor
+///   (generate_atom, generation_request, reply_sink sink) -> caf::actor
 ///       Start streaming a reply. The answer is the handle of the invoker
 ///       that owns the stream (send `ai_cancel_atom` there). The invoker
 ///       then sends to `sink`, in order:
@@ -29,8 +29,14 @@
 
 namespace chat {
 
+/// What the invoker sends for a stream: a conversation (its interface
+/// includes this one) or, in tests, whatever records it. Typed, so that an
+/// invoker cannot send anything a conversation would not understand.
+using reply_sink = caf::typed_actor<caf::reacts_to<ai_chunk_atom, std::string, std::string>,
+                                    caf::reacts_to<ai_done_atom, std::string, generation_outcome>>;
+
 using ai_actor = caf::typed_actor<
-    caf::replies_to<generate_atom, generation_request, caf::actor>::with<caf::actor>,
+    caf::replies_to<generate_atom, generation_request, reply_sink>::with<caf::actor>,
     caf::reacts_to<ai_cancel_atom, std::string>>;
 
 } // namespace chat

@@ -6,8 +6,9 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
+#include <caf/response_type.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "actors/detail/conversation_internal.hpp"
 #include "actors/errors.hpp"
@@ -89,19 +90,25 @@ void remember(conversation* self, const stored_message& m) {
 
 /// Sends one encoded frame to every live subscriber but `except`. The same
 /// message object goes to all of them: the bytes are encoded once and shared.
-void broadcast(conversation* self, std::string frame, const caf::actor& except) {
+/// A typed actor's send() cannot take a message built beforehand, so the
+/// subscribers' interface is checked here once, at compile time, and the
+/// message is put in their mailboxes directly (what send() does).
+void broadcast(conversation* self, std::string frame, const session_events& except) {
+  static_assert(
+      caf::response_type<session_events::signatures, event_atom, std::string, std::string>::valid,
+      "subscribers take (event_atom, conversation_id, frame)");
   auto& st = self->state;
   auto msg = caf::make_message(event_atom::value, st.id, std::move(frame));
   for (auto& kv : st.subs)
     if (!kv.second.replaying && kv.second.handle != except)
-      self->send(kv.second.handle, msg);
+      kv.second.handle->enqueue(self->ctrl(), caf::make_message_id(), msg, self->context());
 }
 
-void send_event(conversation* self, const caf::actor& to, std::string frame) {
+void send_event(conversation* self, const session_events& to, std::string frame) {
   self->send(to, event_atom::value, self->state.id, std::move(frame));
 }
 
-subscriber& attach(conversation* self, const caf::actor& session) {
+subscriber& attach(conversation* self, const session_events& session) {
   auto& st = self->state;
   auto [it, added]
       = st.subs.emplace(session.address(), subscriber{session, false, 0, 0, {}, false});
@@ -178,7 +185,7 @@ caf::error access_error(conversation* self) {
 
 // -- behavior -------------------------------------------------------------------
 
-caf::behavior serving(conversation* self) {
+conversation_self_actor::behavior_type serving(conversation* self) {
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (st.reply && st.reply->invoker && st.reply->invoker.address() == dm.source) {
@@ -186,7 +193,7 @@ caf::behavior serving(conversation* self) {
       // The pool's other invokers serve the next reply.
       if (!st.reply->finishing) {
         log::error("ai_invoker_down", {{"conversationId", st.id}, {"messageId", st.reply->id}});
-        st.reply->invoker = caf::actor{};
+        st.reply->invoker = ai_actor{};
         fail_reply(self, "the AI invoker failed");
       }
       return;
@@ -197,7 +204,7 @@ caf::behavior serving(conversation* self) {
   return {
       [=](send_atom, const std::string& user, std::string& client_msg_id, std::string& content,
           std::string& model, std::string& provider,
-          caf::actor& session) -> caf::result<append_result> {
+          session_events& session) -> caf::result<append_result> {
         auto& st = self->state;
         if (!owned_by(self, user))
           return access_error(self);
@@ -217,7 +224,7 @@ caf::behavior serving(conversation* self) {
         return rp;
       },
       [=](subscribe_atom, const std::string& user, int64_t after_seq,
-          caf::actor& session) -> caf::result<bool> {
+          session_events& session) -> caf::result<bool> {
         if (!owned_by(self, user))
           return access_error(self);
         if (self->state.handing_over)
@@ -227,10 +234,10 @@ caf::behavior serving(conversation* self) {
         start_replay(self, session, after_seq);
         return true;
       },
-      [=](unsubscribe_atom, const caf::actor& session) {
+      [=](unsubscribe_atom, const session_events& session) {
         auto& st = self->state;
         if (st.subs.erase(session.address()) > 0)
-          self->demonitor(session);
+          self->demonitor(session.address());
         arm_idle_check(self);
       },
       [=](cancel_atom, const std::string& user,
@@ -373,8 +380,9 @@ void queue_unanswered(conversation* self) {
   maybe_start_reply(self);
 }
 
-caf::behavior conversation_impl(conversation* self, std::string id, conversation_config cfg,
-                                bool is_new, std::string owner) {
+conversation_self_actor::behavior_type conversation_impl(conversation* self, std::string id,
+                                                         conversation_config cfg, bool is_new,
+                                                         std::string owner) {
   auto& st = self->state;
   st.id = std::move(id);
   st.cfg = std::move(cfg);
@@ -415,13 +423,14 @@ caf::behavior conversation_impl(conversation* self, std::string id, conversation
 
 } // namespace
 
-caf::actor spawn_conversation(caf::actor_system& sys, std::string id,
-                              const conversation_config& cfg) {
+// The actor's own handle (timers included) narrows to the public one here.
+conversation_actor spawn_conversation(caf::actor_system& sys, std::string id,
+                                      const conversation_config& cfg) {
   return sys.spawn(conversation_impl, std::move(id), cfg, false, std::string{});
 }
 
-caf::actor spawn_new_conversation(caf::actor_system& sys, std::string id, std::string owner,
-                                  const conversation_config& cfg) {
+conversation_actor spawn_new_conversation(caf::actor_system& sys, std::string id, std::string owner,
+                                          const conversation_config& cfg) {
   return sys.spawn(conversation_impl, std::move(id), cfg, true, std::move(owner));
 }
 

@@ -64,20 +64,52 @@
 ///
 /// From the AI invoker it receives (ai_chunk_atom, stream_id, delta) and
 /// (ai_done_atom, stream_id, generation_outcome).
+///
+/// Both handles are typed (`conversation_actor`, `session_events`): these
+/// messages cross nodes once a session and its conversation live on
+/// different ones, and a typed handle makes the compiler check every send
+/// against the list above. Every type in them is registered for CAF's
+/// serialization in actors/type_registry.cpp (a test checks it).
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 
 #include <memory>
 
 #include "actors/ai_actor.hpp"
+#include "actors/messages.hpp"
 #include "actors/models.hpp"
 #include "actors/persistence_actor.hpp"
 
 namespace chat {
+
+/// What a conversation sends its subscribers: the part of a session's
+/// interface a conversation may use (the session also takes the frames of
+/// its socket, actors/session_actor.hpp).
+using session_events = caf::typed_actor<caf::reacts_to<event_atom, std::string, std::string>>;
+
+/// A conversation, as sessions, the directory and the gateway see it (the
+/// messages are described above). It is its AI invoker's reply_sink too.
+/// Its own timers are not part of it: they are added, for the actor alone,
+/// in actors/detail/conversation_state.hpp, so nobody else can send them.
+using conversation_actor = reply_sink::extend<
+    // (send_atom, user_id, client_msg_id, content, model, provider, session)
+    caf::replies_to<send_atom, std::string, std::string, std::string, std::string, std::string,
+                    session_events>::with<append_result>,
+    // (subscribe_atom, user_id, after_seq, session)
+    caf::replies_to<subscribe_atom, std::string, int64_t, session_events>::with<bool>,
+    caf::reacts_to<unsubscribe_atom, session_events>,
+    // (cancel_atom, user_id, message_id)
+    caf::replies_to<cancel_atom, std::string, std::string>::with<bool>,
+    // (delete_conv_atom, user_id)
+    caf::replies_to<delete_conv_atom, std::string>::with<bool>, caf::reacts_to<drain_atom>,
+    caf::reacts_to<handover_atom>>;
 
 struct conversation_config {
   persistence_actor store;
@@ -122,12 +154,12 @@ struct conversation_config {
 
 /// Spawns the actor of an existing conversation: it loads owner and
 /// context from the database before it answers anything.
-caf::actor spawn_conversation(caf::actor_system& sys, std::string id,
-                              const conversation_config& cfg);
+conversation_actor spawn_conversation(caf::actor_system& sys, std::string id,
+                                      const conversation_config& cfg);
 
 /// Spawns the actor of a brand-new conversation owned by `owner`; its row is
 /// written together with its first message.
-caf::actor spawn_new_conversation(caf::actor_system& sys, std::string id, std::string owner,
-                                  const conversation_config& cfg);
+conversation_actor spawn_new_conversation(caf::actor_system& sys, std::string id, std::string owner,
+                                          const conversation_config& cfg);
 
 } // namespace chat

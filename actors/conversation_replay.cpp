@@ -21,7 +21,7 @@ using protocol::error_code;
 /// in `context`: send those the pages did not have. Then, if a reply is
 /// being generated (and was not just replayed whole), all its chunks so
 /// far. From here on the subscriber gets live events.
-void finish_replay(conversation* self, const caf::actor& session) {
+void finish_replay(conversation* self, const session_events& session) {
   auto& st = self->state;
   auto it = st.subs.find(session.address());
   if (it == st.subs.end())
@@ -44,7 +44,7 @@ void finish_replay(conversation* self, const caf::actor& session) {
   sub.replayed_recent.clear();
 }
 
-void replay_page(conversation* self, caf::actor session, int64_t cursor, uint64_t token) {
+void replay_page(conversation* self, session_events session, int64_t cursor, uint64_t token) {
   auto& st = self->state;
   if (st.is_new) { // nothing stored yet
     finish_replay(self, session);
@@ -88,7 +88,7 @@ void replay_page(conversation* self, caf::actor session, int64_t cursor, uint64_
             e.conversation_id = st.id;
             send_event(self, session, protocol::encode(e));
             st.subs.erase(it);
-            self->demonitor(session);
+            self->demonitor(session.address());
             arm_idle_check(self);
           });
 }
@@ -96,7 +96,7 @@ void replay_page(conversation* self, caf::actor session, int64_t cursor, uint64_
 } // namespace
 
 /// Starts (or restarts) replaying to `session` everything after `after_seq`.
-void start_replay(conversation* self, const caf::actor& session, int64_t after_seq) {
+void start_replay(conversation* self, const session_events& session, int64_t after_seq) {
   auto& st = self->state;
   auto& sub = attach(self, session);
   sub.replaying = true;

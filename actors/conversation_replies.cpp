@@ -63,7 +63,7 @@ std::chrono::milliseconds backoff(const conversation_config& cfg, int attempt) {
 void release_invoker(conversation* self) {
   auto& st = self->state;
   if (st.reply && st.reply->invoker)
-    self->demonitor(st.reply->invoker);
+    self->demonitor(st.reply->invoker.address());
 }
 
 /// The reply has ended in memory: its `done` goes out, the next one starts.
@@ -308,12 +308,13 @@ void maybe_start_reply(conversation* self) {
                               {"model", q.model}});
   checkpoint(self);
   self->delayed_send(self, st.cfg.checkpoint_interval, checkpoint_tick_atom::value, id);
-  self->request(st.cfg.ai, ai_timeout, generate_atom::value, std::move(req), caf::actor{self})
+  self->request(st.cfg.ai, ai_timeout, generate_atom::value, std::move(req), reply_sink{self})
       .then(
-          [=](caf::actor invoker) {
+          [=](caf::actor& answer) {
             auto& st = self->state;
             if (!st.reply || st.reply->id != id || st.reply->finishing)
               return;
+            auto invoker = caf::actor_cast<ai_actor>(answer);
             st.reply->invoker = invoker;
             // If it dies, the reply must still end (see the down handler).
             self->monitor(invoker);

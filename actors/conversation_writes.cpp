@@ -40,7 +40,7 @@ std::string make_title(const std::string& content) {
 /// A user message is durable: it is remembered, shown to the other
 /// connections, and its reply queued.
 void accept_message(conversation* self, const stored_message& msg, const std::string& provider,
-                    const caf::actor& except) {
+                    const session_events& except) {
   auto& st = self->state;
   st.is_new = false;
   remember(self, msg);
@@ -185,7 +185,7 @@ void check_seq(conversation* self) {
                 log::info("message_committed_late", {{"conversationId", st.id},
                                                      {"messageId", u.message.id},
                                                      {"seq", u.message.seq}});
-                accept_message(self, u.message, u.provider, caf::actor{});
+                accept_message(self, u.message, u.provider, session_events{});
               }
               st.unknown.reset();
             }

@@ -33,7 +33,7 @@ struct remote_directory {
   directory_actor handle; ///< once connected
   bool connecting = false;
   /// Lookups waiting for the connection.
-  std::vector<std::pair<std::string, caf::typed_response_promise<caf::actor>>> waiting;
+  std::vector<std::pair<std::string, caf::typed_response_promise<conversation_actor>>> waiting;
 };
 
 struct directory_state {
@@ -41,7 +41,7 @@ struct directory_state {
   /// Live conversation actors by id that this node serves. An entry goes
   /// when its actor stops, or when a new view places the conversation on
   /// another node (the actor then hands over and stops).
-  std::unordered_map<std::string, caf::actor> live;
+  std::unordered_map<std::string, conversation_actor> live;
   /// Every conversation actor here, serving or handing over, by address.
   std::unordered_map<caf::actor_addr, std::string> ids;
   /// This process in the cluster; empty on a single node.
@@ -54,13 +54,13 @@ struct directory_state {
 
 using directory = directory_actor::stateful_pointer<directory_state>;
 
-void track(directory self, const std::string& id, const caf::actor& conv) {
+void track(directory self, const std::string& id, const conversation_actor& conv) {
   self->state.live.emplace(id, conv);
   self->state.ids.emplace(conv.address(), id);
   self->monitor(conv);
 }
 
-caf::actor serve_local(directory self, const std::string& id) {
+conversation_actor serve_local(directory self, const std::string& id) {
   auto& st = self->state;
   if (auto i = st.live.find(id); i != st.live.end())
     return i->second;
@@ -85,10 +85,10 @@ caf::error unavailable() {
 
 /// Asks the owner's directory; it answers with its conversation actor.
 void ask_remote(directory self, const directory_actor& remote, const std::string& id,
-                caf::typed_response_promise<caf::actor> rp) {
+                caf::typed_response_promise<conversation_actor> rp) {
   self->request(remote, remote_timeout, lookup_local_atom::value, id)
       .then(
-          [=](caf::actor& conv) mutable { rp.deliver(std::move(conv)); },
+          [=](conversation_actor& conv) mutable { rp.deliver(std::move(conv)); },
           [=](caf::error& err) mutable {
             log::warn("remote_lookup_failed", {{"conversationId", id}, {"error", to_string(err)}});
             rp.deliver(unavailable());
@@ -170,7 +170,7 @@ void hand_over_moved(directory self) {
       ++i;
       continue;
     }
-    caf::anon_send(i->second, handover_atom::value); // typed -> dynamic
+    caf::anon_send(i->second, handover_atom::value);
     i = st.live.erase(i);
     ++moved;
   }
@@ -189,7 +189,7 @@ void wake_owner(directory self, const std::string& id) {
   if (r == st.remotes.end() || !r->second.handle)
     return; // the next lookup wakes it
   self->request(r->second.handle, remote_timeout, lookup_local_atom::value, id)
-      .then([](caf::actor&) {},
+      .then([](conversation_actor&) {},
             [=](caf::error& err) {
               log::warn("remote_wake_failed", {{"conversationId", id}, {"error", to_string(err)}});
             });
@@ -256,14 +256,14 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
       }
   });
   return {
-      [=](lookup_atom, const std::string& id) -> caf::result<caf::actor> {
+      [=](lookup_atom, const std::string& id) -> caf::result<conversation_actor> {
         auto& st = self->state;
         if (!looks_like_uuid(id))
           return make_chat_error(protocol::error_code::not_found, "conversation not found");
         if (owns(self, id))
           return serve_local(self, id);
         auto owner = owner_of(id, st.members);
-        auto rp = self->make_response_promise<caf::actor>();
+        auto rp = self->make_response_promise<conversation_actor>();
         auto& r = st.remotes[owner];
         if (r.handle) {
           ask_remote(self, r.handle, id, rp);
@@ -273,12 +273,12 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
         }
         return rp;
       },
-      [=](lookup_local_atom, const std::string& id) -> caf::result<caf::actor> {
+      [=](lookup_local_atom, const std::string& id) -> caf::result<conversation_actor> {
         if (!looks_like_uuid(id))
           return make_chat_error(protocol::error_code::not_found, "conversation not found");
         return serve_local(self, id);
       },
-      [=](create_atom, const std::string& user) -> caf::result<std::string, caf::actor> {
+      [=](create_atom, const std::string& user) -> caf::result<std::string, conversation_actor> {
         // Placed here, where its creator's session is: draw ids until this
         // node owns one (N tries on average for N members).
         auto id = new_uuid();
@@ -290,7 +290,7 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
       },
       [=](drain_atom) {
         for (auto& kv : self->state.live)
-          caf::anon_send(kv.second, drain_atom::value); // typed -> dynamic
+          caf::anon_send(kv.second, drain_atom::value);
       },
       [=](cluster_view_atom, cluster_members& members, std::string& self_id) {
         apply_view(self, std::move(members), std::move(self_id));

@@ -10,15 +10,15 @@
 /// the session then talks to it across nodes as it would locally.
 ///
 /// Messages:
-///   (lookup_atom, conversation_id) -> caf::actor
+///   (lookup_atom, conversation_id) -> conversation_actor
 ///       The live actor of the conversation, spawned (and loaded) on demand
 ///       on the node that owns it. An id that is not a UUID gets a
 ///       not_found error.
-///   (lookup_local_atom, conversation_id) -> caf::actor
+///   (lookup_local_atom, conversation_id) -> conversation_actor
 ///       The same, served here whatever this node's view says: a lookup
 ///       another node's directory forwarded (so views that disagree for a
 ///       moment cannot bounce a lookup between nodes).
-///   (create_atom, user_id) -> (std::string conversation_id, caf::actor)
+///   (create_atom, user_id) -> (std::string conversation_id, conversation_actor)
 ///       A new, empty conversation owned by the user, placed on this node
 ///       (its id is drawn until this node owns it).
 ///   (cluster_view_atom, cluster_members, own_process_id)
@@ -34,7 +34,6 @@
 #include <cstdint>
 #include <string>
 
-#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -44,13 +43,12 @@
 
 namespace chat {
 
-using directory_actor
-    = caf::typed_actor<caf::replies_to<lookup_atom, std::string>::with<caf::actor>,
-                       caf::replies_to<lookup_local_atom, std::string>::with<caf::actor>,
-                       caf::replies_to<create_atom, std::string>::with<std::string, caf::actor>,
-                       caf::reacts_to<drain_atom>,
-                       caf::reacts_to<cluster_view_atom, cluster_members, std::string>,
-                       caf::reacts_to<reconnect_atom, std::string>>;
+using directory_actor = caf::typed_actor<
+    caf::replies_to<lookup_atom, std::string>::with<conversation_actor>,
+    caf::replies_to<lookup_local_atom, std::string>::with<conversation_actor>,
+    caf::replies_to<create_atom, std::string>::with<std::string, conversation_actor>,
+    caf::reacts_to<drain_atom>, caf::reacts_to<cluster_view_atom, cluster_members, std::string>,
+    caf::reacts_to<reconnect_atom, std::string>>;
 
 directory_actor spawn_directory(caf::actor_system& sys, conversation_config cfg);
 

@@ -6,9 +6,9 @@
 #include <unordered_map>
 
 #include <caf/actor_system.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/sec.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
 #include "common/log.hpp"
@@ -40,13 +40,18 @@ constexpr int moved_attempts = 4;
 using follow_atom = caf::atom_constant<caf::atom("s_follow")>;
 using later_atom = caf::atom_constant<caf::atom("s_later")>;
 
+/// The actor's own interface: the public one plus the timers it sends
+/// itself, which nobody else can (the handle given out is session_actor).
+using session_self_actor = session_actor::extend<caf::reacts_to<follow_atom, std::string, int>,
+                                                 caf::reacts_to<later_atom, uint64_t>>;
+
 struct session_state {
   std::string user;
   client_link_ptr link;
   session_config cfg;
   /// Conversations this connection is subscribed to (or has sent to),
   /// monitored.
-  std::unordered_map<std::string, caf::actor> conversations;
+  std::unordered_map<std::string, conversation_actor> conversations;
   /// The highest seq this connection's client has whole, per conversation
   /// (from the frames relayed): where to resubscribe from.
   std::unordered_map<std::string, int64_t> completed;
@@ -57,7 +62,7 @@ struct session_state {
   static inline const char* name = "session";
 };
 
-using session = caf::stateful_actor<session_state>;
+using session = session_self_actor::stateful_base<session_state>;
 
 void write(session* self, std::string frame) {
   if (auto link = self->state.link.lock())
@@ -95,7 +100,8 @@ std::optional<std::chrono::milliseconds> retry_delay(const caf::error& err, int 
 
 /// Calls `fn` with the actor of conversation `id`, from the cache or the
 /// directory; on a directory error, calls `fail`.
-void with_conversation(session* self, const std::string& id, std::function<void(caf::actor)> fn,
+void with_conversation(session* self, const std::string& id,
+                       std::function<void(conversation_actor)> fn,
                        std::function<void(const caf::error&)> fail) {
   auto& st = self->state;
   if (auto i = st.conversations.find(id); i != st.conversations.end()) {
@@ -103,18 +109,19 @@ void with_conversation(session* self, const std::string& id, std::function<void(
     return;
   }
   self->request(st.cfg.directory, directory_timeout, lookup_atom::value, id)
-      .then([=](caf::actor conv) { fn(std::move(conv)); }, [=](caf::error& err) { fail(err); });
+      .then([=](conversation_actor conv) { fn(std::move(conv)); },
+            [=](caf::error& err) { fail(err); });
 }
 
 /// Keeps the handle of a conversation this connection follows, and watches
 /// it: if it goes (its node died) the session follows the conversation to
 /// wherever the directory places it next (see the down handler).
-void hold(session* self, const std::string& id, const caf::actor& conv) {
+void hold(session* self, const std::string& id, const conversation_actor& conv) {
   auto [it, added] = self->state.conversations.emplace(id, conv);
   if (added) {
     self->monitor(conv);
   } else if (it->second != conv) {
-    self->demonitor(it->second);
+    self->demonitor(it->second.address());
     it->second = conv;
     self->monitor(conv);
   }
@@ -126,7 +133,7 @@ void hold(session* self, const std::string& id, const caf::actor& conv) {
 void forget(session* self, const std::string& id) {
   auto& st = self->state;
   if (auto i = st.conversations.find(id); i != st.conversations.end()) {
-    self->demonitor(i->second);
+    self->demonitor(i->second.address());
     st.conversations.erase(i);
   }
 }
@@ -149,9 +156,9 @@ void follow(session* self, const std::string& id, int attempt) {
   };
   with_conversation(
       self, id,
-      [=](caf::actor conv) {
+      [=](conversation_actor conv) {
         self->request(conv, conversation_timeout, subscribe_atom::value, self->state.user, after,
-                      caf::actor{self})
+                      session_events{self})
             .then(
                 [=](bool) {
                   hold(self, id, conv);
@@ -173,9 +180,9 @@ void subscribe_to(session* self, const std::string& id, int64_t after_seq, bool 
   };
   with_conversation(
       self, id,
-      [=](caf::actor conv) {
+      [=](conversation_actor conv) {
         self->request(conv, conversation_timeout, subscribe_atom::value, self->state.user,
-                      after_seq, caf::actor{self})
+                      after_seq, session_events{self})
             .then([=](bool) { hold(self, id, conv); },
                   [=](caf::error& err) {
                     forget(self, id);
@@ -192,7 +199,7 @@ void subscribe_to(session* self, const std::string& id, int64_t after_seq, bool 
 
 /// A send was acknowledged (or was a repeat: then `res` is the original).
 void on_acked(session* self, const protocol::send_frame& f, const std::string& conv_id,
-              const caf::actor& conv, const append_result& res) {
+              const conversation_actor& conv, const append_result& res) {
   auto& st = self->state;
   protocol::ack_frame ack{f.client_msg_id, res.conversation_id, res.message_id, res.seq};
   write(self, protocol::encode(ack));
@@ -228,16 +235,16 @@ void refuse_send(session* self, const protocol::send_frame& f, const std::string
             if (res.conversation_id.empty())
               write_error(self, frame, f.client_msg_id, conv_id);
             else
-              on_acked(self, f, conv_id, caf::actor{}, res);
+              on_acked(self, f, conv_id, conversation_actor{}, res);
           },
           [=](caf::error&) { write_error(self, frame, f.client_msg_id, conv_id); });
 }
 
-void send_to(session* self, caf::actor conv, std::string conv_id, protocol::send_frame f,
+void send_to(session* self, conversation_actor conv, std::string conv_id, protocol::send_frame f,
              const model_info& model, int attempt = 0) {
   auto& st = self->state;
   self->request(conv, conversation_timeout, send_atom::value, st.user, f.client_msg_id, f.content,
-                model.name, model.provider, caf::actor{self})
+                model.name, model.provider, session_events{self})
       .then([=](append_result& res) { on_acked(self, f, conv_id, conv, res); },
             [=](caf::error& err) {
               forget(self, conv_id);
@@ -245,7 +252,9 @@ void send_to(session* self, caf::actor conv, std::string conv_id, protocol::send
                 later(self, *delay, [=] {
                   with_conversation(
                       self, conv_id,
-                      [=](caf::actor c) { send_to(self, c, conv_id, f, model, attempt + 1); },
+                      [=](conversation_actor c) {
+                        send_to(self, c, conv_id, f, model, attempt + 1);
+                      },
                       [=](const caf::error& e) { refuse_send(self, f, conv_id, e); });
                 });
                 return;
@@ -254,8 +263,8 @@ void send_to(session* self, caf::actor conv, std::string conv_id, protocol::send
             });
 }
 
-caf::behavior session_impl(session* self, std::string user, client_link_ptr link,
-                           session_config cfg) {
+session_self_actor::behavior_type session_impl(session* self, std::string user,
+                                               client_link_ptr link, session_config cfg) {
   auto& st = self->state;
   st.user = std::move(user);
   st.link = std::move(link);
@@ -305,7 +314,9 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
         auto m = *model;
         if (f.conversation_id.empty()) {
           self->request(st.cfg.directory, directory_timeout, create_atom::value, st.user)
-              .then([=](std::string& id, caf::actor& conv) { send_to(self, conv, id, f, m); },
+              .then([=](std::string& id, conversation_actor& conv) {
+                      send_to(self, conv, id, f, m);
+                    },
                     [=](caf::error& err) {
                       write_error(self, to_error_frame(err), f.client_msg_id);
                     });
@@ -313,7 +324,7 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
         }
         auto id = f.conversation_id;
         with_conversation(
-            self, id, [=](caf::actor conv) { send_to(self, conv, id, f, m); },
+            self, id, [=](conversation_actor conv) { send_to(self, conv, id, f, m); },
             [=](const caf::error& err) { refuse_send(self, f, id, err); });
       },
       [=](follow_atom, const std::string& id, int attempt) { follow(self, id, attempt); },
@@ -336,7 +347,9 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
         auto id = f.conversation_id;
         with_conversation(
             self, id,
-            [=](caf::actor conv) { self->send(conv, unsubscribe_atom::value, caf::actor{self}); },
+            [=](conversation_actor conv) {
+              self->send(conv, unsubscribe_atom::value, session_events{self});
+            },
             [](const caf::error&) {});
         forget(self, id);
         self->state.completed.erase(id);
@@ -346,7 +359,7 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
         auto fail = [=](const caf::error& err) { write_error(self, to_error_frame(err), {}, id); };
         with_conversation(
             self, id,
-            [=](caf::actor conv) {
+            [=](conversation_actor conv) {
               self->request(conv, conversation_timeout, cancel_atom::value, self->state.user,
                             f.message_id)
                   .then([](bool) {},
@@ -372,8 +385,9 @@ caf::behavior session_impl(session* self, std::string user, client_link_ptr link
 
 } // namespace
 
-caf::actor spawn_session(caf::actor_system& sys, std::string user_id, client_link_ptr link,
-                         const session_config& cfg) {
+// The actor's own handle (timers included) narrows to the public one here.
+session_actor spawn_session(caf::actor_system& sys, std::string user_id, client_link_ptr link,
+                            const session_config& cfg) {
   return sys.spawn(session_impl, std::move(user_id), std::move(link), cfg);
 }
 

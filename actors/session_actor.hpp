@@ -9,14 +9,18 @@
 /// Messages from conversations:
 ///   (event_atom, conversation_id, std::string frame)   an encoded frame
 /// The gateway stops the actor with an exit message when the socket closes.
+///
+/// Typed: the gateway's sends are checked against the frames below, and
+/// conversations only ever see the `session_events` part of it.
 
 #include <atomic>
 #include <memory>
 #include <string>
 
-#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 
 #include "actors/client_link.hpp"
 #include "actors/directory_actor.hpp"
@@ -37,8 +41,14 @@ struct session_config {
   std::shared_ptr<const std::atomic<bool>> draining;
 };
 
-caf::actor spawn_session(caf::actor_system& sys, std::string user_id, client_link_ptr link,
-                         const session_config& cfg);
+/// A session as the gateway sees it: the frames of its socket, and the
+/// events of its conversations. Its timers are added in session_actor.cpp.
+using session_actor = session_events::extend<
+    caf::reacts_to<protocol::send_frame>, caf::reacts_to<protocol::subscribe_frame>,
+    caf::reacts_to<protocol::unsubscribe_frame>, caf::reacts_to<protocol::cancel_frame>>;
+
+session_actor spawn_session(caf::actor_system& sys, std::string user_id, client_link_ptr link,
+                            const session_config& cfg);
 
 } // namespace chat
 

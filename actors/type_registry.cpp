@@ -2,6 +2,8 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "actors/ai_actor.hpp"
+#include "actors/conversation_actor.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "actors/session_actor.hpp"
@@ -28,7 +30,14 @@ void register_message_types(caf::actor_system_config& cfg) {
       .add_message_type<protocol::send_frame>("send_frame")
       .add_message_type<protocol::subscribe_frame>("subscribe_frame")
       .add_message_type<protocol::unsubscribe_frame>("unsubscribe_frame")
-      .add_message_type<protocol::cancel_frame>("cancel_frame");
+      .add_message_type<protocol::cancel_frame>("cancel_frame")
+      // Typed handles travel in messages too (a session's own handle in a
+      // send, the conversation a directory answers from another node): CAF
+      // serializes each by its registered name, and cannot send a message
+      // holding a type it cannot name. (caf::actor is built in.)
+      .add_message_type<conversation_actor>("conversation_actor")
+      .add_message_type<session_events>("session_events")
+      .add_message_type<reply_sink>("reply_sink");
   cfg.add_error_category(chat_error_category(),
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string s = "chat_error(";
@@ -40,6 +49,11 @@ void register_message_types(caf::actor_system_config& cfg) {
                            s += ')';
                            return s;
                          });
+  // The exit reason of a conversation that handed over (actors/errors.hpp):
+  // it reaches sessions on other nodes, whose logs render it.
+  cfg.add_error_category(caf::atom("chat_move"), [](uint8_t, caf::atom_value, const caf::message&) {
+    return std::string{"conversation_moved"};
+  });
 }
 
 } // namespace chat

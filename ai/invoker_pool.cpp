@@ -207,7 +207,7 @@ struct anthropic_protocol {
 template<class Protocol>
 class stream_handler : public transfer_handler {
 public:
-  stream_handler(std::string stream_id, uint64_t token, caf::actor sink, caf::actor invoker,
+  stream_handler(std::string stream_id, uint64_t token, reply_sink sink, caf::actor invoker,
                  std::string api_key)
       : stream_id_(std::move(stream_id)), token_(token), sink_(std::move(sink)),
         invoker_(std::move(invoker)), api_key_(std::move(api_key)) {}
@@ -340,7 +340,7 @@ private:
 
   std::string stream_id_;
   uint64_t token_; // tells this stream from a later one with the same id
-  caf::actor sink_;
+  reply_sink sink_;
   caf::actor invoker_;
   std::string api_key_;
   typename Protocol::decoder decoder_;
@@ -358,7 +358,7 @@ struct invoker_state {
 
   struct stream {
     uint64_t token;
-    caf::actor sink;
+    reply_sink sink;
     provider_kind provider;
     http_request http;   // every attempt sends this
     std::string api_key; // to redact from logs
@@ -385,7 +385,7 @@ struct invoker_state {
 
 using invoker_actor = caf::stateful_actor<invoker_state>;
 
-void answer(const std::string& stream_id, const caf::actor& sink, generation_outcome out) {
+void answer(const std::string& stream_id, const reply_sink& sink, generation_outcome out) {
   if (out.finish_reason == "error")
     log::warn("provider_request_failed", {{"streamId", stream_id}, {"reason", out.error_message}});
   caf::anon_send(sink, ai_done_atom::value, stream_id, std::move(out));
@@ -564,7 +564,7 @@ caf::behavior invoker(invoker_actor* self, pool_config cfg,
       cancel_stream(self, id);
   });
   return {
-      [=](generate_atom, generation_request& req, caf::actor& sink) -> caf::actor {
+      [=](generate_atom, generation_request& req, reply_sink& sink) -> caf::actor {
         auto& st = self->state;
         auto me = caf::actor_cast<caf::actor>(self);
         if (!sink)

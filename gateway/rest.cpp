@@ -121,7 +121,7 @@ void delete_conversation(const gateway_services& s, const std::string& user, con
   auto sys = s.system;
   ask(
       *sys, s.directory,
-      [=](caf::actor conv) {
+      [=](conversation_actor conv) {
         ask(
             *sys, conv,
             [=](bool removed) {

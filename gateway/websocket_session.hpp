@@ -70,7 +70,7 @@ private:
   const gateway_config& cfg_; // server_->cfg
   std::string user_;
   int64_t token_expires_at_;
-  caf::actor session_;
+  session_actor session_;
 
   std::deque<shared_frame> queue_;
   size_t queued_bytes_ = 0;

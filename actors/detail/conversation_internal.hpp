@@ -7,7 +7,6 @@
 #include <string>
 
 #include <caf/actor.hpp>
-#include <caf/behavior.hpp>
 #include <caf/error.hpp>
 
 #include "actors/detail/conversation_state.hpp"
@@ -21,9 +20,9 @@ void touch(conversation* self);
 bool is_idle(conversation* self);
 void arm_idle_check(conversation* self);
 void remember(conversation* self, const stored_message& m);
-void broadcast(conversation* self, std::string frame, const caf::actor& except = {});
-void send_event(conversation* self, const caf::actor& to, std::string frame);
-subscriber& attach(conversation* self, const caf::actor& session);
+void broadcast(conversation* self, std::string frame, const session_events& except = {});
+void send_event(conversation* self, const session_events& to, std::string frame);
+subscriber& attach(conversation* self, const session_events& session);
 void hand_over(conversation* self, bool fenced);
 void maybe_finish_hand_over(conversation* self);
 
@@ -44,6 +43,6 @@ void abandon_reply(conversation* self, const std::string& why);
 
 // -- conversation_replay.cpp: history replay to a subscriber ------------------
 
-void start_replay(conversation* self, const caf::actor& session, int64_t after_seq);
+void start_replay(conversation* self, const session_events& session, int64_t after_seq);
 
 } // namespace chat::conversation_detail

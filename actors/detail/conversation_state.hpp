@@ -17,9 +17,9 @@
 #include <caf/actor_addr.hpp>
 #include <caf/actor_clock.hpp>
 #include <caf/atom.hpp>
-#include <caf/event_based_actor.hpp>
-#include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include "actors/conversation_actor.hpp"
 #include "actors/messages.hpp"
@@ -33,6 +33,17 @@ using check_seq_atom = caf::atom_constant<caf::atom("c_check")>;
 using expire_sends_atom = caf::atom_constant<caf::atom("c_expire")>;
 using retry_unstored_atom = caf::atom_constant<caf::atom("c_unstord")>;
 
+/// The actor's own interface: the public one plus the timers above (and
+/// idle_check_atom), which only it sends itself (delayed_send to self is
+/// checked against this). The handles given out are the public
+/// conversation_actor, a subset, so nobody else can send a timer.
+using conversation_self_actor
+    = conversation_actor::extend<caf::reacts_to<retry_store_atom, std::string>,
+                                 caf::reacts_to<checkpoint_tick_atom, std::string>,
+                                 caf::reacts_to<check_seq_atom>, caf::reacts_to<expire_sends_atom>,
+                                 caf::reacts_to<retry_unstored_atom, std::string>,
+                                 caf::reacts_to<idle_check_atom>>;
+
 /// A send waiting for its turn to be written.
 struct pending_send {
   std::string user_id;
@@ -40,8 +51,8 @@ struct pending_send {
   std::string content;
   std::string model;
   std::string provider;
-  caf::actor session;
-  caf::response_promise promise;
+  session_events session;
+  caf::typed_response_promise<append_result> promise;
   caf::actor_clock::time_point queued_at;
   int seq_retries = 0; // times the database said its seq was taken
 };
@@ -74,7 +85,9 @@ struct reply_state {
   std::string reply_to;
   std::string model;
   std::vector<std::string> deltas; // kept to replay chunks to new subscribers
-  caf::actor invoker;              // set once the AI pool answered; monitored
+  /// Set once the AI pool answered; monitored. Typed as the pool is: an
+  /// invoker takes what its pool takes (ai/invoker_pool.cpp).
+  ai_actor invoker;
   bool cancel_requested = false;
   bool finishing = false; // done received, storing
   stored_message final_message;
@@ -86,7 +99,7 @@ struct reply_state {
 };
 
 struct subscriber {
-  caf::actor handle;
+  session_events handle;
   // While replaying, live events are not sent: the replay ends with the
   // current state (see finish_replay).
   bool replaying = false;
@@ -134,6 +147,6 @@ struct conversation_state {
   static inline const char* name = "conversation";
 };
 
-using conversation = caf::stateful_actor<conversation_state>;
+using conversation = conversation_self_actor::stateful_base<conversation_state>;
 
 } // namespace chat::conversation_detail

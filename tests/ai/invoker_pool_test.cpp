@@ -116,7 +116,9 @@ struct fixture {
     return pc;
   }
 
-  /// Sends `generate` (sink: self) and returns the invoker's handle.
+  /// Sends `generate` (sink: self, a scoped actor that takes any message,
+  /// so it may stand in for a typed reply_sink) and returns the invoker's
+  /// handle.
   caf::actor generate(const ai_actor& pool, const std::string& id, const std::string& text,
                       const std::string& provider = "openai") {
     return generate(pool, id, std::vector<chat_turn>{{"user", text}}, provider);
@@ -130,7 +132,8 @@ struct fixture {
     req.provider = provider;
     req.messages = std::move(messages);
     caf::actor invoker;
-    self->request(pool, 5s, generate_atom::value, std::move(req), caf::actor{self})
+    self->request(pool, 5s, generate_atom::value, std::move(req),
+                  caf::actor_cast<reply_sink>(caf::actor{self}))
         .receive([&](caf::actor& inv) { invoker = std::move(inv); },
                  [&](caf::error& err) { FAIL("generate failed: " << sys.render(err)); });
     return invoker;
@@ -364,7 +367,8 @@ TEST_CASE_FIXTURE(fixture, "ai invoker: a dead sink's streams are aborted") {
     req.model = "mock-1";
     req.provider = "openai";
     req.messages = {{"user", "[[mock tokens=500 ttft_ms=0 delay_ms=10]] x"}};
-    sink->request(pool, 5s, generate_atom::value, req, caf::actor{sink})
+    sink->request(pool, 5s, generate_atom::value, req,
+                  caf::actor_cast<reply_sink>(caf::actor{sink}))
         .receive([](caf::actor&) {}, [](caf::error&) { FAIL("no invoker"); });
     CHECK(wait_for_stat(mock, "streams_started", 1, 2s) == 1);
   } // the sink terminates here
