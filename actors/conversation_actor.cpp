@@ -284,6 +284,8 @@ conversation_self_actor::behavior_type serving(conversation* self) {
         if (!st.reply || st.reply->id != stream_id || st.reply->finishing || delta.empty())
           return;
         auto& r = *st.reply;
+        if (r.deltas.empty())
+          r.first_chunk_at = self->clock().now();
         protocol::chunk_frame c{
             st.id, r.id, r.reply_to, r.seq, static_cast<int64_t>(r.deltas.size()), delta};
         r.deltas.push_back(std::move(delta));

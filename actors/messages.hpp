@@ -102,12 +102,15 @@ struct generation_outcome {
   /// "provider_error" (also when empty) or "unavailable" (the request never
   /// reached a provider, e.g. the provider's queue was full).
   std::string error_code;
+  /// The provider's time to first token of the attempt that answered, in
+  /// µs (its request sent to its first token); -1 when no token came.
+  int64_t ttft_us = -1;
 };
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generation_outcome& x) {
   return f(caf::meta::type_name("generation_outcome"), x.finish_reason, x.prompt_tokens,
-           x.completion_tokens, x.error_message, x.error_code);
+           x.completion_tokens, x.error_message, x.error_code, x.ttft_us);
 }
 
 /// A user message to make durable. When `create_conversation` is set, the

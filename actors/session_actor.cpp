@@ -1,6 +1,7 @@
 #include "actors/session_actor.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <unordered_map>
@@ -12,6 +13,7 @@
 
 #include "actors/errors.hpp"
 #include "common/log.hpp"
+#include "common/metrics.hpp"
 #include "protocol/codec.hpp"
 
 namespace chat {
@@ -55,6 +57,8 @@ struct session_state {
   /// The highest seq this connection's client has whole, per conversation
   /// (from the frames relayed): where to resubscribe from.
   std::unordered_map<std::string, int64_t> completed;
+  /// When each send not yet answered arrived (for the ack latency metric).
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> received;
   /// Work to do a moment later (see later()), by key.
   std::unordered_map<uint64_t, std::function<void()>> delayed;
   uint64_t next_delayed = 1;
@@ -201,6 +205,10 @@ void subscribe_to(session* self, const std::string& id, int64_t after_seq, bool 
 void on_acked(session* self, const protocol::send_frame& f, const std::string& conv_id,
               const conversation_actor& conv, const append_result& res) {
   auto& st = self->state;
+  if (auto i = st.received.find(f.client_msg_id); i != st.received.end()) {
+    metrics::global().ack_latency.observe(std::chrono::steady_clock::now() - i->second);
+    st.received.erase(i);
+  }
   protocol::ack_frame ack{f.client_msg_id, res.conversation_id, res.message_id, res.seq};
   write(self, protocol::encode(ack));
   auto& done = st.completed[res.conversation_id];
@@ -224,6 +232,7 @@ void on_acked(session* self, const protocol::send_frame& f, const std::string& c
 void refuse_send(session* self, const protocol::send_frame& f, const std::string& conv_id,
                  const caf::error& err) {
   auto frame = to_error_frame(err);
+  self->state.received.erase(f.client_msg_id);
   if (frame.code != error_code::not_found) {
     write_error(self, frame, f.client_msg_id, conv_id);
     return;
@@ -312,12 +321,14 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
           return;
         }
         auto m = *model;
+        st.received[f.client_msg_id] = std::chrono::steady_clock::now();
         if (f.conversation_id.empty()) {
           self->request(st.cfg.directory, directory_timeout, create_atom::value, st.user)
               .then([=](std::string& id, conversation_actor& conv) {
                       send_to(self, conv, id, f, m);
                     },
                     [=](caf::error& err) {
+                      self->state.received.erase(f.client_msg_id);
                       write_error(self, to_error_frame(err), f.client_msg_id);
                     });
           return;

@@ -218,6 +218,8 @@ public:
     // All content of one read goes out as one chunk, as valid UTF-8.
     auto content = decoder_.feed(bytes);
     bool token = !content.empty();
+    if (token && !got_token_)
+      first_token_ = std::chrono::steady_clock::now();
     got_token_ = got_token_ || token;
     if (auto text = utf8_.feed(content); !text.empty())
       caf::anon_send(sink_, ai_chunk_atom::value, stream_id_, std::move(text));
@@ -335,11 +337,18 @@ private:
     out.error_message = std::move(message);
     if (out.finish_reason == "error")
       out.error_code = "provider_error";
+    if (got_token_)
+      out.ttft_us
+          = std::chrono::duration_cast<std::chrono::microseconds>(first_token_ - created_).count();
     caf::anon_send(sink_, ai_done_atom::value, stream_id_, std::move(out));
   }
 
   std::string stream_id_;
   uint64_t token_; // tells this stream from a later one with the same id
+  // Made as its attempt's request starts: the provider's time to first
+  // token is from here.
+  std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point first_token_;
   reply_sink sink_;
   caf::actor invoker_;
   std::string api_key_;

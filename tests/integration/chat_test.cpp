@@ -217,6 +217,13 @@ TEST_CASE("integration: health, readiness, metrics and REST") {
   auto metrics = http_request(svc.port, "GET", "/metrics");
   CHECK(metrics.status == 200);
   CHECK(metrics.body.find("chat_messages_acked_total 1") != std::string::npos);
+  // The operators' histograms counted that one message and its reply.
+  CHECK(gauge(svc.port, "chat_ack_latency_seconds_count") == 1);
+  CHECK(gauge(svc.port, "chat_first_chunk_overhead_seconds_count") == 1);
+  CHECK(gauge(svc.port, "chat_provider_ttft_seconds_count") == 1);
+  CHECK(gauge(svc.port, "chat_db_commit_seconds_count") >= 2); // the message, the reply
+  CHECK(gauge(svc.port, "chat_db_batch_size_count") == gauge(svc.port, "chat_db_commit_seconds_count"));
+  CHECK(gauge(svc.port, "chat_heap_in_use_bytes") > 0);
 }
 
 TEST_CASE("integration: a second connection of the user sees the same live stream") {
