@@ -128,6 +128,7 @@ struct stats {
   series connect, ack, first_chunk, inter_chunk, done;
   int64_t sent = 0, completed = 0, chunks = 0;
   int64_t resent_unavailable = 0, resent_unacked = 0; // after a kill
+  int64_t repeated_chunks = 0; // dropped, as a client does
   int64_t connect_failures = 0, conn_errors = 0, timeouts = 0;
   int64_t error_frames = 0, wrong = 0, missing = 0;
   std::map<std::string, int64_t> finish_reasons;
@@ -453,8 +454,12 @@ private:
       auto mid = str(d, "messageId");
       if (str(d, "replyTo") != cur_.message_id)
         return wrong("chunk for another message", text);
-      if (probing_ && index >= 0 && index < cur_.chunks && mid == cur_.reply_id)
-        return; // already have it: a resend is answered as `subscribe` would
+      if (index >= 0 && index < cur_.chunks && mid == cur_.reply_id) {
+        // Already have it: after a resubscription (the session followed the
+        // conversation) or a resend, chunks may come again (PROTOCOL.md).
+        ++st_->repeated_chunks;
+        return;
+      }
       if (cur_.chunks == 0) {
         cur_.reply_id = mid;
         st_->first_chunk.add(now - cur_.t_base);
@@ -732,6 +737,8 @@ void print_stats(stats& st, bool latencies, bool with_connect = true) {
     std::printf(", resent: after `unavailable` %lld, unacked after --ack-timeout-ms %lld",
                 static_cast<long long>(st.resent_unavailable),
                 static_cast<long long>(st.resent_unacked));
+  if (st.repeated_chunks > 0)
+    std::printf(", repeated chunks dropped %lld", static_cast<long long>(st.repeated_chunks));
   std::printf("\n");
   if (latencies) {
     std::printf("  latency (ms):\n");

@@ -17,9 +17,11 @@
 #      CHAT_THREADS (default: chatd's own, the core count), ROUNDS (1: how
 #      many times to run the same-node/other-node pair, alternating),
 #      TLS=1 (mutual TLS on the cluster port, certificates from deploy/certs.sh),
+#      SETTLE (0.3 s: wait after both nodes count 2 live nodes, before measuring),
 #      FAILOVER (1; 0 skips the node-death run), FAILOVER_MESSAGES (2: sends
-#      per conversation before the kill), SUSPECT_TIMEOUT (2 s:
-#      CHAT_CLUSTER_SUSPECT_TIMEOUT of both nodes),
+#      per conversation before the kill), FAILOVER_ACK_TIMEOUT_MS (200: after
+#      the kill, a send unacked this long is resent, same clientMsgId),
+#      SUSPECT_TIMEOUT (2 s: CHAT_CLUSTER_SUSPECT_TIMEOUT of both nodes),
 #      KEEP_LOGS=1 keeps the temp dir (logs) instead of deleting it.
 set -euo pipefail
 
@@ -44,28 +46,40 @@ BIN=$(cd "$BUILD_DIR/bin" && pwd)
 TMP=$(mktemp -d /tmp/chat-bench-xnode-XXXXXX)
 chmod 755 "$TMP"   # postgres (when we are root) must reach $TMP/pg
 MOCK_PID=""; A_PID=""; B_PID=""
-stop_pid() { # PID: SIGTERM, then SIGKILL after 40 s (chatd drains up to 30 s)
-  local i
-  kill -TERM "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 0; }
-  for i in $(seq 1 400); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$1" 2>/dev/null; then echo "pid $1 ignored SIGTERM for 40 s: SIGKILL" >&2; kill -KILL "$1"; fi
-  wait "$1" 2>/dev/null
+CRASHED=0
+stop_pid() { # PID NAME: SIGTERM, then SIGKILL after 40 s (chatd drains up to 30 s)
+  local st=0 killed=0
+  # The shell's stderr is /dev/null inside the braces: no job notices of its own.
+  {
+    if kill -TERM "$1"; then
+      for _ in $(seq 1 400); do kill -0 "$1" || break; sleep 0.1; done
+      if kill -0 "$1"; then kill -KILL "$1"; killed=1; fi
+    fi
+    wait "$1" || st=$?
+  } 2>/dev/null
+  if [ "$killed" = 1 ]; then
+    echo "$2 (pid $1) ignored SIGTERM for 40 s: SIGKILL" >&2
+  elif [ "$st" -gt 128 ]; then
+    echo "WARNING: $2 (pid $1) died of signal $((st - 128)) ($(kill -l $((st - 128)))) when stopped with SIGTERM" >&2
+    CRASHED=1
+  fi
 }
 cleanup() {
   set +e
   trap '' INT TERM
-  [ -n "$A_PID" ] && stop_pid "$A_PID"
-  [ -n "$B_PID" ] && stop_pid "$B_PID"
-  [ -n "$MOCK_PID" ] && stop_pid "$MOCK_PID"
+  [ -n "$A_PID" ] && stop_pid "$A_PID" "node A"
+  [ -n "$B_PID" ] && stop_pid "$B_PID" "node B"
+  [ -n "$MOCK_PID" ] && stop_pid "$MOCK_PID" mock_llm
   "$ROOT/deploy/postgres.sh" stop "$TMP/pg" >/dev/null 2>&1
   if [ "${KEEP_LOGS:-0}" = 1 ]; then echo "logs kept in $TMP" >&2; else rm -rf "$TMP"; fi
+  # A crash on the way out fails the run too.
+  [ "$CRASHED" = 0 ] || exit 1
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 wait_line() { # FILE PATTERN PID -> prints the first matching line
-  local i
-  for i in $(seq 1 300); do
+  for _ in $(seq 1 300); do
     if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
     kill -0 "$3" 2>/dev/null || { echo "process $3 exited:" >&2; cat "$1" >&2; return 1; }
     sleep 0.1
@@ -75,8 +89,8 @@ wait_line() { # FILE PATTERN PID -> prints the first matching line
 
 # wait_member PORT: until the node's /readyz is 200 and it counts 2 live nodes (30 s).
 wait_member() {
-  local i live
-  for i in $(seq 1 300); do
+  local live
+  for _ in $(seq 1 300); do
     if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$1/readyz" 2>/dev/null; then
       live=$(curl -fsS --max-time 1 "http://127.0.0.1:$1/metrics" 2>/dev/null \
         | awk '$1 == "chat_cluster_live_nodes" { print $2 }')
@@ -126,15 +140,20 @@ A_PORT=$(http_port nodeA "$A_PID")
 B_PORT=$(http_port nodeB "$B_PID")
 wait_member "$A_PORT"
 wait_member "$B_PORT"
-sleep 0.3 # the directories have the view too
+sleep "${SETTLE:-0.3}" # the directories have the view too
+# Links between the nodes that dropped so far (each makes sessions follow
+# their conversations anew): measuring on a flapping cluster means little.
+lost=$(cat "$TMP/nodeA.log" "$TMP/nodeB.log" | grep -c '"event":"cluster_peer_lost"' || true)
+[ "$lost" = 0 ] || echo "NOTE: $lost cluster_peer_lost log lines before measuring (links between the nodes dropped)"
 echo "postgres: $DATABASE_URL; mock_llm :$MOCK_PORT (ttft ${MOCK_TTFT_MS:-20} ms, ${MOCK_TOKEN_DELAY_MS:-10} ms/token, ${MOCK_TOKENS:-24} tokens)"
 echo "node A :$A_PORT (pid $A_PID), node B :$B_PORT (pid $B_PID); cluster port $([ "${TLS:-0}" = 1 ] && echo "mutual TLS" || echo "plain TCP"), suspect timeout ${SUSPECT_TIMEOUT} s; both count 2 live nodes"
 
 WS=/api/v1/chat/ws
-load() { # URL [flags...]: chat_load with conversations created on A
+load() { # URL [flags...]: chat_load with conversations created on A; its stderr to fd ERR_FD
   local url=$1; shift
   CHAT_JWT_SECRET="$SECRET" "$BIN/chat_load" --create-url "ws://127.0.0.1:$A_PORT$WS" \
-    --url "$url" ${USERS:+--users "$USERS"} --duration-limit "${DURATION_LIMIT:-120}" "$@" "${EXTRA[@]}"
+    --url "$url" ${USERS:+--users "$USERS"} --duration-limit "${DURATION_LIMIT:-120}" "$@" "${EXTRA[@]}" \
+    2>&"${ERR_FD:-2}"
 }
 
 rc=0
@@ -150,11 +169,19 @@ done
 if [ "${FAILOVER:-1}" = 1 ]; then
   echo
   echo "=== node death: created on A, ${FAILOVER_MESSAGES:-2} sends over connections to B, then kill -9 A (pid $A_PID) and one more send each"
-  disown "$A_PID" # no "Killed" job notice from this shell; chat_load kills it
-  load "ws://127.0.0.1:$B_PORT$WS" --connections "$N" --messages "${FAILOVER_MESSAGES:-2}" \
-    --failover-kill "$A_PID" || rc=1
-  for _ in $(seq 1 50); do kill -0 "$A_PID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$A_PID" 2>/dev/null; then echo "node A (pid $A_PID) still runs: SIGKILL" >&2; kill -KILL "$A_PID"; fi
+  # The shell's own stderr goes to /dev/null in this block (its "Killed"
+  # notice for node A); chat_load's goes to fd 3, the script's stderr.
+  exec 3>&2
+  ERR_FD=3
+  {
+    load "ws://127.0.0.1:$B_PORT$WS" --connections "$N" --messages "${FAILOVER_MESSAGES:-2}" \
+      --failover-kill "$A_PID" --ack-timeout-ms "${FAILOVER_ACK_TIMEOUT_MS:-200}" || rc=1
+    for _ in $(seq 1 50); do kill -0 "$A_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$A_PID" 2>/dev/null; then echo "node A (pid $A_PID) still runs: SIGKILL" >&3; kill -KILL "$A_PID"; fi
+    wait "$A_PID" || true
+  } 2>/dev/null
+  exec 3>&-
+  ERR_FD=2
   A_PID=""
   live=$(curl -fsS --max-time 1 "http://127.0.0.1:$B_PORT/metrics" 2>/dev/null \
     | awk '$1 == "chat_cluster_live_nodes" { print $2 }')
