@@ -128,7 +128,8 @@ struct stats {
   series connect, ack, first_chunk, inter_chunk, done;
   int64_t sent = 0, completed = 0, chunks = 0;
   int64_t resent_unavailable = 0, resent_unacked = 0; // after a kill
-  int64_t repeated_chunks = 0; // dropped, as a client does
+  int64_t repeated_chunks = 0;  // dropped, as a client does
+  int64_t replayed_replies = 0; // ended by a `message` instead of chunks and done
   int64_t connect_failures = 0, conn_errors = 0, timeouts = 0;
   int64_t error_frames = 0, wrong = 0, missing = 0;
   std::map<std::string, int64_t> finish_reasons;
@@ -482,9 +483,6 @@ private:
     } else if (type == "done") {
       if (str(d, "replyTo") != cur_.message_id || !cur_.acked)
         return wrong("unexpected done", text);
-      auto reason = str(d, "finishReason");
-      ++st_->finish_reasons[reason];
-      st_->done.add(now - cur_.t_base);
       bool ok = true;
       if (num(d, "chunks") != cur_.chunks) {
         wrong("done.chunks " + std::to_string(num(d, "chunks")) + " but received "
@@ -492,33 +490,25 @@ private:
               text);
         ok = false;
       }
-      if (cur_.chunks > 0 && str(d, "messageId") != cur_.reply_id) {
-        wrong("done messageId differs from the chunks'", text);
-        ok = false;
-      }
-      if (num(d, "seq") != cur_.seq + 1) {
-        wrong("done seq is not ack seq + 1", text);
-        ok = false;
-      }
-      if (reason != "stop" && reason != "length") {
-        wrong("finishReason " + reason, text);
-        ok = false;
-      }
       if (cur_.chunks == 0) {
         wrong("reply without chunks", text);
         ok = false;
       }
-      ++dones_;
-      if (ok)
-        ++st_->completed;
-      timer_.cancel();
-      if (dones_ < leg_.count)
-        return send_next();
-      if (leg_.keep_open) { // reading on, until probe()
-        idle_ = true;
-        return on_end_(true);
+      reply_ended(d, text, now, ok);
+    } else if (type == "message") {
+      // After a resubscription (the session followed the conversation to a
+      // new node) a reply that ended meanwhile comes whole, as a `message`,
+      // instead of its last chunks and done (PROTOCOL.md, subscribe).
+      if (cur_.acked && str(d, "role") == "assistant" && str(d, "replyTo") == cur_.message_id) {
+        ++st_->replayed_replies;
+        bool ok = true;
+        if (str(d, "content").compare(0, cur_.content.size(), cur_.content) != 0) {
+          wrong("replayed reply does not start with the chunks received", text);
+          ok = false;
+        }
+        reply_ended(d, text, now, ok);
       }
-      finish();
+      // Other messages (replays of earlier ones) are harmless.
     } else if (type == "error") {
       bool answers_send = !str(d, "clientMsgId").empty() && !cur_.acked;
       if (answers_send && probing_ && str(d, "code") == "unavailable") {
@@ -532,12 +522,43 @@ private:
       // An error answering our send means no reply will come.
       if (answers_send)
         fail_remaining("send refused");
-    } else if (type == "pong" || type == "message") {
-      // not expected, harmless (after a kill, the connection's resubscription
-      // may replay messages)
+    } else if (type == "pong") {
+      // not expected, harmless
     } else {
       wrong("unknown frame type", text);
     }
+  }
+
+  /// The current reply ended (`done`, or replayed whole as a `message`):
+  /// the checks both share, then the next send or the end of the leg.
+  void reply_ended(const rapidjson::Document& d, const std::string& text,
+                   clock_type::time_point now, bool ok) {
+    auto reason = str(d, "finishReason");
+    ++st_->finish_reasons[reason];
+    st_->done.add(now - cur_.t_base);
+    if (cur_.chunks > 0 && str(d, "messageId") != cur_.reply_id) {
+      wrong("reply messageId differs from the chunks'", text);
+      ok = false;
+    }
+    if (num(d, "seq") != cur_.seq + 1) {
+      wrong("reply seq is not ack seq + 1", text);
+      ok = false;
+    }
+    if (reason != "stop" && reason != "length") {
+      wrong("finishReason " + reason, text);
+      ok = false;
+    }
+    ++dones_;
+    if (ok)
+      ++st_->completed;
+    timer_.cancel();
+    if (dones_ < leg_.count)
+      return send_next();
+    if (leg_.keep_open) { // reading on, until probe()
+      idle_ = true;
+      return on_end_(true);
+    }
+    finish();
   }
 
   // Counts the current (if unfinished) and the not yet sent messages missing.
@@ -739,6 +760,8 @@ void print_stats(stats& st, bool latencies, bool with_connect = true) {
                 static_cast<long long>(st.resent_unacked));
   if (st.repeated_chunks > 0)
     std::printf(", repeated chunks dropped %lld", static_cast<long long>(st.repeated_chunks));
+  if (st.replayed_replies > 0)
+    std::printf(", replies replayed whole %lld", static_cast<long long>(st.replayed_replies));
   std::printf("\n");
   if (latencies) {
     std::printf("  latency (ms):\n");

@@ -194,7 +194,7 @@ for node in nodeA nodeB; do
   # Warnings and errors, if any (after the kill, B's conversation_lost are expected).
   if grep -qE '"level":"(warn|error)"' "$TMP/$node.log"; then
     echo "$node warn/error log lines ($(grep -cE '"level":"(warn|error)"' "$TMP/$node.log")), first 10:"
-    grep -E '"level":"(warn|error)"' "$TMP/$node.log" | head -10
+    grep -m 10 -E '"level":"(warn|error)"' "$TMP/$node.log"
   fi
 done
 exit $rc
