@@ -6,7 +6,8 @@
 # send, ack and chunk crosses the cluster port). With FAILOVER=1 (default),
 # then kills A (kill -9) while connections on B have conversations on A, and
 # measures how long until each conversation answers again. Stops everything
-# and removes the temp dir at the end.
+# and removes the temp dir at the end. Exits 1 if a chat_load run failed or a
+# node died (also: crashed when stopped).
 #
 #   bench/run_cluster_latency.sh [CONNECTIONS] [MESSAGES] [-- extra chat_load flags]
 #
@@ -15,7 +16,7 @@
 #      MOCK_TTFT_MS (20), MOCK_TOKEN_DELAY_MS (10), MOCK_TOKENS (24),
 #      USERS (default: one per connection), DURATION_LIMIT (120),
 #      CHAT_THREADS (default: chatd's own, the core count), ROUNDS (1: how
-#      many times to run the same-node/other-node pair, alternating),
+#      many times to run the same-node/other-node pair; 0: only the node death),
 #      TLS=1 (mutual TLS on the cluster port, certificates from deploy/certs.sh),
 #      SETTLE (0.3 s: wait after both nodes count 2 live nodes, before measuring),
 #      FAILOVER (1; 0 skips the node-death run), FAILOVER_MESSAGES (2: sends
