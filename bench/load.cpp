@@ -83,26 +83,25 @@ struct options {
 };
 
 void usage(const char* argv0) {
-  std::cerr
-      << "usage: " << argv0
-      << " --secret SECRET [--url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
-         "         [--connections N] [--messages M] [--users U] [--duration-limit S]\n"
-         "         [--timeout-ms T] [--connect-timeout-ms T] [--content TEXT] [--model ID]\n"
-         "         [--create-url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
-         "         [--failover-kill PID [--resend-ms T] [--ack-timeout-ms T]] [--verbose]\n\n"
-         "Opens N WebSocket connections (token for user load-<i % U>, U defaults to N);\n"
-         "each sends M messages in one conversation, each after the previous reply's\n"
-         "done. Prints latency percentiles; exits 1 if any reply was wrong or missing,\n"
-         "2 on bad arguments. Only ws://127.0.0.1 is accepted. SECRET may also come\n"
-         "from CHAT_JWT_SECRET.\n\n"
-         "--create-url: each conversation is first created with one send (not measured)\n"
-         "over a short connection to that node, which then owns it; the M measured sends\n"
-         "go over --url into it (same node or across nodes).\n"
-         "--failover-kill PID: after all M replies, SIGKILL PID (the conversations' owner)\n"
-         "and send one more message per conversation over the open --url connection,\n"
-         "resent with the same clientMsgId --resend-ms (default 100) after an `unavailable`\n"
-         "answer and whenever --ack-timeout-ms (default 1000) pass without an ack;\n"
-         "latencies of that send are measured from the kill.\n";
+  std::cerr << "usage: " << argv0
+            << " --secret SECRET [--url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
+               "         [--connections N] [--messages M] [--users U] [--duration-limit S]\n"
+               "         [--timeout-ms T] [--connect-timeout-ms T] [--content TEXT] [--model ID]\n"
+               "         [--create-url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
+               "         [--failover-kill PID [--resend-ms T] [--ack-timeout-ms T]] [--verbose]\n\n"
+               "Opens N WebSocket connections (token for user load-<i % U>, U defaults to N);\n"
+               "each sends M messages in one conversation, each after the previous reply's\n"
+               "done. Prints latency percentiles; exits 1 if any reply was wrong or missing,\n"
+               "2 on bad arguments. Only ws://127.0.0.1 is accepted. SECRET may also come\n"
+               "from CHAT_JWT_SECRET.\n\n"
+               "--create-url: each conversation is first created with one send (not measured)\n"
+               "over a short connection to that node, which then owns it; the M measured sends\n"
+               "go over --url into it (same node or across nodes).\n"
+               "--failover-kill PID: after all M replies, SIGKILL PID (the conversations' owner)\n"
+               "and send one more message per conversation over the open --url connection,\n"
+               "resent with the same clientMsgId --resend-ms (default 100) after an `unavailable`\n"
+               "answer and whenever --ack-timeout-ms (default 1000) pass without an ack;\n"
+               "latencies of that send are measured from the kill.\n";
 }
 
 // -- statistics ------------------------------------------------------------------
@@ -128,7 +127,7 @@ struct stats {
   series connect, ack, first_chunk, inter_chunk, done;
   int64_t sent = 0, completed = 0, chunks = 0;
   int64_t resent_unavailable = 0, resent_unacked = 0; // after a kill
-  int64_t repeated_chunks = 0;  // dropped, as a client does
+  int64_t repeated_chunks = 0;                        // dropped, as a client does
   int64_t replayed_replies = 0; // ended by a `message` instead of chunks and done
   int64_t connect_failures = 0, conn_errors = 0, timeouts = 0;
   int64_t error_frames = 0, wrong = 0, missing = 0;
@@ -179,6 +178,7 @@ struct shared_state {
   bool stopping = false;
   int finished = 0; // clients that ended (well or not)
   int settled = 0;  // clients past their measured sends (well or not)
+  int ready = 0;    // of which with all replies, waiting for the kill
   // The measured phase, for the throughput: first measured connect to last
   // measured reply.
   std::optional<clock_type::time_point> measure_start, measure_end;
@@ -193,7 +193,7 @@ struct shared_state {
 /// conversation (the conversation's first send is 1: the ack of send k has
 /// seq 2k-1, its reply 2k).
 struct leg {
-  const char* name;  // "create" or "measure", for messages
+  const char* name; // "create" or "measure", for messages
   const endpoint* ep;
   stats* st;
   int first = 1;
@@ -209,16 +209,8 @@ public:
 
   connection(net::io_context& ioc, shared_state& s, int id, leg l, std::string conversation,
              end_fn on_end)
-      : s_(s),
-        id_(id),
-        leg_(l),
-        st_(l.st),
-        on_end_(std::move(on_end)),
-        ws_(ioc),
-        timer_(ioc),
-        resend_timer_(ioc),
-        conversation_(std::move(conversation)),
-        msg_(l.first - 1) {}
+      : s_(s), id_(id), leg_(l), st_(l.st), on_end_(std::move(on_end)), ws_(ioc), timer_(ioc),
+        resend_timer_(ioc), conversation_(std::move(conversation)), msg_(l.first - 1) {}
 
   void start(const std::string& token) {
     token_ = token;
@@ -265,7 +257,9 @@ public:
       fail_remaining("duration limit reached");
   }
 
-  const std::string& conversation() const { return conversation_; }
+  const std::string& conversation() const {
+    return conversation_;
+  }
 
 private:
   std::string who() const {
@@ -616,7 +610,7 @@ private:
   bool writing_ = false;
   bool probing_ = false;
   bool unavailable_ = false; // probing: the pending resend answers an `unavailable`
-  bool idle_ = false; // keep_open: all replied, waiting for probe()
+  bool idle_ = false;        // keep_open: all replied, waiting for probe()
   bool ended_ = false;
 };
 
@@ -663,7 +657,9 @@ public:
   }
 
 private:
-  bool failover() const { return s_.opt.kill_pid != 0; }
+  bool failover() const {
+    return s_.opt.kill_pid != 0;
+  }
 
   void measure(const std::string& conversation) {
     // A created conversation already has send 1 (and its reply).
@@ -679,6 +675,7 @@ private:
                                            if (!self->failover())
                                              return self->end();
                                            self->waiting_for_kill_ = true;
+                                           ++self->s_.ready;
                                            self->settle();
                                          });
     conn_->start(token_);
@@ -706,6 +703,7 @@ private:
     if (ended_)
       return;
     ended_ = true;
+    conn_.reset(); // its end callback holds this client: no cycle left behind
     if (++s_.finished == s_.opt.connections)
       for (auto& f : s_.stoppers)
         f();
@@ -899,6 +897,11 @@ int main(int argc, char** argv) {
     s.on_all_settled = [&] {
       if (s.stopping)
         return;
+      if (s.ready == 0) { // nothing to measure: kill nobody
+        s.failover.problem("no connection got its replies: pid " + std::to_string(o.kill_pid)
+                           + " not killed");
+        return;
+      }
       t_kill = clock_type::now();
       if (::kill(o.kill_pid, SIGKILL) != 0) {
         s.failover.problem("kill " + std::to_string(o.kill_pid) + ": " + std::strerror(errno));
@@ -930,9 +933,10 @@ int main(int argc, char** argv) {
   double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
 
   auto& st = s.st;
-  double measure_secs = s.measure_start && s.measure_end
-                            ? std::chrono::duration<double>(*s.measure_end - *s.measure_start).count()
-                            : secs;
+  double measure_secs
+      = s.measure_start && s.measure_end
+            ? std::chrono::duration<double>(*s.measure_end - *s.measure_start).count()
+            : secs;
   std::printf("elapsed %.2f s%s\n", secs, limit_hit ? " (duration limit reached)" : "");
   bool ok = st.ok();
   if (!o.create_url.empty()) {
@@ -945,8 +949,12 @@ int main(int argc, char** argv) {
               st.completed / measure_secs, st.chunks / measure_secs, measure_secs);
   print_stats(st, true);
   if (o.kill_pid != 0) {
-    std::printf("after SIGKILL of pid %d: one send per conversation, latencies from the kill:\n",
-                static_cast<int>(o.kill_pid));
+    if (t_kill)
+      std::printf("after SIGKILL of pid %d: one send per conversation, latencies from the kill:\n",
+                  static_cast<int>(o.kill_pid));
+    else
+      std::printf("--failover-kill %d: pid not killed, nothing sent:\n",
+                  static_cast<int>(o.kill_pid));
     print_stats(s.failover, t_kill.has_value(), false);
     ok = ok && s.failover.ok();
   }
