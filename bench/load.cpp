@@ -1,27 +1,50 @@
 // chat_load: a bounded WebSocket load generator for chatd (PROTOCOL.md v1).
 //
-// N connections on one io_context thread (async Beast, no thread per
-// connection). Each connection sends M `send` frames one after another: the
-// next one after the previous reply's `done`; the first opens a new
-// conversation, the rest go to that conversation. Measures, per message,
-// send->ack, send->first chunk, chunk inter-arrival and send->done; checks that
-// every reply is complete and well-formed. Exits non-zero if any reply was
-// wrong or missing. Connects only to 127.0.0.1.
+// N clients on one io_context thread (async Beast, no thread per
+// connection). Each client sends M `send` frames one after another over one
+// connection to --url: the next one after the previous reply's `done`; the
+// first opens a new conversation, the rest go to that conversation. Measures,
+// per message, send->ack, send->first chunk, chunk inter-arrival and
+// send->done; checks that every reply is complete and well-formed. Exits
+// non-zero if any reply was wrong or missing. Connects only to 127.0.0.1.
+//
+// Cluster modes (bench/run_cluster_latency.sh uses them):
+//  --create-url URL   each client first creates its conversation over a
+//                     short connection to URL (one send, its reply, close),
+//                     so the node behind URL owns it; then the M measured
+//                     sends go over --url into that conversation. With --url
+//                     on the same node: a local conversation; on another
+//                     node: every measured send crosses nodes.
+//  --failover-kill PID  after every client's M replies (connections kept
+//                     open), SIGKILL PID (the node owning the
+//                     conversations) and send one more message per
+//                     conversation, resent (same clientMsgId) while the
+//                     server answers `unavailable` or leaves it unacked for
+//                     --ack-timeout-ms; measures kill->ack, kill->first
+//                     chunk and kill->done: how long the conversations of a
+//                     dead node stay unanswered.
+
+#include <signal.h>
+#include <sys/types.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
@@ -43,13 +66,17 @@ namespace {
 
 struct options {
   std::string url = "ws://127.0.0.1:8080/api/v1/chat/ws";
+  std::string create_url; // empty: the first measured send creates the conversation
   std::string secret;
   int connections = 10;
   int messages = 5;
   int users = 0; // 0: one user per connection
   int duration_limit_s = 120;
-  int timeout_ms = 30000;         // per message, send -> done
+  int timeout_ms = 30000;         // per message, send -> done (after a kill: kill -> done)
   int connect_timeout_ms = 10000; // TCP connect + upgrade
+  int resend_ms = 100;            // after a kill: pause before resending an `unavailable` send
+  int ack_timeout_ms = 1000;      // after a kill: resend a send not acked within this long
+  pid_t kill_pid = 0;             // --failover-kill
   std::string content = "hello from chat_load";
   std::string model;
   bool verbose = false;
@@ -60,12 +87,21 @@ void usage(const char* argv0) {
             << " --secret SECRET [--url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
                "         [--connections N] [--messages M] [--users U] [--duration-limit S]\n"
                "         [--timeout-ms T] [--connect-timeout-ms T] [--content TEXT] [--model ID]\n"
-               "         [--verbose]\n\n"
+               "         [--create-url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
+               "         [--failover-kill PID [--resend-ms T] [--ack-timeout-ms T]] [--verbose]\n\n"
                "Opens N WebSocket connections (token for user load-<i % U>, U defaults to N);\n"
                "each sends M messages in one conversation, each after the previous reply's\n"
                "done. Prints latency percentiles; exits 1 if any reply was wrong or missing,\n"
                "2 on bad arguments. Only ws://127.0.0.1 is accepted. SECRET may also come\n"
-               "from CHAT_JWT_SECRET.\n";
+               "from CHAT_JWT_SECRET.\n\n"
+               "--create-url: each conversation is first created with one send (not measured)\n"
+               "over a short connection to that node, which then owns it; the M measured sends\n"
+               "go over --url into it (same node or across nodes).\n"
+               "--failover-kill PID: after all M replies, SIGKILL PID (the conversations' owner)\n"
+               "and send one more message per conversation over the open --url connection,\n"
+               "resent with the same clientMsgId --resend-ms (default 100) after an `unavailable`\n"
+               "answer and whenever --ack-timeout-ms (default 1000) pass without an ack;\n"
+               "latencies of that send are measured from the kill.\n";
 }
 
 // -- statistics ------------------------------------------------------------------
@@ -85,9 +121,14 @@ struct series {
   }
 };
 
+/// The sends of one kind (measured, creating, after the kill) and how they went.
 struct stats {
+  int64_t expected = 0; // sends this run should complete
   series connect, ack, first_chunk, inter_chunk, done;
   int64_t sent = 0, completed = 0, chunks = 0;
+  int64_t resent_unavailable = 0, resent_unacked = 0; // after a kill
+  int64_t repeated_chunks = 0;                        // dropped, as a client does
+  int64_t replayed_replies = 0; // ended by a `message` instead of chunks and done
   int64_t connect_failures = 0, conn_errors = 0, timeouts = 0;
   int64_t error_frames = 0, wrong = 0, missing = 0;
   std::map<std::string, int64_t> finish_reasons;
@@ -96,6 +137,10 @@ struct stats {
   void problem(const std::string& s) {
     if (samples.size() < 20)
       samples.push_back(s);
+  }
+  bool ok() const {
+    return completed == expected && wrong == 0 && missing == 0 && connect_failures == 0
+           && conn_errors == 0 && timeouts == 0;
   }
 };
 
@@ -113,43 +158,114 @@ std::string random_hex(int n) {
 using chat::json::num;
 using chat::json::str;
 
-// -- one connection ----------------------------------------------------------------
+// -- shared state ------------------------------------------------------------------
 
-struct shared_state {
-  options opt;
-  stats st;
-  std::string run_id;
+/// A ws://127.0.0.1:PORT/PATH address.
+struct endpoint {
+  std::string url;
   std::string host;
   uint16_t port = 0;
   std::string target; // path
-  int finished = 0;   // connections that ended (well or not)
+};
+
+struct shared_state {
+  options opt;
+  endpoint url, create_url;
+  stats st;       // the measured sends, over --url
+  stats setup;    // the sends that created the conversations (--create-url)
+  stats failover; // the sends after the kill (--failover-kill), timed from the kill
+  std::string run_id;
   bool stopping = false;
+  int finished = 0; // clients that ended (well or not)
+  int settled = 0;  // clients past their measured sends (well or not)
+  int ready = 0;    // of which with all replies, waiting for the kill
+  // The measured phase, for the throughput: first measured connect to last
+  // measured reply.
+  std::optional<clock_type::time_point> measure_start, measure_end;
+  std::function<void()> on_all_settled; // --failover-kill: kill, then probe
   std::vector<std::function<void()>> stoppers;
+};
+
+// -- one connection ----------------------------------------------------------------
+
+/// What one connection does: `count` sends into its client's conversation,
+/// each after the previous reply's done, numbered from `first` within the
+/// conversation (the conversation's first send is 1: the ack of send k has
+/// seq 2k-1, its reply 2k).
+struct leg {
+  const char* name; // "create" or "measure", for messages
+  const endpoint* ep;
+  stats* st;
+  int first = 1;
+  int count = 1;
+  bool keep_open = false; // stay connected after the last reply (a probe follows)
 };
 
 class connection : public std::enable_shared_from_this<connection> {
 public:
-  connection(net::io_context& ioc, shared_state& s, int id)
-      : s_(s), id_(id), ws_(ioc), timer_(ioc) {}
+  /// Called once the leg's sends are over: `all_replied` if every one got
+  /// its done (well-formed or not; problems are counted in the stats).
+  using end_fn = std::function<void(bool all_replied)>;
+
+  connection(net::io_context& ioc, shared_state& s, int id, leg l, std::string conversation,
+             end_fn on_end)
+      : s_(s), id_(id), leg_(l), st_(l.st), on_end_(std::move(on_end)), ws_(ioc), timer_(ioc),
+        resend_timer_(ioc), conversation_(std::move(conversation)), msg_(l.first - 1) {}
 
   void start(const std::string& token) {
     token_ = token;
     t_connect_ = clock_type::now();
     beast::get_lowest_layer(ws_).expires_after(
         std::chrono::milliseconds{s_.opt.connect_timeout_ms});
-    tcp::endpoint ep{net::ip::make_address("127.0.0.1"), s_.port};
+    tcp::endpoint ep{net::ip::make_address("127.0.0.1"), leg_.ep->port};
     beast::get_lowest_layer(ws_).async_connect(
         ep, [self = shared_from_this()](beast::error_code ec) { self->on_connect(ec); });
   }
 
-  // Called at the duration limit: abandon whatever is outstanding.
+  /// --failover-kill: one more send on this still open connection, its
+  /// latencies counted in `st` from `t0` (the kill). Resent with the same
+  /// clientMsgId (the idempotency key) --resend-ms after an `unavailable`
+  /// answer (the conversation is moving to a live node), and whenever
+  /// --ack-timeout-ms pass without an ack (a send that reached the dead
+  /// node is lost).
+  void probe(stats& st, clock_type::time_point t0, end_fn on_end) {
+    st_ = &st;
+    on_end_ = std::move(on_end);
+    probing_ = true;
+    t_probe_ = t0;
+    dones_ = 0;
+    leg_.count = 1;
+    leg_.keep_open = false;
+    if (ended_) { // the connection broke while waiting for the kill
+      st.missing += 1;
+      st.problem(who() + ": connection lost before the kill");
+      return on_end_(false);
+    }
+    idle_ = false;
+    send_next();
+  }
+
+  /// Called at the duration limit: abandon whatever is outstanding.
   void stop() {
-    if (ended_)
+    if (idle_) {
+      idle_ = false;
+      close_hard();
+      ended_ = true;
       return;
-    fail_remaining("duration limit reached", false);
+    }
+    if (!ended_)
+      fail_remaining("duration limit reached");
+  }
+
+  const std::string& conversation() const {
+    return conversation_;
   }
 
 private:
+  std::string who() const {
+    return "conn " + std::to_string(id_) + " (" + (probing_ ? "after kill" : leg_.name) + ")";
+  }
+
   void on_connect(beast::error_code ec) {
     if (ec)
       return connect_failed("connect: " + ec.message());
@@ -158,7 +274,8 @@ private:
     }));
     ws_.read_message_max(16 << 20);
     ws_.async_handshake(
-        res_, s_.host + ":" + std::to_string(s_.port), s_.target + "?token=" + token_,
+        res_, leg_.ep->host + ":" + std::to_string(leg_.ep->port),
+        leg_.ep->target + "?token=" + token_,
         [self = shared_from_this()](beast::error_code ec) { self->on_handshake(ec); });
   }
 
@@ -174,8 +291,7 @@ private:
     t.keep_alive_pings = false;
     ws_.set_option(t);
     ws_.text(true);
-    s_.st.connect.add(clock_type::now() - t_connect_);
-    open_ = true;
+    st_->connect.add(clock_type::now() - t_connect_);
     read();
     send_next();
   }
@@ -183,11 +299,11 @@ private:
   void connect_failed(const std::string& why) {
     if (ended_)
       return;
-    ++s_.st.connect_failures;
-    s_.st.problem("conn " + std::to_string(id_) + ": " + why);
-    s_.st.missing += s_.opt.messages;
+    ++st_->connect_failures;
+    st_->problem(who() + ": " + why);
+    st_->missing += leg_.count;
     close_hard();
-    end();
+    end(false);
   }
 
   void send_next() {
@@ -217,19 +333,48 @@ private:
     w.EndObject();
     out_ = sb.GetString();
     cur_.t_send = clock_type::now();
-    ++s_.st.sent;
-    timer_.expires_after(std::chrono::milliseconds{s_.opt.timeout_ms});
+    // Latencies count from the send, or, after a kill, from the kill.
+    cur_.t_base = probing_ ? t_probe_ : cur_.t_send;
+    ++st_->sent;
+    if (probing_)
+      resend_after(std::chrono::milliseconds{s_.opt.ack_timeout_ms});
+    timer_.expires_at(cur_.t_base + std::chrono::milliseconds{s_.opt.timeout_ms});
     timer_.async_wait([self = shared_from_this(), n = msg_](beast::error_code ec) {
       if (!ec && self->msg_ == n && !self->ended_) {
-        ++self->s_.st.timeouts;
-        self->fail_remaining("timeout waiting for the reply", false);
+        ++self->st_->timeouts;
+        self->fail_remaining("timeout waiting for the reply");
       }
     });
+    write_out();
+  }
+
+  /// Writes the current send. Beast allows one write at a time: a resend
+  /// due while one is in flight is skipped (the next is planned already).
+  void write_out() {
+    if (writing_)
+      return;
+    writing_ = true;
     ws_.async_write(net::buffer(out_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->writing_ = false;
       if (ec && !self->ended_) {
-        ++self->s_.st.conn_errors;
-        self->fail_remaining("write: " + ec.message(), false);
+        ++self->st_->conn_errors;
+        self->fail_remaining("write: " + ec.message());
       }
+    });
+  }
+
+  /// Probing: resends the current send after `delay` unless it is acked by
+  /// then, and again every --ack-timeout-ms. Replaces an earlier plan.
+  void resend_after(std::chrono::milliseconds delay) {
+    resend_timer_.expires_after(delay);
+    resend_timer_.async_wait([self = shared_from_this(), n = msg_](beast::error_code ec) {
+      if (ec || self->msg_ != n || self->ended_ || self->s_.stopping || self->cur_.acked)
+        return;
+      if (!self->unavailable_)
+        ++self->st_->resent_unacked;
+      self->unavailable_ = false;
+      self->write_out();
+      self->resend_after(std::chrono::milliseconds{self->s_.opt.ack_timeout_ms});
     });
   }
 
@@ -240,13 +385,20 @@ private:
 
   void on_read(beast::error_code ec) {
     if (ec) {
+      if (idle_) { // between the last reply and the kill; probe() counts it missing
+        idle_ = false;
+        ended_ = true;
+        ++s_.failover.conn_errors;
+        s_.failover.problem(who() + ": read while waiting for the kill: " + ec.message());
+        return;
+      }
       if (!ended_) {
-        ++s_.st.conn_errors;
+        ++st_->conn_errors;
         std::string why = "read: " + ec.message();
         if (ec == websocket::error::closed)
           why += " (close code " + std::to_string(ws_.reason().code) + " '"
                  + std::string(ws_.reason().reason.c_str()) + "')";
-        fail_remaining(why, false);
+        fail_remaining(why);
       }
       return;
     }
@@ -259,26 +411,28 @@ private:
   }
 
   void wrong(const std::string& why, const std::string& frame) {
-    ++s_.st.wrong;
-    s_.st.problem("conn " + std::to_string(id_) + " msg " + std::to_string(msg_) + ": " + why + ": "
-                  + frame.substr(0, 300));
+    ++st_->wrong;
+    st_->problem(who() + " msg " + std::to_string(msg_) + ": " + why + ": " + frame.substr(0, 300));
   }
 
   void handle(const std::string& text, clock_type::time_point now) {
     if (s_.opt.verbose)
-      std::cerr << "conn " << id_ << " <- " << text << "\n";
+      std::cerr << who() << " <- " << text << "\n";
     rapidjson::Document d;
     d.Parse(text.c_str(), text.size());
     if (d.HasParseError() || !d.IsObject())
       return wrong("not a JSON object", text);
     auto type = str(d, "type");
     if (type == "ack") {
+      if (probing_ && cur_.acked && str(d, "clientMsgId") == cur_.client_msg_id
+          && str(d, "messageId") == cur_.message_id)
+        return; // the repeat of a resend
       if (str(d, "clientMsgId") != cur_.client_msg_id || cur_.acked)
         return wrong("unexpected ack", text);
       cur_.acked = true;
       cur_.message_id = str(d, "messageId");
       cur_.seq = num(d, "seq");
-      s_.st.ack.add(now - cur_.t_send);
+      st_->ack.add(now - cur_.t_base);
       auto conv = str(d, "conversationId");
       if (conversation_.empty())
         conversation_ = conv;
@@ -295,11 +449,17 @@ private:
       auto mid = str(d, "messageId");
       if (str(d, "replyTo") != cur_.message_id)
         return wrong("chunk for another message", text);
+      if (index >= 0 && index < cur_.chunks && mid == cur_.reply_id) {
+        // Already have it: after a resubscription (the session followed the
+        // conversation) or a resend, chunks may come again (PROTOCOL.md).
+        ++st_->repeated_chunks;
+        return;
+      }
       if (cur_.chunks == 0) {
         cur_.reply_id = mid;
-        s_.st.first_chunk.add(now - cur_.t_send);
+        st_->first_chunk.add(now - cur_.t_base);
       } else {
-        s_.st.inter_chunk.add(now - cur_.t_last_chunk);
+        st_->inter_chunk.add(now - cur_.t_last_chunk);
         if (mid != cur_.reply_id)
           wrong("chunk messageId changed", text);
       }
@@ -313,13 +473,10 @@ private:
       cur_.content += str(d, "delta");
       cur_.t_last_chunk = now;
       ++cur_.chunks;
-      ++s_.st.chunks;
+      ++st_->chunks;
     } else if (type == "done") {
       if (str(d, "replyTo") != cur_.message_id || !cur_.acked)
         return wrong("unexpected done", text);
-      auto reason = str(d, "finishReason");
-      ++s_.st.finish_reasons[reason];
-      s_.st.done.add(now - cur_.t_send);
       bool ok = true;
       if (num(d, "chunks") != cur_.chunks) {
         wrong("done.chunks " + std::to_string(num(d, "chunks")) + " but received "
@@ -327,56 +484,89 @@ private:
               text);
         ok = false;
       }
-      if (cur_.chunks > 0 && str(d, "messageId") != cur_.reply_id) {
-        wrong("done messageId differs from the chunks'", text);
-        ok = false;
-      }
-      if (num(d, "seq") != cur_.seq + 1) {
-        wrong("done seq is not ack seq + 1", text);
-        ok = false;
-      }
-      if (reason != "stop" && reason != "length") {
-        wrong("finishReason " + reason, text);
-        ok = false;
-      }
       if (cur_.chunks == 0) {
         wrong("reply without chunks", text);
         ok = false;
       }
-      ++dones_;
-      if (ok)
-        ++s_.st.completed;
-      timer_.cancel();
-      if (msg_ >= s_.opt.messages)
-        return finish();
-      send_next();
+      reply_ended(d, text, now, ok);
+    } else if (type == "message") {
+      // After a resubscription (the session followed the conversation to a
+      // new node) a reply that ended meanwhile comes whole, as a `message`,
+      // instead of its last chunks and done (PROTOCOL.md, subscribe).
+      if (cur_.acked && str(d, "role") == "assistant" && str(d, "replyTo") == cur_.message_id) {
+        ++st_->replayed_replies;
+        bool ok = true;
+        if (str(d, "content").compare(0, cur_.content.size(), cur_.content) != 0) {
+          wrong("replayed reply does not start with the chunks received", text);
+          ok = false;
+        }
+        reply_ended(d, text, now, ok);
+      }
+      // Other messages (replays of earlier ones) are harmless.
     } else if (type == "error") {
-      ++s_.st.error_frames;
-      ++s_.st.error_codes[str(d, "code")];
+      bool answers_send = !str(d, "clientMsgId").empty() && !cur_.acked;
+      if (answers_send && probing_ && str(d, "code") == "unavailable") {
+        ++st_->resent_unavailable;
+        unavailable_ = true;
+        return resend_after(std::chrono::milliseconds{s_.opt.resend_ms});
+      }
+      ++st_->error_frames;
+      ++st_->error_codes[str(d, "code")];
       wrong("error frame", text);
       // An error answering our send means no reply will come.
-      if (!str(d, "clientMsgId").empty() && !cur_.acked)
-        fail_remaining("send refused", true);
-    } else if (type == "pong" || type == "message") {
+      if (answers_send)
+        fail_remaining("send refused");
+    } else if (type == "pong") {
       // not expected, harmless
     } else {
       wrong("unknown frame type", text);
     }
   }
 
+  /// The current reply ended (`done`, or replayed whole as a `message`):
+  /// the checks both share, then the next send or the end of the leg.
+  void reply_ended(const rapidjson::Document& d, const std::string& text,
+                   clock_type::time_point now, bool ok) {
+    auto reason = str(d, "finishReason");
+    ++st_->finish_reasons[reason];
+    st_->done.add(now - cur_.t_base);
+    if (cur_.chunks > 0 && str(d, "messageId") != cur_.reply_id) {
+      wrong("reply messageId differs from the chunks'", text);
+      ok = false;
+    }
+    if (num(d, "seq") != cur_.seq + 1) {
+      wrong("reply seq is not ack seq + 1", text);
+      ok = false;
+    }
+    if (reason != "stop" && reason != "length") {
+      wrong("finishReason " + reason, text);
+      ok = false;
+    }
+    ++dones_;
+    if (ok)
+      ++st_->completed;
+    timer_.cancel();
+    if (dones_ < leg_.count)
+      return send_next();
+    if (leg_.keep_open) { // reading on, until probe()
+      idle_ = true;
+      return on_end_(true);
+    }
+    finish();
+  }
+
   // Counts the current (if unfinished) and the not yet sent messages missing.
-  void fail_remaining(const std::string& why, bool already_counted) {
+  void fail_remaining(const std::string& why) {
     if (ended_)
       return;
-    (void)already_counted;
-    s_.st.missing += s_.opt.messages - dones_; // the current one too
-    s_.st.problem("conn " + std::to_string(id_) + " msg " + std::to_string(msg_) + ": " + why);
+    st_->missing += leg_.count - dones_; // the current one too
+    st_->problem(who() + " msg " + std::to_string(msg_) + ": " + why);
     close_hard();
-    end();
+    end(false);
   }
 
   void finish() {
-    end();
+    end(true);
     ws_.async_close(websocket::close_code::normal,
                     [self = shared_from_this()](beast::error_code) { self->close_hard(); });
   }
@@ -386,15 +576,13 @@ private:
     beast::get_lowest_layer(ws_).socket().close(ec);
   }
 
-  void end() {
+  void end(bool all_replied) {
     if (ended_)
       return;
     ended_ = true;
     timer_.cancel();
-    ++s_.finished;
-    if (s_.finished == s_.opt.connections)
-      for (auto& f : s_.stoppers)
-        f();
+    resend_timer_.cancel();
+    on_end_(all_replied);
   }
 
   struct reply {
@@ -402,47 +590,198 @@ private:
     int64_t seq = -1;
     int64_t chunks = 0;
     bool acked = false;
-    clock_type::time_point t_send, t_last_chunk;
+    clock_type::time_point t_send, t_base, t_last_chunk;
   };
 
   shared_state& s_;
   int id_;
+  leg leg_;
+  stats* st_;
+  end_fn on_end_;
   websocket::stream<beast::tcp_stream> ws_;
-  net::steady_timer timer_;
+  net::steady_timer timer_, resend_timer_;
   websocket::response_type res_;
   beast::flat_buffer buf_;
   std::string token_, out_, conversation_;
-  clock_type::time_point t_connect_;
-  int msg_ = 0;
-  int dones_ = 0;
+  clock_type::time_point t_connect_, t_probe_;
+  int msg_;       // number within the conversation of the current send
+  int dones_ = 0; // replies done on this leg
   reply cur_;
-  bool open_ = false;
+  bool writing_ = false;
+  bool probing_ = false;
+  bool unavailable_ = false; // probing: the pending resend answers an `unavailable`
+  bool idle_ = false;        // keep_open: all replied, waiting for probe()
   bool ended_ = false;
 };
 
-bool parse_url(const std::string& url, shared_state& s) {
+// -- one client ----------------------------------------------------------------
+
+/// One user's conversation: (--create-url) created over a short connection
+/// to that node, then M measured sends over a connection to --url, then
+/// (--failover-kill) one more send after the kill, on the same connection.
+class client : public std::enable_shared_from_this<client> {
+public:
+  client(net::io_context& ioc, shared_state& s, int id) : ioc_(ioc), s_(s), id_(id) {}
+
+  void start(std::string token) {
+    token_ = std::move(token);
+    if (s_.create_url.url.empty())
+      return measure("");
+    leg l{"create", &s_.create_url, &s_.setup, 1, 1, false};
+    conn_ = std::make_shared<connection>(ioc_, s_, id_, l, "",
+                                         [self = shared_from_this()](bool all_replied) {
+                                           if (all_replied && !self->s_.stopping)
+                                             self->measure(self->conn_->conversation());
+                                           else
+                                             self->give_up(true);
+                                         });
+    conn_->start(token_);
+  }
+
+  /// After the kill: the probe send, if this client got that far.
+  void probe(clock_type::time_point t_kill) {
+    if (!waiting_for_kill_)
+      return;
+    waiting_for_kill_ = false;
+    conn_->probe(s_.failover, t_kill, [self = shared_from_this()](bool) { self->end(); });
+  }
+
+  void stop() {
+    if (conn_)
+      conn_->stop();
+    if (waiting_for_kill_) {
+      waiting_for_kill_ = false;
+      s_.failover.missing += 1;
+      end();
+    }
+  }
+
+private:
+  bool failover() const {
+    return s_.opt.kill_pid != 0;
+  }
+
+  void measure(const std::string& conversation) {
+    // A created conversation already has send 1 (and its reply).
+    int first = conversation.empty() ? 1 : 2;
+    leg l{"measure", &s_.url, &s_.st, first, s_.opt.messages, failover()};
+    if (!s_.measure_start)
+      s_.measure_start = clock_type::now();
+    conn_ = std::make_shared<connection>(ioc_, s_, id_, l, conversation,
+                                         [self = shared_from_this()](bool all_replied) {
+                                           self->s_.measure_end = clock_type::now();
+                                           if (!all_replied)
+                                             return self->give_up(false);
+                                           if (!self->failover())
+                                             return self->end();
+                                           self->waiting_for_kill_ = true;
+                                           ++self->s_.ready;
+                                           self->settle();
+                                         });
+    conn_->start(token_);
+  }
+
+  /// A leg failed: what this client did not get to send is missing.
+  void give_up(bool before_measure) {
+    if (before_measure)
+      s_.st.missing += s_.opt.messages;
+    if (failover()) {
+      s_.failover.missing += 1;
+      settle();
+    }
+    end();
+  }
+
+  /// The last client past its measured sends starts the kill, posted: it
+  /// gives every connection a new end callback, this one's included.
+  void settle() {
+    if (++s_.settled == s_.opt.connections && s_.on_all_settled)
+      net::post(ioc_, s_.on_all_settled);
+  }
+
+  void end() {
+    if (ended_)
+      return;
+    ended_ = true;
+    conn_.reset(); // its end callback holds this client: no cycle left behind
+    if (++s_.finished == s_.opt.connections)
+      for (auto& f : s_.stoppers)
+        f();
+  }
+
+  net::io_context& ioc_;
+  shared_state& s_;
+  int id_;
+  std::string token_;
+  std::shared_ptr<connection> conn_;
+  bool waiting_for_kill_ = false;
+  bool ended_ = false;
+};
+
+// -- main ----------------------------------------------------------------------
+
+bool parse_url(const std::string& url, endpoint& ep) {
   const std::string scheme = "ws://";
   if (url.rfind(scheme, 0) != 0)
     return false;
+  ep.url = url;
   auto rest = url.substr(scheme.size());
   auto slash = rest.find('/');
   auto hostport = rest.substr(0, slash);
-  s.target = slash == std::string::npos ? "/" : rest.substr(slash);
+  ep.target = slash == std::string::npos ? "/" : rest.substr(slash);
   auto colon = hostport.rfind(':');
-  s.host = hostport.substr(0, colon);
-  if (s.host != "127.0.0.1")
+  ep.host = hostport.substr(0, colon);
+  if (ep.host != "127.0.0.1")
     return false;
   int port = colon == std::string::npos ? 80 : std::atoi(hostport.substr(colon + 1).c_str());
   if (port <= 0 || port > 65535)
     return false;
-  s.port = static_cast<uint16_t>(port);
-  return s.target.find('?') == std::string::npos;
+  ep.port = static_cast<uint16_t>(port);
+  return ep.target.find('?') == std::string::npos;
 }
 
 void print_row(const char* name, series& s) {
   std::sort(s.ms.begin(), s.ms.end());
   std::printf("  %-14s n=%-7zu p50=%8.1f  p90=%8.1f  p99=%8.1f  max=%8.1f ms\n", name, s.ms.size(),
               s.pct(50), s.pct(90), s.pct(99), s.ms.empty() ? 0.0 : s.ms.back());
+}
+
+/// Counts, optionally latencies, finish reasons, errors and problems of one
+/// kind of send.
+void print_stats(stats& st, bool latencies, bool with_connect = true) {
+  std::printf("  messages: expected %lld, sent %lld, completed ok %lld, missing %lld",
+              static_cast<long long>(st.expected), static_cast<long long>(st.sent),
+              static_cast<long long>(st.completed), static_cast<long long>(st.missing));
+  if (st.resent_unavailable + st.resent_unacked > 0)
+    std::printf(", resent: after `unavailable` %lld, unacked after --ack-timeout-ms %lld",
+                static_cast<long long>(st.resent_unavailable),
+                static_cast<long long>(st.resent_unacked));
+  if (st.repeated_chunks > 0)
+    std::printf(", repeated chunks dropped %lld", static_cast<long long>(st.repeated_chunks));
+  if (st.replayed_replies > 0)
+    std::printf(", replies replayed whole %lld", static_cast<long long>(st.replayed_replies));
+  std::printf("\n");
+  if (latencies) {
+    std::printf("  latency (ms):\n");
+    if (with_connect)
+      print_row("connect", st.connect);
+    print_row("ack", st.ack);
+    print_row("first chunk", st.first_chunk);
+    print_row("chunk gap", st.inter_chunk);
+    print_row("done", st.done);
+  }
+  std::printf("  finish reasons:");
+  for (auto& kv : st.finish_reasons)
+    std::printf(" %s=%lld", kv.first.c_str(), static_cast<long long>(kv.second));
+  std::printf("\n  errors: connect failures %lld, connection errors %lld, timeouts %lld, "
+              "error frames %lld, wrong frames %lld\n",
+              static_cast<long long>(st.connect_failures), static_cast<long long>(st.conn_errors),
+              static_cast<long long>(st.timeouts), static_cast<long long>(st.error_frames),
+              static_cast<long long>(st.wrong));
+  for (auto& kv : st.error_codes)
+    std::printf("    error code %s: %lld\n", kv.first.c_str(), static_cast<long long>(kv.second));
+  for (auto& p : st.samples)
+    std::printf("    problem: %s\n", p.c_str());
 }
 
 } // namespace
@@ -473,6 +812,8 @@ int main(int argc, char** argv) {
     };
     if (a == "--url")
       o.url = val();
+    else if (a == "--create-url")
+      o.create_url = val();
     else if (a == "--secret")
       o.secret = val();
     else if (a == "--connections")
@@ -487,6 +828,12 @@ int main(int argc, char** argv) {
       o.timeout_ms = ival(1, 3600 * 1000);
     else if (a == "--connect-timeout-ms")
       o.connect_timeout_ms = ival(1, 600 * 1000);
+    else if (a == "--failover-kill")
+      o.kill_pid = static_cast<pid_t>(ival(2, 1 << 30));
+    else if (a == "--resend-ms")
+      o.resend_ms = ival(1, 60 * 1000);
+    else if (a == "--ack-timeout-ms")
+      o.ack_timeout_ms = ival(1, 600 * 1000);
     else if (a == "--content")
       o.content = val();
     else if (a == "--model")
@@ -508,20 +855,27 @@ int main(int argc, char** argv) {
     std::cerr << "--secret (or CHAT_JWT_SECRET) is required\n";
     return 2;
   }
-  if (!parse_url(o.url, s)) {
-    std::cerr << "--url must be ws://127.0.0.1:PORT/PATH (only 127.0.0.1 is allowed)\n";
+  if (!parse_url(o.url, s.url)
+      || (!o.create_url.empty() && !parse_url(o.create_url, s.create_url))) {
+    std::cerr << "--url and --create-url must be ws://127.0.0.1:PORT/PATH (only 127.0.0.1 is "
+                 "allowed)\n";
     return 2;
   }
   s.run_id = "L" + random_hex(10);
+  s.st.expected = static_cast<int64_t>(o.connections) * o.messages;
+  if (!o.create_url.empty())
+    s.setup.expected = o.connections;
+  if (o.kill_pid != 0)
+    s.failover.expected = o.connections;
 
   net::io_context ioc{1};
   auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
-  std::vector<std::shared_ptr<connection>> conns;
-  conns.reserve(static_cast<size_t>(o.connections));
+  std::vector<std::shared_ptr<client>> clients;
+  clients.reserve(static_cast<size_t>(o.connections));
   for (int i = 0; i < o.connections; ++i)
-    conns.push_back(std::make_shared<connection>(ioc, s, i));
+    clients.push_back(std::make_shared<client>(ioc, s, i));
 
   net::steady_timer limit{ioc};
   bool limit_hit = false;
@@ -532,50 +886,78 @@ int main(int argc, char** argv) {
       return;
     limit_hit = true;
     s.stopping = true;
-    for (auto& c : conns)
+    for (auto& c : clients)
       c->stop();
   });
 
+  // --failover-kill: once every client has its replies, kill the owner and
+  // send into each conversation again.
+  std::optional<clock_type::time_point> t_kill;
+  if (o.kill_pid != 0)
+    s.on_all_settled = [&] {
+      if (s.stopping)
+        return;
+      if (s.ready == 0) { // nothing to measure: kill nobody
+        s.failover.problem("no connection got its replies: pid " + std::to_string(o.kill_pid)
+                           + " not killed");
+        return;
+      }
+      t_kill = clock_type::now();
+      if (::kill(o.kill_pid, SIGKILL) != 0) {
+        s.failover.problem("kill " + std::to_string(o.kill_pid) + ": " + std::strerror(errno));
+        s.failover.missing = s.failover.expected;
+        for (auto& c : clients)
+          c->stop();
+        return;
+      }
+      for (auto& c : clients)
+        c->probe(*t_kill);
+    };
+
   std::printf("chat_load: %d connections x %d messages, %d users, %s, run %s\n", o.connections,
               o.messages, o.users, o.url.c_str(), s.run_id.c_str());
+  if (!o.create_url.empty())
+    std::printf("conversations created first over %s (one send each, not measured)\n",
+                o.create_url.c_str());
+  if (o.kill_pid != 0)
+    std::printf("after the measured sends: SIGKILL pid %d, then one send per conversation\n",
+                static_cast<int>(o.kill_pid));
   std::fflush(stdout);
   auto t0 = clock_type::now();
   for (int i = 0; i < o.connections; ++i) {
     auto token = chat::auth::make_token("load-" + std::to_string(i % o.users), o.secret, now_s,
                                         o.duration_limit_s + 600);
-    conns[static_cast<size_t>(i)]->start(token);
+    clients[static_cast<size_t>(i)]->start(token);
   }
   ioc.run();
   double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
 
   auto& st = s.st;
-  int64_t expected = static_cast<int64_t>(o.connections) * o.messages;
+  double measure_secs
+      = s.measure_start && s.measure_end
+            ? std::chrono::duration<double>(*s.measure_end - *s.measure_start).count()
+            : secs;
   std::printf("elapsed %.2f s%s\n", secs, limit_hit ? " (duration limit reached)" : "");
-  std::printf("messages: expected %lld, sent %lld, completed ok %lld, missing %lld\n",
-              static_cast<long long>(expected), static_cast<long long>(st.sent),
-              static_cast<long long>(st.completed), static_cast<long long>(st.missing));
-  std::printf("throughput: %.1f messages/s, %.1f chunks/s\n", st.completed / secs,
-              st.chunks / secs);
-  std::printf("latency (ms):\n");
-  print_row("connect", st.connect);
-  print_row("ack", st.ack);
-  print_row("first chunk", st.first_chunk);
-  print_row("chunk gap", st.inter_chunk);
-  print_row("done", st.done);
-  std::printf("finish reasons:");
-  for (auto& kv : st.finish_reasons)
-    std::printf(" %s=%lld", kv.first.c_str(), static_cast<long long>(kv.second));
-  std::printf("\nerrors: connect failures %lld, connection errors %lld, timeouts %lld, "
-              "error frames %lld, wrong frames %lld\n",
-              static_cast<long long>(st.connect_failures), static_cast<long long>(st.conn_errors),
-              static_cast<long long>(st.timeouts), static_cast<long long>(st.error_frames),
-              static_cast<long long>(st.wrong));
-  for (auto& kv : st.error_codes)
-    std::printf("  error code %s: %lld\n", kv.first.c_str(), static_cast<long long>(kv.second));
-  for (auto& p : st.samples)
-    std::printf("  problem: %s\n", p.c_str());
-  bool ok = st.completed == expected && st.wrong == 0 && st.missing == 0 && st.connect_failures == 0
-            && st.conn_errors == 0 && st.timeouts == 0;
+  bool ok = st.ok();
+  if (!o.create_url.empty()) {
+    std::printf("conversation creation over --create-url (not measured):\n");
+    print_stats(s.setup, false);
+    ok = ok && s.setup.ok();
+  }
+  std::printf("measured sends over --url:\n");
+  std::printf("  throughput: %.1f messages/s, %.1f chunks/s (over %.2f s)\n",
+              st.completed / measure_secs, st.chunks / measure_secs, measure_secs);
+  print_stats(st, true);
+  if (o.kill_pid != 0) {
+    if (t_kill)
+      std::printf("after SIGKILL of pid %d: one send per conversation, latencies from the kill:\n",
+                  static_cast<int>(o.kill_pid));
+    else
+      std::printf("--failover-kill %d: pid not killed, nothing sent:\n",
+                  static_cast<int>(o.kill_pid));
+    print_stats(s.failover, t_kill.has_value(), false);
+    ok = ok && s.failover.ok();
+  }
   std::printf("result: %s\n", ok ? "OK" : "FAILED");
   return ok ? 0 : 1;
 }
