@@ -1,5 +1,6 @@
 #include "actors/directory_actor.hpp"
 
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <vector>
@@ -34,6 +35,10 @@ struct remote_directory {
   bool connecting = false;
   /// Lookups waiting for the connection.
   std::vector<std::pair<std::string, caf::typed_response_promise<conversation_actor>>> waiting;
+  /// Lookups asked of it and not answered yet, by key: if it goes (its
+  /// node died or froze, the link dropped) they fail at once instead of
+  /// waiting for the remote timeout, and the caller tries again.
+  std::unordered_map<uint64_t, caf::typed_response_promise<conversation_actor>> asked;
 };
 
 struct directory_state {
@@ -48,6 +53,7 @@ struct directory_state {
   std::string self_id;
   cluster_members members;
   std::unordered_map<std::string, remote_directory> remotes; // by process id
+  uint64_t next_ask = 1;
 
   static inline const char* name = "directory";
 };
@@ -83,22 +89,51 @@ caf::error unavailable() {
                          "conversation temporarily unavailable, please retry");
 }
 
+/// The promise of lookup `key` asked of `process_id`, once: empty when it
+/// was answered already (failed when that member's directory went).
+std::optional<caf::typed_response_promise<conversation_actor>>
+take_asked(directory self, const std::string& process_id, uint64_t key) {
+  auto r = self->state.remotes.find(process_id);
+  if (r == self->state.remotes.end())
+    return std::nullopt;
+  auto i = r->second.asked.find(key);
+  if (i == r->second.asked.end())
+    return std::nullopt;
+  auto rp = std::move(i->second);
+  r->second.asked.erase(i);
+  return rp;
+}
+
 /// Asks the owner's directory; it answers with its conversation actor.
-void ask_remote(directory self, const directory_actor& remote, const std::string& id,
+void ask_remote(directory self, const std::string& process_id, const std::string& id,
                 caf::typed_response_promise<conversation_actor> rp) {
-  self->request(remote, remote_timeout, lookup_local_atom::value, id)
+  auto& st = self->state;
+  auto& r = st.remotes[process_id];
+  auto key = st.next_ask++;
+  r.asked.emplace(key, rp);
+  self->request(r.handle, remote_timeout, lookup_local_atom::value, id)
       .then(
-          [=](conversation_actor& conv) mutable { rp.deliver(std::move(conv)); },
-          [=](caf::error& err) mutable {
-            log::warn("remote_lookup_failed", {{"conversationId", id}, {"error", to_string(err)}});
-            rp.deliver(unavailable());
+          [=](conversation_actor& conv) {
+            if (auto rp = take_asked(self, process_id, key))
+              rp->deliver(std::move(conv));
+          },
+          [=](caf::error& err) {
+            if (auto rp = take_asked(self, process_id, key)) {
+              log::warn("remote_lookup_failed",
+                        {{"conversationId", id}, {"error", to_string(err)}});
+              rp->deliver(unavailable());
+            }
           });
 }
 
+/// Fails the lookups waiting for or asked of a member that is gone.
 void fail_waiting(remote_directory& r) {
   for (auto& [id, rp] : r.waiting)
     rp.deliver(unavailable());
   r.waiting.clear();
+  for (auto& [key, rp] : r.asked)
+    rp.deliver(unavailable());
+  r.asked.clear();
 }
 
 /// A member's directory is reachable: lookups waiting for it go.
@@ -110,9 +145,10 @@ void adopt(directory self, const std::string& process_id, const directory_actor&
     self->demonitor(r.handle.address());
   r.handle = peer;
   self->monitor(r.handle);
-  for (auto& [id, rp] : r.waiting)
-    ask_remote(self, r.handle, id, rp);
+  auto waiting = std::move(r.waiting);
   r.waiting.clear();
+  for (auto& [id, rp] : waiting)
+    ask_remote(self, process_id, id, rp);
 }
 
 /// Connects to a member's directory through CAF's middleman, without
@@ -247,6 +283,7 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
       if (r.handle && r.handle.address() == dm.source) {
         log::warn("cluster_peer_lost", {{"process", process_id}, {"reason", to_string(dm.reason)}});
         r.handle = directory_actor{};
+        fail_waiting(r);
         // While it is a member, connect again a second later: when two
         // nodes connect to each other at once CAF keeps one connection and
         // drops the other's proxies; retrying at once would loop.
@@ -266,7 +303,7 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
         auto rp = self->make_response_promise<conversation_actor>();
         auto& r = st.remotes[owner];
         if (r.handle) {
-          ask_remote(self, r.handle, id, rp);
+          ask_remote(self, owner, id, rp);
         } else {
           r.waiting.emplace_back(id, rp);
           connect(self, owner);

@@ -47,6 +47,15 @@ using later_atom = caf::atom_constant<caf::atom("s_later")>;
 using session_self_actor = session_actor::extend<caf::reacts_to<follow_atom, std::string, int>,
                                                  caf::reacts_to<later_atom, uint64_t>>;
 
+/// A send waiting for its conversation's answer.
+struct in_flight_send {
+  std::string conversation_id;
+  protocol::send_frame frame;
+  model_info model;
+  int attempt = 0;
+  caf::actor_addr conversation; // the actor asked
+};
+
 struct session_state {
   std::string user;
   client_link_ptr link;
@@ -59,6 +68,10 @@ struct session_state {
   std::unordered_map<std::string, int64_t> completed;
   /// When each send not yet answered arrived (for the ack latency metric).
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> received;
+  /// Sends waiting for their conversation's answer, by key: when the actor
+  /// asked goes, they are sent again (see resend_in_flight).
+  std::unordered_map<uint64_t, in_flight_send> sending;
+  uint64_t next_send = 1;
   /// Work to do a moment later (see later()), by key.
   std::unordered_map<uint64_t, std::function<void()>> delayed;
   uint64_t next_delayed = 1;
@@ -252,10 +265,20 @@ void refuse_send(session* self, const protocol::send_frame& f, const std::string
 void send_to(session* self, conversation_actor conv, std::string conv_id, protocol::send_frame f,
              const model_info& model, int attempt = 0) {
   auto& st = self->state;
+  auto key = st.next_send++;
+  st.sending.emplace(key, in_flight_send{conv_id, f, model, attempt, conv.address()});
+  hold(self, conv_id, conv); // watched: if it goes, this send goes again
   self->request(conv, conversation_timeout, send_atom::value, st.user, f.client_msg_id, f.content,
                 model.name, model.provider, session_events{self})
-      .then([=](append_result& res) { on_acked(self, f, conv_id, conv, res); },
-            [=](caf::error& err) {
+      .then(
+          [=](append_result& res) {
+            if (self->state.sending.erase(key) == 0)
+              return; // sent again when its conversation went: that answers
+            on_acked(self, f, conv_id, conv, res);
+          },
+          [=](caf::error& err) {
+              if (self->state.sending.erase(key) == 0)
+                return;
               forget(self, conv_id);
               if (auto delay = retry_delay(err, attempt)) {
                 later(self, *delay, [=] {
@@ -270,6 +293,49 @@ void send_to(session* self, conversation_actor conv, std::string conv_id, protoc
               }
               refuse_send(self, f, f.conversation_id, err);
             });
+}
+
+/// Sends `f` to conversation `conv_id`, found through the directory.
+/// While the directory cannot place it (the view still names a node that
+/// died, or the link to its owner dropped) it tries again, as follow()
+/// does, before the client is told `unavailable`.
+void dispatch(session* self, std::string conv_id, protocol::send_frame f, model_info model,
+              int attempt, int lookup_attempt = 0) {
+  with_conversation(
+      self, conv_id,
+      [=](conversation_actor c) { send_to(self, c, conv_id, f, model, attempt); },
+      [=](const caf::error& err) {
+        if (to_error_frame(err).code == error_code::unavailable
+            && lookup_attempt + 1 < follow_attempts) {
+          later(self, follow_pause,
+                [=] { dispatch(self, conv_id, f, model, attempt, lookup_attempt + 1); });
+          return;
+        }
+        refuse_send(self, f, conv_id, err);
+      });
+}
+
+/// The conversation actor `gone` went (its node died, or the link to it
+/// dropped): the sends waiting for its answer would get one only from
+/// their timeout. They go again, with the same clientMsgId, so one the
+/// dead node did store is answered as the repeat it is.
+void resend_in_flight(session* self, const caf::actor_addr& gone) {
+  std::vector<in_flight_send> again;
+  auto& sending = self->state.sending;
+  for (auto i = sending.begin(); i != sending.end();) {
+    if (i->second.conversation == gone) {
+      again.push_back(std::move(i->second));
+      i = sending.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  for (auto& s : again) {
+    log::info("message_resent", {{"user", self->state.user},
+                                 {"conversationId", s.conversation_id},
+                                 {"clientMsgId", s.frame.client_msg_id}});
+    dispatch(self, s.conversation_id, s.frame, s.model, s.attempt + 1);
+  }
 }
 
 session_self_actor::behavior_type session_impl(session* self, std::string user,
@@ -287,6 +353,7 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
         continue;
       auto id = i->first;
       st.conversations.erase(i);
+      resend_in_flight(self, dm.source);
       if (dm.reason == caf::exit_reason::normal)
         return;
       if (is_conversation_moved(dm.reason))
@@ -333,10 +400,7 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
                     });
           return;
         }
-        auto id = f.conversation_id;
-        with_conversation(
-            self, id, [=](conversation_actor conv) { send_to(self, conv, id, f, m); },
-            [=](const caf::error& err) { refuse_send(self, f, id, err); });
+        dispatch(self, f.conversation_id, f, m, 0);
       },
       [=](follow_atom, const std::string& id, int attempt) { follow(self, id, attempt); },
       [=](later_atom, uint64_t key) {

@@ -213,3 +213,46 @@ TEST_CASE("cluster: a node restarted rejoins and takes its share of the conversa
   CHECK(a.chatd->log().find("conversations_handed_over") != std::string::npos);
   CHECK(gauge(b.port, "chat_conversations_live") >= on_b);
 }
+
+TEST_CASE("cluster: a send in flight to an owner that stops answering goes again to the new "
+          "owner at once, not after the request timeout") {
+  service a{cluster_node()};
+  service b{cluster_node()};
+  wait_live_nodes(a.port, 2);
+  wait_live_nodes(b.port, 2);
+  std::this_thread::sleep_for(300ms);
+  INFO("node a: " << a.chatd->log());
+  INFO("node b: " << b.chatd->log());
+  auto user = unique_user();
+  ws_client on_a;
+  REQUIRE(on_a.connect(a.port, a.ws_path(user)) == 101);
+  on_a.send_text(send_frame("q-1", "first [[mock tokens=2]]"));
+  auto ack1 = on_a.read_until("ack");
+  auto conv = str(ack1, "conversationId"); // a owns it
+  CHECK(read_reply_of(on_a, str(ack1, "messageId")).complete());
+
+  // A connection on b follows the conversation (its session holds a's
+  // actor); the owner freezes just as it sends: the send is in flight to an
+  // actor that will never answer.
+  ws_client on_b;
+  REQUIRE(on_b.connect(b.port, b.ws_path(user)) == 101);
+  on_b.send_text(subscribe_frame(conv, 0));
+  CHECK(num(on_b.read_until("message"), "seq") == 1);
+  CHECK(num(on_b.read_until("message"), "seq") == 2);
+  a.chatd->signal(SIGSTOP);
+  auto t0 = clock_type::now();
+  on_b.send_text(send_frame("q-2", "into a frozen owner [[mock tokens=2]]", conv));
+  // Once b counts a out (suspect timeout 1.5 s, the link's heartbeat too)
+  // the send goes again, to b: acked long before the 60 s request timeout.
+  auto ack2 = on_b.read_until("ack", nullptr, 15s);
+  auto acked_ms = ms_since(t0);
+  CHECK(str(ack2, "clientMsgId") == "q-2");
+  CHECK(num(ack2, "seq") == 3);
+  CHECK(read_reply_of(on_b, str(ack2, "messageId")).complete());
+  MESSAGE("a send in flight when its owner froze was acked by the new owner after " << acked_ms
+                                                                                   << " ms");
+  CHECK(b.chatd->log().find("message_resent") != std::string::npos);
+  a.chatd->signal(SIGCONT);
+  wait_history(conv, 4);
+  CHECK(check_history_whole(conv) == 4);
+}
