@@ -151,6 +151,23 @@ void adopt(directory self, const std::string& process_id, const directory_actor&
     ask_remote(self, process_id, id, rp);
 }
 
+/// Whether this node opens the link to member `process_id`: of two
+/// members, the one with the smaller process id does, and introduces its
+/// directory (hello_atom). When both connected to each other at once, CAF
+/// kept one of the two connections and dropped the proxies of the other,
+/// both reconnected a second later and crossed again: the link flapped for
+/// seconds (seen with three TLS nodes).
+bool opens_link(directory self, const std::string& process_id) {
+  return self->state.self_id < process_id;
+}
+
+/// How long after a link dropped (or the view named a member) this node
+/// connects: the opening side soon; the other side only as a fallback, if
+/// no hello came by then.
+std::chrono::seconds reconnect_delay(directory self, const std::string& process_id) {
+  return opens_link(self, process_id) ? 1s : 5s;
+}
+
 /// Connects to a member's directory through CAF's middleman, without
 /// blocking (the middleman actor answers when the connection is up).
 void connect(directory self, const std::string& process_id) {
@@ -180,7 +197,10 @@ void connect(directory self, const std::string& process_id) {
               return;
             }
             log::info("cluster_peer_connected", {{"process", process_id}, {"address", r.address}});
-            adopt(self, process_id, caf::actor_cast<directory_actor>(ptr));
+            auto peer = caf::actor_cast<directory_actor>(ptr);
+            adopt(self, process_id, peer);
+            self->send(peer, hello_atom::value, self->state.self_id,
+                       caf::actor_cast<caf::actor>(self));
           },
           [=](caf::error& err) {
             auto i = self->state.remotes.find(process_id);
@@ -252,13 +272,20 @@ void apply_view(directory self, cluster_members members, std::string self_id) {
     if (m.process_id == st.self_id)
       continue;
     auto& r = st.remotes[m.process_id];
-    if (r.address != m.address && r.handle) {
+    if (!r.address.empty() && r.address != m.address && r.handle) {
       // Same process, new address: cannot be, but never talk to a stale one.
+      // (An entry a hello made before the view named it has no address.)
       self->demonitor(r.handle.address());
       r.handle = directory_actor{};
     }
     r.address = m.address;
-    connect(self, m.process_id);
+    if (r.handle || r.connecting)
+      continue;
+    if (opens_link(self, m.process_id))
+      connect(self, m.process_id);
+    else // its hello should come; connect ourselves only if it does not
+      self->delayed_send(self, reconnect_delay(self, m.process_id), reconnect_atom::value,
+                         m.process_id);
   }
   hand_over_moved(self);
 }
@@ -284,11 +311,12 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
         log::warn("cluster_peer_lost", {{"process", process_id}, {"reason", to_string(dm.reason)}});
         r.handle = directory_actor{};
         fail_waiting(r);
-        // While it is a member, connect again a second later: when two
-        // nodes connect to each other at once CAF keeps one connection and
-        // drops the other's proxies; retrying at once would loop.
-        // (Not the view itself: a newer one may arrive meanwhile.)
-        self->delayed_send(self, 1s, reconnect_atom::value, process_id);
+        // While it is a member, the side that opens links connects again
+        // (the other waits for its hello). Not at once: a peer that is
+        // going would be retried in a loop; and by a message, not by
+        // re-applying the view: a newer one may arrive meanwhile.
+        self->delayed_send(self, reconnect_delay(self, process_id), reconnect_atom::value,
+                           process_id);
         return;
       }
   });
@@ -306,7 +334,8 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
           ask_remote(self, owner, id, rp);
         } else {
           r.waiting.emplace_back(id, rp);
-          connect(self, owner);
+          if (opens_link(self, owner))
+            connect(self, owner); // else its hello is on the way (or the fallback)
         }
         return rp;
       },
@@ -333,8 +362,17 @@ directory_actor::behavior_type directory_impl(directory self, conversation_confi
         apply_view(self, std::move(members), std::move(self_id));
       },
       [=](reconnect_atom, const std::string& process_id) {
-        if (self->state.remotes.count(process_id) > 0) // still a member
+        auto i = self->state.remotes.find(process_id);
+        if (i != self->state.remotes.end() && !i->second.handle) // a member, not linked
           connect(self, process_id);
+      },
+      [=](hello_atom, const std::string& process_id, const caf::actor& peer) {
+        if (process_id == self->state.self_id || !peer)
+          return;
+        // A member opened the link: its directory, over that link. (If this
+        // node's view does not name it yet, the entry waits for the view.)
+        log::info("cluster_peer_connected", {{"process", process_id}, {"by", "hello"}});
+        adopt(self, process_id, caf::actor_cast<directory_actor>(peer));
       },
   };
 }

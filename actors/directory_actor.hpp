@@ -25,8 +25,14 @@
 ///       The live members (from the membership table): placement follows
 ///       them; the directories of new members are connected to.
 ///   (reconnect_atom, process_id)
-///       Sent to itself a second after a member's link dropped: connect
-///       again if it is still a member.
+///       Sent to itself after a member's link dropped: connect again if it
+///       is still a member.
+///   (hello_atom, process_id, directory)
+///       From a member that opened the link to this node (of two members,
+///       the one with the smaller process id connects): its directory, so
+///       this node talks to it over that same link instead of opening a
+///       second one. A plain caf::actor: a typed handle cannot name its
+///       own type.
 ///   (drain_atom)
 ///       Shutdown: every live conversation ends its reply in progress as
 ///       "interrupted" (see conversation_actor.hpp).
@@ -48,7 +54,8 @@ using directory_actor = caf::typed_actor<
     caf::replies_to<lookup_local_atom, std::string>::with<conversation_actor>,
     caf::replies_to<create_atom, std::string>::with<std::string, conversation_actor>,
     caf::reacts_to<drain_atom>, caf::reacts_to<cluster_view_atom, cluster_members, std::string>,
-    caf::reacts_to<reconnect_atom, std::string>>;
+    caf::reacts_to<reconnect_atom, std::string>,
+    caf::reacts_to<hello_atom, std::string, caf::actor>>;
 
 directory_actor spawn_directory(caf::actor_system& sys, conversation_config cfg);
 

@@ -37,6 +37,7 @@ using create_atom = caf::atom_constant<caf::atom("d_create")>;
 using lookup_local_atom = caf::atom_constant<caf::atom("d_lookupl")>;
 using cluster_view_atom = caf::atom_constant<caf::atom("d_view")>;
 using reconnect_atom = caf::atom_constant<caf::atom("d_reconn")>;
+using hello_atom = caf::atom_constant<caf::atom("d_hello")>;
 
 // AI invoker
 using generate_atom = caf::atom_constant<caf::atom("ai_gen")>;
