@@ -214,3 +214,52 @@ TEST_CASE_FIXTURE(fixture, "directory: create places new conversations on this n
     CHECK(*found == conv);
   }
 }
+
+namespace {
+
+/// Another member's directory: answers forwarded lookups with `conv`.
+struct remote_directory_state {
+  int lookups = 0;
+  conversation_actor conv;
+};
+
+directory_actor::behavior_type
+fake_remote_directory(directory_actor::stateful_pointer<remote_directory_state> self,
+                      conversation_actor conv) {
+  self->state.conv = std::move(conv);
+  return {
+      [=](lookup_atom, const std::string&) { return self->state.conv; },
+      [=](lookup_local_atom, const std::string&) {
+        ++self->state.lookups;
+        return self->state.conv;
+      },
+      [=](create_atom, const std::string&) -> caf::result<std::string, conversation_actor> {
+        return {std::string{}, self->state.conv};
+      },
+      [=](drain_atom) {},
+      [=](cluster_view_atom, cluster_members&, std::string&) {},
+      [=](reconnect_atom, const std::string&) {},
+      [=](hello_atom, const std::string&, const caf::actor&) {},
+  };
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(fixture, "directory: a member's hello gives this node its directory, even "
+                           "before the view names it: lookups of its conversations go there") {
+  // node_a's id is the smaller: a opens the link to b and says hello; this
+  // directory is b's, which never connects to a itself.
+  auto remote_conv = spawn_new_conversation(sys, new_uuid(), "alice", cfg);
+  auto remote = sys.spawn(fake_remote_directory, remote_conv);
+  caf::anon_send(dir, hello_atom::value, node_a.process_id, caf::actor_cast<caf::actor>(remote));
+  consume_messages();
+  view({node_a, node_b}, node_b);
+  auto id = id_owned_by(node_a, {node_a, node_b});
+  auto found = lookup(id);
+  REQUIRE(found);
+  CHECK(*found == remote_conv);
+  CHECK(state_of<directory_actor::stateful_base<remote_directory_state>>(remote).state.lookups
+        == 1);
+  caf::anon_send_exit(remote_conv, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+}
