@@ -1,5 +1,9 @@
 #include "gateway/server.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -15,6 +19,11 @@
 #include "gateway/websocket_session.hpp"
 
 namespace chat::gateway {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+namespace net = boost::asio;
 
 namespace {
 
@@ -85,10 +94,47 @@ private:
       log::info("upgrade_refused", {{"reason", "max_connections_per_user"}, {"user", tok.user_id}});
       return write(req, rest_error(429, "rate_limited", "too many connections for this user"));
     }
+    auto refusal = check_upgrade(req);
+    if (refusal.status != 0) {
+      // As Beast answered: the reason as the body, then the connection ends.
+      http_reply r{static_cast<unsigned>(refusal.status), refusal.message, ""};
+      if (refusal.status == 426)
+        r.headers = {{"Sec-WebSocket-Version", "13"}};
+      return write(req.version(), false, std::move(r));
+    }
+    hand_over(req, tok.user_id, tok.expires_at, std::move(user_slot));
+  }
+
+  /// The socket leaves Beast here: the WebSocket runs over the bare socket,
+  /// on the connection's strand (see websocket_session.hpp).
+  void hand_over(const http::request<http::string_body>& req, const std::string& user,
+                 int64_t expires_at, connection_limits::slot user_slot) {
     stream_.expires_never();
-    std::make_shared<websocket_session>(std::move(stream_), server_, tok.user_id, tok.expires_at,
-                                        std::move(slot_), std::move(user_slot))
-        ->run(std::move(req));
+    // Bytes the client sent after the request (its first frames, if it did
+    // not wait for our 101) were read with it.
+    auto rest = buffer_.data();
+    std::string early{static_cast<const char*>(rest.data()), rest.size()};
+    auto strand = stream_.get_executor().target<websocket_session::strand_type>();
+    auto exec = strand ? *strand : net::make_strand(server_->ioc);
+    beast::error_code ec;
+    auto socket = stream_.release_socket();
+    auto protocol = socket.local_endpoint(ec).protocol();
+    websocket_session::socket_type ws_socket{exec};
+    if (!ec) {
+      auto fd = socket.release(ec);
+      if (!ec) {
+        ws_socket.assign(protocol, fd, ec);
+        if (ec)
+          ::close(fd);
+      }
+    }
+    if (ec) {
+      log::warn("websocket_handover_failed", {{"error", ec.message()}});
+      return;
+    }
+    std::make_shared<websocket_session>(std::move(ws_socket), server_, user, expires_at,
+                                        std::move(slot_), std::move(user_slot), std::move(early))
+        ->run(req);
   }
 
   std::variant<auth::verified_token, auth::token_error>
@@ -205,6 +251,31 @@ void server::impl::do_accept() {
       });
 }
 
+void server::impl::sweep() {
+  // One timer for every connection's deadlines (idle, token expiry,
+  // keep-alive pings, close handshakes) instead of two per connection: a
+  // connection only posts work to itself when something is due. A quarter
+  // of the idle limit keeps the idle close within 25 % of it; a second at
+  // most is plenty for token expiry (whole seconds).
+  auto period = std::clamp<std::chrono::milliseconds>(cfg.idle_timeout / 4,
+                                                      std::chrono::milliseconds{50},
+                                                      std::chrono::seconds{1});
+  sweep_timer.expires_after(period);
+  sweep_timer.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec)
+      return;
+    auto now = std::chrono::steady_clock::now();
+    auto unix_time = unix_now();
+    {
+      std::lock_guard<std::mutex> guard{self->sessions_mtx};
+      for (auto& w : self->sessions)
+        if (auto s = w.lock())
+          s->check(now, unix_time);
+    }
+    self->sweep();
+  });
+}
+
 void server::impl::on_accept_error(const beast::error_code& ec) {
   if (!out_of_resources(ec)) {
     // E.g. a client gone before we took it: the next one may be fine.
@@ -265,6 +336,7 @@ uint16_t server::start() {
                              + std::to_string(impl_->cfg.listen_port) + ": " + ec.message());
   metrics::global().node_connections_max = static_cast<int64_t>(impl_->cfg.max_connections);
   impl_->do_accept();
+  impl_->sweep();
   return acc.local_endpoint().port();
 }
 

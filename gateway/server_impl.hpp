@@ -24,7 +24,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         accept_strand(ioc.get_executor()), acceptor(accept_strand), accept_timer(accept_strand),
         limits(this->services.limits ? this->services.limits
                                      : connection_limits::make(this->cfg.max_connections,
-                                                               this->cfg.max_connections_per_user)) {}
+                                                               this->cfg.max_connections_per_user)),
+        sweep_timer(ioc) {}
 
   boost::asio::io_context& ioc;
   const gateway_config cfg;
@@ -44,12 +45,16 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
   const std::shared_ptr<connection_limits> limits;
 
+  // Checks every WebSocket's deadlines a few times a second (sweep()).
+  boost::asio::steady_timer sweep_timer;
+
   // Live WebSocket sessions, for closing them all at shutdown.
   std::mutex sessions_mtx;
   std::set<std::weak_ptr<websocket_session>, std::owner_less<std::weak_ptr<websocket_session>>>
       sessions;
 
   void do_accept();
+  void sweep();
   void on_accept_error(const boost::system::error_code& ec);
   void end_accept_pause();
 };

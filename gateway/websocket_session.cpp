@@ -1,6 +1,10 @@
 #include "gateway/websocket_session.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/websocket/detail/hybi13.hpp>
+#include <boost/beast/websocket/error.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
 
@@ -10,60 +14,126 @@
 
 namespace chat::gateway {
 
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+using boost::system::error_code;
+
 namespace {
 
-int64_t unix_now() {
+/// Bytes read per read_some. The buffer is per I/O thread, not per
+/// connection: a whole frame that arrives in one read is handled where it
+/// lies (see ws::frame_reader), so idle connections keep no buffer at all.
+constexpr size_t read_chunk = 64 * 1024;
+
+char* read_buffer() {
+  thread_local std::unique_ptr<char[]> buffer{new char[read_chunk]};
+  return buffer.get();
+}
+
+/// How long the client has to answer our close frame (and then to close
+/// its end of the TCP connection) before we drop it.
+constexpr std::chrono::seconds close_timeout{10};
+
+/// A client that reads nothing while our close frame waits behind a stuck
+/// write gets this long beyond the idle limit (as Beast's idle timeout did).
+constexpr std::chrono::seconds stuck_write_grace{5};
+
+int64_t to_ms(std::chrono::steady_clock::time_point t) {
   using namespace std::chrono;
-  return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+  return duration_cast<milliseconds>(t.time_since_epoch()).count();
+}
+
+int64_t ms_of(std::chrono::milliseconds d) {
+  return d.count();
 }
 
 // Errors that only mean "the connection is over".
-bool quiet_error(beast::error_code ec) {
-  return ec == net::error::operation_aborted || ec == websocket::error::closed
-         || ec == net::error::eof || ec == net::error::connection_reset
-         || ec == beast::error::timeout;
+bool quiet_error(error_code ec) {
+  return ec == net::error::operation_aborted || ec == net::error::eof
+         || ec == net::error::connection_reset || ec == net::error::broken_pipe;
 }
 
 } // namespace
 
-websocket_session::websocket_session(beast::tcp_stream&& stream,
-                                     std::shared_ptr<server::impl> server, std::string user,
-                                     int64_t token_expires_at, connection_limits::slot node_slot,
-                                     connection_limits::slot user_slot)
-    : ws_(std::move(stream)), server_(std::move(server)), node_slot_(std::move(node_slot)),
+upgrade_refusal check_upgrade(const http::request<http::string_body>& req) {
+  // The checks and messages of Beast's websocket::stream::accept, which
+  // answered upgrades before.
+  auto refuse = [](websocket::error e) {
+    return upgrade_refusal{400, beast::error_code{e}.message()};
+  };
+  if (req.version() != 11)
+    return refuse(websocket::error::bad_http_version);
+  if (req.method() != http::verb::get)
+    return refuse(websocket::error::bad_method);
+  if (req.count(http::field::host) == 0)
+    return refuse(websocket::error::no_host);
+  auto conn = req.find(http::field::connection);
+  if (conn == req.end())
+    return refuse(websocket::error::no_connection);
+  if (!http::token_list{conn->value()}.exists("upgrade"))
+    return refuse(websocket::error::no_connection_upgrade);
+  auto upgrade = req.find(http::field::upgrade);
+  if (upgrade == req.end())
+    return refuse(websocket::error::no_upgrade);
+  if (!http::token_list{upgrade->value()}.exists("websocket"))
+    return refuse(websocket::error::no_upgrade_websocket);
+  auto key = req.find(http::field::sec_websocket_key);
+  if (key == req.end())
+    return refuse(websocket::error::no_sec_key);
+  if (key->value().size() > websocket::detail::sec_ws_key_type::max_size_n)
+    return refuse(websocket::error::bad_sec_key);
+  auto version = req.find(http::field::sec_websocket_version);
+  if (version == req.end())
+    return refuse(websocket::error::no_sec_version);
+  if (version->value() != "13")
+    return {426, beast::error_code{websocket::error::bad_sec_version}.message()};
+  return {};
+}
+
+websocket_session::websocket_session(socket_type socket, std::shared_ptr<server::impl> server,
+                                     std::string user, int64_t token_expires_at,
+                                     connection_limits::slot node_slot,
+                                     connection_limits::slot user_slot, std::string early)
+    : socket_(std::move(socket)), server_(std::move(server)), node_slot_(std::move(node_slot)),
       user_slot_(std::move(user_slot)), cfg_(server_->cfg), user_(std::move(user)),
-      token_expires_at_(token_expires_at), idle_timer_(ws_.get_executor()),
-      expiry_timer_(ws_.get_executor()) {}
+      token_expires_at_(token_expires_at), reader_(cfg_.max_frame_bytes),
+      early_(std::move(early)) {}
 
 websocket_session::~websocket_session() {
   if (counted_)
     metrics::global().connections_open--;
 }
 
-void websocket_session::run(http::request<http::string_body> req) {
-  // Beast's own timeouts only guard the handshake and a dead peer; the
-  // protocol's idle limit (close with 1001) is our timer, so Beast's idle
-  // limit sits a little beyond it. Beast's keep-alive pings make live
-  // clients answer with pongs, which count as received frames.
-  websocket::stream_base::timeout opt;
-  opt.handshake_timeout = std::chrono::seconds{30};
-  opt.idle_timeout = cfg_.idle_timeout + std::chrono::seconds{5};
-  opt.keep_alive_pings = true;
-  ws_.set_option(opt);
-  ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(http::field::server, "chatd"); }));
-  // We enforce the frame limit ourselves (see on_read): Beast's own limit
-  // tears the socket down with the rest of the oversized frame unread, and
-  // the client then gets a TCP reset instead of our 1009 close frame.
-  ws_.read_message_max(0);
-  ws_.auto_fragment(false);
-  ws_.async_accept(req,
-                   beast::bind_front_handler(&websocket_session::on_accept, shared_from_this()));
+int64_t websocket_session::now_ms() const {
+  return to_ms(std::chrono::steady_clock::now());
 }
 
-void websocket_session::on_accept(beast::error_code ec) {
+void websocket_session::run(const http::request<http::string_body>& req) {
+  // Reads never block: we read only what is there after a readiness wait.
+  error_code ec;
+  socket_.non_blocking(true, ec);
+  // Beast's 101 response, byte for byte, with our Server header.
+  auto key = req[http::field::sec_websocket_key];
+  websocket::detail::sec_ws_accept_type accept;
+  websocket::detail::make_sec_ws_accept(accept, key);
+  auto res = std::make_unique<std::string>();
+  res->append("HTTP/1.1 101 Switching Protocols\r\n"
+              "Upgrade: websocket\r\n"
+              "Connection: upgrade\r\n"
+              "Sec-WebSocket-Accept: ");
+  res->append(accept.data(), accept.size());
+  res->append("\r\nServer: chatd\r\n\r\n");
+  auto buffer = net::buffer(*res);
+  net::async_write(socket_, buffer,
+                   [self = shared_from_this(), res = std::move(res)](error_code ec, size_t) {
+                     self->on_accepted(ec);
+                   });
+}
+
+void websocket_session::on_accepted(error_code ec) {
   if (ec) {
     log::debug("websocket_accept_failed", {{"error", ec.message()}});
+    phase_ = phase::done;
     return;
   }
   auto& m = metrics::global();
@@ -74,58 +144,80 @@ void websocket_session::on_accept(beast::error_code ec) {
     std::lock_guard<std::mutex> guard{server_->sessions_mtx};
     server_->sessions.insert(weak_from_this());
   }
-  session_
-      = spawn_session(*server_->services.system, user_,
-                      std::weak_ptr<client_link>{shared_from_this()}, server_->services.session);
   log::info("connection_opened", {{"user", user_}});
-  last_receive_ = std::chrono::steady_clock::now();
-  ws_.control_callback([this](websocket::frame_type, beast::string_view) {
-    last_receive_ = std::chrono::steady_clock::now(); // pings and pongs count
-  });
-  arm_idle_timer();
-  arm_expiry_timer();
+  last_receive_ms_ = now_ms();
   if (server_->draining)
-    start_close(websocket::close_code::going_away, "server shutting down");
-  do_read();
+    start_close(ws::close_code::going_away, "server shutting down");
+  if (!early_.empty()) {
+    auto early = std::move(early_);
+    on_bytes(early.data(), early.size());
+  }
+  if (phase_ != phase::done)
+    wait_readable();
 }
 
-void websocket_session::do_read() {
-  // Never buffer more than one byte past the limit.
-  auto room = cfg_.max_frame_bytes + 1 - buffer_.size();
-  ws_.async_read_some(buffer_, room,
-                      beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
+void websocket_session::wait_readable() {
+  socket_.async_wait(socket_type::wait_read,
+                     [self = shared_from_this()](error_code ec) { self->on_readable(ec); });
 }
 
-void websocket_session::on_read(beast::error_code ec, size_t) {
+void websocket_session::on_readable(error_code ec) {
+  if (phase_ == phase::done)
+    return;
   if (ec) {
-    // Oversized messages (1009) and invalid UTF-8 (1007) were already
-    // answered with a close frame by Beast before the read failed.
-    if (!quiet_error(ec))
-      log::info("connection_error", {{"user", user_}, {"error", ec.message()}});
-    shutdown();
+    finish();
     return;
   }
-  last_receive_ = std::chrono::steady_clock::now();
-  if (buffer_.size() > cfg_.max_frame_bytes) {
-    // Stop reading; the close handshake drains what the client still sends.
-    buffer_.clear();
-    start_close(websocket::close_code::too_big, "frame too large");
-    return;
+  char* buffer = read_buffer();
+  // A few reads at most, then the others on this thread get their turn.
+  for (int i = 0; i < 4; ++i) {
+    auto n = socket_.read_some(net::buffer(buffer, read_chunk), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again)
+      break;
+    if (ec) {
+      // In teardown the client's FIN is what we wait for.
+      if (phase_ != phase::teardown && !quiet_error(ec))
+        log::info("connection_error", {{"user", user_}, {"error", ec.message()}});
+      finish();
+      return;
+    }
+    last_receive_ms_.store(now_ms(), std::memory_order_relaxed);
+    pinged_.store(false, std::memory_order_relaxed);
+    on_bytes(buffer, n);
+    if (phase_ == phase::done)
+      return;
+    if (n < read_chunk)
+      break; // most likely all there was
   }
-  if (!ws_.is_message_done()) {
-    do_read();
-    return;
+  wait_readable();
+}
+
+void websocket_session::on_bytes(char* data, size_t size) {
+  size_t off = 0;
+  while (off < size && phase_ != phase::done) {
+    size_t used = 0;
+    auto ev = reader_.next(data + off, size - off, used);
+    off += used;
+    switch (ev.kind) {
+    case ws::read_event::need_more:
+    case ws::read_event::pong: // counts as received, like any byte
+      break;
+    case ws::read_event::message:
+      metrics::global().frames_received++;
+      if (!closing_)
+        handle_text(ev.payload);
+      break;
+    case ws::read_event::ping:
+      enqueue(shared_frame{std::string{ev.payload}}, ws::opcode::pong);
+      break;
+    case ws::read_event::close:
+      on_client_close(ev.code);
+      break;
+    case ws::read_event::fail:
+      start_close(ev.code, ev.reason);
+      break;
+    }
   }
-  metrics::global().frames_received++;
-  if (!ws_.got_text()) {
-    buffer_.consume(buffer_.size());
-    start_close(websocket::close_code::unknown_data, "binary frames not supported");
-  } else {
-    auto data = buffer_.data();
-    handle_text({static_cast<const char*>(data.data()), data.size()});
-    buffer_.consume(buffer_.size());
-  }
-  do_read();
 }
 
 void websocket_session::handle_text(std::string_view text) {
@@ -142,7 +234,13 @@ void websocket_session::handle_text(std::string_view text) {
     enqueue(shared_frame{protocol::encode_pong(ping->nonce_json)});
     return;
   }
-  // Everything else is the session actor's business.
+  // Everything else is the session actor's business. It is spawned here,
+  // not at the upgrade: most connections sit idle, and an actor is the
+  // largest part of what one would keep.
+  if (!session_)
+    session_ = spawn_session(*server_->services.system, user_,
+                             std::weak_ptr<client_link>{shared_from_this()},
+                             server_->services.session);
   std::visit(
       [this](auto& f) {
         using type = std::decay_t<decltype(f)>;
@@ -153,119 +251,191 @@ void websocket_session::handle_text(std::string_view text) {
 }
 
 void websocket_session::send(shared_frame frame) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(frame)]() mutable {
+  net::post(socket_.get_executor(), [self = shared_from_this(), f = std::move(frame)]() mutable {
     self->enqueue(std::move(f));
   });
 }
 
 void websocket_session::close(uint16_t code, std::string reason) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)]() mutable {
-    self->start_close(code, std::move(r));
+  net::post(socket_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)] {
+    self->start_close(code, r);
   });
 }
 
-void websocket_session::enqueue(shared_frame frame) {
-  if (closing_)
+void websocket_session::check(std::chrono::steady_clock::time_point now, int64_t unix_now) {
+  auto t = to_ms(now);
+  auto ph = phase_.load(std::memory_order_relaxed);
+  if (ph == phase::done)
+    return;
+  auto post = [this](auto fn) { net::post(socket_.get_executor(), std::move(fn)); };
+  if (ph != phase::open) {
+    auto deadline = close_deadline_ms_.load(std::memory_order_relaxed);
+    if (deadline != 0 && t >= deadline)
+      post([self = shared_from_this()] { self->finish(); });
+    return;
+  }
+  if (unix_now >= token_expires_at_) {
+    post([self = shared_from_this()] {
+      self->start_close(ws::close_code::policy_violation, "token expired");
+    });
+    return;
+  }
+  auto idle = ms_of(cfg_.idle_timeout);
+  auto quiet = t - last_receive_ms_.load(std::memory_order_relaxed);
+  if (quiet >= idle) {
+    post([self = shared_from_this()] {
+      // A frame may have come meanwhile.
+      auto quiet = self->now_ms() - self->last_receive_ms_.load(std::memory_order_relaxed);
+      if (quiet >= ms_of(self->cfg_.idle_timeout))
+        self->start_close(ws::close_code::going_away, "idle timeout");
+    });
+    return;
+  }
+  // Keep-alive pings when Beast sent them: half its idle limit, which sat
+  // 5 s beyond ours. Live clients answer with pongs, which count as
+  // received.
+  auto ping_after = (idle + ms_of(stuck_write_grace)) / 2;
+  if (quiet >= ping_after && !pinged_.exchange(true, std::memory_order_relaxed))
+    post([self = shared_from_this()] {
+      if (!self->closing_)
+        self->enqueue(shared_frame{std::string{}}, ws::opcode::ping);
+    });
+}
+
+void websocket_session::enqueue(shared_frame frame, ws::opcode op) {
+  if (closing_ || phase_ == phase::done)
     return;
   queued_bytes_ += frame.text().size();
   if (queued_bytes_ > cfg_.max_pending_bytes) {
     metrics::global().connections_closed_slow++;
     log::warn("connection_too_slow",
               {{"user", user_}, {"queuedBytes", static_cast<int64_t>(queued_bytes_)}});
-    // Keep the frame being written (Beast still reads its buffer); drop the
-    // rest: the client resumes after reconnecting.
-    if (writing_) {
-      queue_.erase(queue_.begin() + 1, queue_.end());
-      queued_bytes_ = queue_.front().text().size();
-    } else {
-      queue_.clear();
-      queued_bytes_ = 0;
-    }
-    start_close(websocket::close_code::try_again_later, "client too slow");
+    // Keep the frames being written (the socket still reads their bytes);
+    // drop the rest: the client resumes after reconnecting.
+    queue_.clear();
+    queued_bytes_ = 0;
+    for (auto& f : sending_)
+      queued_bytes_ += f.data.text().size();
+    start_close(ws::close_code::try_again_later, "client too slow");
     return;
   }
-  queue_.push_back(std::move(frame));
+  queue_.push_back({std::move(frame), op});
   if (!writing_)
     do_write();
 }
 
 void websocket_session::do_write() {
+  // Everything queued goes in one gathered write (writev): a burst of
+  // chunks costs one system call, not one each.
   writing_ = true;
-  auto text = queue_.front().text();
-  ws_.text(true);
-  ws_.async_write(net::buffer(text.data(), text.size()),
-                  beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
+  sending_.swap(queue_);
+  headers_.resize(sending_.size() * ws::max_server_header);
+  buffers_.clear();
+  buffers_.reserve(sending_.size() * 2);
+  char* h = headers_.data();
+  for (auto& f : sending_) {
+    auto text = f.data.text();
+    auto n = ws::encode_header(h, f.op, text.size());
+    buffers_.emplace_back(h, n);
+    if (!text.empty())
+      buffers_.emplace_back(text.data(), text.size());
+    h += n;
+  }
+  net::async_write(socket_, buffers_,
+                   [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
 }
 
-void websocket_session::on_write(beast::error_code ec, size_t) {
+void websocket_session::on_write(error_code ec) {
   writing_ = false;
+  bool close_sent = !sending_.empty() && sending_.back().op == ws::opcode::close;
+  for (auto& f : sending_)
+    queued_bytes_ -= f.data.text().size();
+  sending_.clear();
   if (ec) {
     queue_.clear();
     queued_bytes_ = 0;
-    return; // the pending read sees the failure and shuts down
+    if (!quiet_error(ec) && phase_ != phase::done)
+      log::info("connection_error", {{"user", user_}, {"error", ec.message()}});
+    finish();
+    return;
   }
-  queued_bytes_ -= queue_.front().text().size();
-  queue_.pop_front();
-  if (!queue_.empty())
+  if (close_sent) {
+    close_deadline_ms_ = now_ms() + ms_of(close_timeout);
+    // After a protocol error the client's close cannot be found any more.
+    if (client_closed_ || reader_.stopped())
+      begin_teardown();
+  } else if (!queue_.empty()) {
     do_write();
-  else if (closing_ && !close_sent_)
-    do_close();
+    return;
+  }
+  // Nothing more to write for now: give the buffers back (an idle
+  // connection keeps none).
+  decltype(queue_){}.swap(queue_);
+  decltype(sending_){}.swap(sending_);
+  decltype(buffers_){}.swap(buffers_);
+  std::string{}.swap(headers_);
 }
 
-void websocket_session::start_close(uint16_t code, std::string reason) {
-  if (closing_)
+void websocket_session::on_client_close(uint16_t code) {
+  client_closed_ = true;
+  if (closing_) {
+    // The answer to our close frame, once that is out.
+    if (!writing_ && queue_.empty())
+      begin_teardown();
+    return;
+  }
+  // The client closes: echo its code after what is already queued.
+  closing_ = true;
+  phase_ = phase::closing;
+  close_deadline_ms_ = now_ms() + ms_of(cfg_.idle_timeout + stuck_write_grace);
+  queue_.push_back({shared_frame{ws::close_payload(code, {})}, ws::opcode::close});
+  if (!writing_)
+    do_write();
+}
+
+void websocket_session::start_close(uint16_t code, std::string_view reason) {
+  if (closing_ || phase_ == phase::done)
     return;
   closing_ = true;
-  close_reason_ = websocket::close_reason{static_cast<websocket::close_code>(code), reason};
+  phase_ = phase::closing;
+  // The close frame may wait behind a write the client does not read.
+  close_deadline_ms_ = now_ms() + ms_of(cfg_.idle_timeout + stuck_write_grace);
+  // From now on only the client's close frame matters.
+  reader_.discard_data();
   log::info("connection_closing",
-            {{"user", user_}, {"code", static_cast<int>(code)}, {"reason", reason}});
+            {{"user", user_}, {"code", static_cast<int>(code)}, {"reason", std::string{reason}}});
+  queue_.push_back({shared_frame{ws::close_payload(code, reason)}, ws::opcode::close});
   if (!writing_)
-    do_close();
+    do_write();
 }
 
-void websocket_session::do_close() {
-  close_sent_ = true;
-  ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
-    // A pending read completes with `closed` (or an error) and shuts down;
-    // this covers the case where we stopped reading.
-    self->shutdown();
-  });
-}
-
-void websocket_session::arm_idle_timer() {
-  auto deadline = last_receive_ + cfg_.idle_timeout;
-  idle_timer_.expires_at(deadline);
-  idle_timer_.async_wait(
-      beast::bind_front_handler(&websocket_session::on_idle_timer, shared_from_this()));
-}
-
-void websocket_session::on_idle_timer(beast::error_code ec) {
-  if (ec || closing_)
+void websocket_session::begin_teardown() {
+  if (phase_ == phase::teardown || phase_ == phase::done)
     return;
-  if (std::chrono::steady_clock::now() - last_receive_ >= cfg_.idle_timeout) {
-    start_close(websocket::close_code::going_away, "idle timeout");
+  // As Beast's server side did: our FIN first, then wait for the client's
+  // (the reads see EOF), so that the client, not us, keeps TIME_WAIT and
+  // no unread byte makes our close a reset.
+  phase_ = phase::teardown;
+  error_code ec;
+  socket_.shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  if (ec)
+    finish();
+}
+
+void websocket_session::finish() {
+  if (phase_ == phase::done)
     return;
-  }
-  arm_idle_timer();
-}
-
-void websocket_session::arm_expiry_timer() {
-  auto left = token_expires_at_ - unix_now();
-  expiry_timer_.expires_after(std::chrono::seconds{std::max<int64_t>(left, 0)});
-  expiry_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    if (!ec)
-      self->start_close(websocket::close_code::policy_error, "token expired");
-  });
-}
-
-void websocket_session::shutdown() {
-  idle_timer_.cancel();
-  expiry_timer_.cancel();
+  phase_ = phase::done;
+  // Cancels the readiness wait and any write in flight; their handlers
+  // still run (and hold this object until then).
+  error_code ec;
+  socket_.close(ec);
   if (session_) {
     caf::anon_send_exit(session_, caf::exit_reason::user_shutdown);
     session_ = nullptr;
-    log::info("connection_closed", {{"user", user_}});
   }
+  if (counted_)
+    log::info("connection_closed", {{"user", user_}});
   std::lock_guard<std::mutex> guard{server_->sessions_mtx};
   server_->sessions.erase(weak_from_this());
 }
