@@ -286,11 +286,11 @@ conversation_self_actor::behavior_type serving(conversation* self) {
         auto& r = *st.reply;
         if (r.deltas.empty())
           r.first_chunk_at = self->clock().now();
-        protocol::chunk_frame c{
-            st.id, r.id, r.reply_to, r.seq, static_cast<int64_t>(r.deltas.size()), delta};
+        auto frame = protocol::encode_chunk(st.id, r.id, r.reply_to, r.seq,
+                                            static_cast<int64_t>(r.deltas.size()), delta);
         r.deltas.push_back(std::move(delta));
         metrics::global().chunks_sent++;
-        broadcast(self, protocol::encode(c));
+        broadcast(self, std::move(frame));
       },
       [=](ai_done_atom, const std::string& stream_id, generation_outcome& outcome) {
         auto& st = self->state;

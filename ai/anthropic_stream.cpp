@@ -47,11 +47,10 @@ void read_usage(const rapidjson::Value& obj, int64_t& input, int64_t& output) {
 
 } // namespace
 
-void anthropic_stream::on_event(const sse_event& ev, std::string& delta) {
+void anthropic_stream::on_event(const sse_event_view& ev, std::string& delta) {
   if (done_ || failed())
     return;
-  rapidjson::Document doc;
-  parse_json(doc, ev.data);
+  auto& doc = parse_event_json(ev.data);
   if (doc.HasParseError() || !doc.IsObject()) {
     if (ev.event == "error") {
       error_ = "provider reported an error";

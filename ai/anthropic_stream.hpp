@@ -37,7 +37,7 @@ namespace chat::ai {
 /// Errors: an error event or unparsable data.
 class anthropic_stream : public stream_decoder {
 public:
-  void on_event(const sse_event& ev, std::string& delta) override;
+  void on_event(const sse_event_view& ev, std::string& delta) override;
 
   /// The stop reason as Anthropic sent it; empty until one arrives.
   const std::string& stop_reason() const {

@@ -1,9 +1,9 @@
 #pragma once
-/// Many concurrent HTTP requests on one thread: a libcurl multi handle
-/// driven by a thread that blocks in `curl_multi_poll`.
+/// Many concurrent HTTP requests on one thread: a libcurl multi handle on
+/// its socket interface, driven by a thread that blocks in `epoll_wait`.
 ///
 /// `start` and `cancel` may be called from any thread: they queue the work
-/// under a mutex and wake the driver with `curl_multi_wakeup`. Everything
+/// under a mutex and wake the driver through an eventfd. Everything
 /// else (the easy handles, the handlers' callbacks) lives on the driver's
 /// thread, so a handler must not touch actor state: it talks to actors with
 /// `caf::anon_send`.

@@ -221,7 +221,7 @@ public:
     if (token && !got_token_)
       first_token_ = std::chrono::steady_clock::now();
     got_token_ = got_token_ || token;
-    if (auto text = utf8_.feed(content); !text.empty())
+    if (auto text = utf8_.feed_string(std::move(content)); !text.empty())
       caf::anon_send(sink_, ai_chunk_atom::value, stream_id_, std::move(text));
     if (decoder_.failed()) {
       fail(decoder_.error(), 200, decoder_.provider_detail());

@@ -19,15 +19,14 @@ std::string error_text(const rapidjson::Value& err, size_t max_len) {
 
 } // namespace
 
-void openai_stream::on_event(const sse_event& ev, std::string& delta) {
+void openai_stream::on_event(const sse_event_view& ev, std::string& delta) {
   if (done_ || failed())
     return;
   if (ev.data == "[DONE]") {
     done_ = true;
     return;
   }
-  rapidjson::Document doc;
-  parse_json(doc, ev.data);
+  auto& doc = parse_event_json(ev.data);
   if (doc.HasParseError() || !doc.IsObject()) {
     if (ev.event == "error") {
       error_ = "provider reported an error";

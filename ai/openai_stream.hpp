@@ -21,7 +21,7 @@ namespace chat::ai {
 /// the usage chunk. Errors: an error object or unparsable data.
 class openai_stream : public stream_decoder {
 public:
-  void on_event(const sse_event& ev, std::string& delta) override;
+  void on_event(const sse_event_view& ev, std::string& delta) override;
 };
 
 /// The short message of an OpenAI-style error body

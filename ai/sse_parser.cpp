@@ -10,7 +10,25 @@ constexpr std::string_view bom = "\xEF\xBB\xBF";
 
 } // namespace
 
+namespace {
+
+/// Copies each event into a vector (tests, and callers that keep events).
+struct collect final : sse_handler {
+  std::vector<sse_event>& out;
+  explicit collect(std::vector<sse_event>& o) : out(o) {}
+  void on_sse(const sse_event_view& ev) override {
+    out.push_back(sse_event{std::string{ev.event}, std::string{ev.data}, std::string{ev.id}});
+  }
+};
+
+} // namespace
+
 void sse_parser::feed(std::string_view bytes, std::vector<sse_event>& out) {
+  collect c{out};
+  feed(bytes, c);
+}
+
+void sse_parser::feed(std::string_view bytes, sse_handler& h) {
   if (overflowed_)
     return;
   // The BOM may itself be split across slices: hold back a matching prefix
@@ -43,32 +61,39 @@ void sse_parser::feed(std::string_view bytes, std::vector<sse_event>& out) {
       overflowed_ = true;
       return;
     }
-    line_.append(bytes.data(), n);
-    if (eol == bytes.end())
+    if (eol == bytes.end()) { // the line goes on in the next slice
+      line_.append(bytes.data(), n);
       return;
+    }
     after_cr_ = *eol == '\r';
+    if (line_.empty()) {
+      // The usual case: the whole line is in this slice; read it in place.
+      process_line(bytes.substr(0, n), h);
+    } else {
+      line_.append(bytes.data(), n);
+      process_line(line_, h);
+      line_.clear();
+    }
     bytes.remove_prefix(n + 1);
-    process_line(out);
-    line_.clear();
     if (overflowed_)
       return;
   }
 }
 
-void sse_parser::process_line(std::vector<sse_event>& out) {
-  if (line_.empty()) {
+void sse_parser::process_line(std::string_view line, sse_handler& h) {
+  if (line.empty()) {
     // Blank line: dispatch, unless there is no data (then only reset).
+    // Cleared, not moved from: the buffers stay for the next event.
     if (!data_.empty()) {
-      data_.pop_back(); // the "\n" after the last data line
-      out.push_back(sse_event{std::move(event_), std::move(data_), last_id_});
+      std::string_view data{data_.data(), data_.size() - 1}; // the "\n" after the last line
+      h.on_sse(sse_event_view{event_, data, last_id_});
     }
     data_.clear();
     event_.clear();
     return;
   }
-  if (line_.front() == ':')
+  if (line.front() == ':')
     return; // comment, e.g. keep-alive
-  std::string_view line = line_;
   std::string_view field = line;
   std::string_view value;
   if (auto colon = line.find(':'); colon != std::string_view::npos) {

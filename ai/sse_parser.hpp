@@ -25,6 +25,24 @@ struct sse_event {
   std::string id;    ///< the last event id seen so far in the stream
 };
 
+/// One dispatched event as views into the parser (or the bytes fed): valid
+/// only during the call that hands it over.
+struct sse_event_view {
+  std::string_view event;
+  std::string_view data;
+  std::string_view id;
+};
+
+/// Receives events as they complete, without copies (the token path: every
+/// provider token is one event).
+class sse_handler {
+public:
+  virtual void on_sse(const sse_event_view& ev) = 0;
+
+protected:
+  ~sse_handler() = default;
+};
+
 class sse_parser {
 public:
   /// Caps that fit any real provider's events with a wide margin: one JSON
@@ -41,7 +59,13 @@ public:
     return overflowed_;
   }
 
-  /// Parses `bytes` and appends the events it completes to `out`.
+  /// Parses `bytes` and hands each event it completes to `h`, in order.
+  /// A line that lies whole within `bytes` is read where it is, not copied;
+  /// the pending event's fields keep their buffers from event to event, so
+  /// a stream costs no allocation per event once they have grown.
+  void feed(std::string_view bytes, sse_handler& h);
+
+  /// Parses `bytes` and appends the events it completes to `out` (copies).
   void feed(std::string_view bytes, std::vector<sse_event>& out);
 
   /// Convenience for tests: the events completed by `bytes`.
@@ -52,7 +76,7 @@ public:
   }
 
 private:
-  void process_line(std::vector<sse_event>& out);
+  void process_line(std::string_view line, sse_handler& h);
 
   size_t max_line_;
   size_t max_event_;

@@ -15,12 +15,24 @@ void parse_json(rapidjson::Document& doc, std::string_view text) {
   doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
 }
 
+stream_decoder::event_document& stream_decoder::parse_event_json(std::string_view text) {
+  doc_.reset(); // its values live in the pools cleared next
+  values_.Clear();
+  stack_.Clear();
+  doc_.emplace(&values_, 256, &stack_);
+  doc_->Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  return *doc_;
+}
+
+void stream_decoder::on_sse(const sse_event_view& ev) {
+  on_event(ev, *delta_);
+}
+
 std::string stream_decoder::feed(std::string_view bytes) {
   std::string delta;
-  events_.clear();
-  parser_.feed(bytes, events_);
-  for (auto& ev : events_)
-    on_event(ev, delta);
+  delta_ = &delta;
+  parser_.feed(bytes, *this);
+  delta_ = nullptr;
   if (parser_.overflowed() && !finished() && !failed())
     error_ = "provider sent an oversized event";
   if (reply_bytes_ + delta.size() > max_reply_bytes_) {

@@ -2,6 +2,65 @@
 
 namespace chat::ai {
 
+namespace {
+
+/// Whether `s` is valid UTF-8 without NUL and ends on a whole character:
+/// what feed() would return unchanged, holding nothing back.
+bool valid_and_whole(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c != 0 && c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t need = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+    } else if (c == 0xE0) {
+      need = 2;
+      lo = 0xA0;
+    } else if (c == 0xED) {
+      need = 2;
+      hi = 0x9F;
+    } else if (c >= 0xE1 && c <= 0xEF) {
+      need = 2;
+    } else if (c == 0xF0) {
+      need = 3;
+      lo = 0x90;
+    } else if (c == 0xF4) {
+      need = 3;
+      hi = 0x8F;
+    } else if (c >= 0xF1 && c <= 0xF3) {
+      need = 3;
+    } else {
+      return false;
+    }
+    if (i + need >= n)
+      return false; // cut short
+    for (size_t j = 1; j <= need; ++j) {
+      auto d = static_cast<unsigned char>(s[i + j]);
+      if (d < lo || d > hi)
+        return false;
+      lo = 0x80;
+      hi = 0xBF;
+    }
+    i += need + 1;
+  }
+  return true;
+}
+
+} // namespace
+
+std::string utf8_repair::feed_string(std::string&& bytes) {
+  if (pending_.empty() && valid_and_whole(bytes))
+    return std::move(bytes);
+  return feed(std::string_view{bytes});
+}
+
 std::string utf8_repair::feed(std::string_view bytes) {
   std::string in = std::move(pending_);
   pending_.clear();

@@ -31,6 +31,11 @@ public:
   /// an incomplete trailing sequence held back.
   std::string feed(std::string_view bytes);
 
+  /// feed() for text the caller gives up: when nothing is held back and
+  /// `bytes` is valid and ends on a whole character (every token of an
+  /// honest provider), it is returned as it is, without a copy.
+  std::string feed_string(std::string&& bytes);
+
   /// The end of the stream: a held-back incomplete sequence as U+FFFD
   /// (empty when nothing is held back).
   std::string finish();

@@ -80,6 +80,11 @@ struct options {
   std::string content = "hello from chat_load";
   std::string model;
   bool verbose = false;
+  // Workload shapes (bench/run_workload.sh, bench/run_saturation.sh):
+  int think_ms = 0;   // pause between a reply's done and the next send
+  int ramp_ms = 0;    // connection i starts at i * ramp_ms / N: no thundering start
+  int run_s = 0;      // >0: keep sending (up to --messages) until this many s after the start
+  int warmup_s = 0;   // with --run-s: chunks/s counted from here to --run-s
 };
 
 void usage(const char* argv0) {
@@ -88,7 +93,8 @@ void usage(const char* argv0) {
                "         [--connections N] [--messages M] [--users U] [--duration-limit S]\n"
                "         [--timeout-ms T] [--connect-timeout-ms T] [--content TEXT] [--model ID]\n"
                "         [--create-url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
-               "         [--failover-kill PID [--resend-ms T] [--ack-timeout-ms T]] [--verbose]\n\n"
+               "         [--failover-kill PID [--resend-ms T] [--ack-timeout-ms T]] [--verbose]\n"
+               "         [--think-ms T] [--ramp-ms T] [--run-s S [--warmup-s W]]\n\n"
                "Opens N WebSocket connections (token for user load-<i % U>, U defaults to N);\n"
                "each sends M messages in one conversation, each after the previous reply's\n"
                "done. Prints latency percentiles; exits 1 if any reply was wrong or missing,\n"
@@ -101,7 +107,12 @@ void usage(const char* argv0) {
                "and send one more message per conversation over the open --url connection,\n"
                "resent with the same clientMsgId --resend-ms (default 100) after an `unavailable`\n"
                "answer and whenever --ack-timeout-ms (default 1000) pass without an ack;\n"
-               "latencies of that send are measured from the kill.\n";
+               "latencies of that send are measured from the kill.\n"
+               "--think-ms: pause between a reply's done and the next send (a user reading).\n"
+               "--ramp-ms: connection i starts i*T/N ms after the first (spread the start).\n"
+               "--run-s: no new send once S s have passed since the start (--messages is then\n"
+               "a cap); replies in flight still complete and are checked. --warmup-s W: the\n"
+               "steady-state chunks/s is counted over [W, S] s.\n";
 }
 
 // -- statistics ------------------------------------------------------------------
@@ -126,6 +137,7 @@ struct stats {
   int64_t expected = 0; // sends this run should complete
   series connect, ack, first_chunk, inter_chunk, done;
   int64_t sent = 0, completed = 0, chunks = 0;
+  int64_t window_chunks = 0; // received within [--warmup-s, --run-s]
   int64_t resent_unavailable = 0, resent_unacked = 0; // after a kill
   int64_t repeated_chunks = 0;                        // dropped, as a client does
   int64_t replayed_replies = 0; // ended by a `message` instead of chunks and done
@@ -175,6 +187,8 @@ struct shared_state {
   stats setup;    // the sends that created the conversations (--create-url)
   stats failover; // the sends after the kill (--failover-kill), timed from the kill
   std::string run_id;
+  clock_type::time_point t0;                   // the start
+  clock_type::time_point window_from, window_to; // steady-state window (--run-s)
   bool stopping = false;
   int finished = 0; // clients that ended (well or not)
   int settled = 0;  // clients past their measured sends (well or not)
@@ -210,7 +224,7 @@ public:
   connection(net::io_context& ioc, shared_state& s, int id, leg l, std::string conversation,
              end_fn on_end)
       : s_(s), id_(id), leg_(l), st_(l.st), on_end_(std::move(on_end)), ws_(ioc), timer_(ioc),
-        resend_timer_(ioc), conversation_(std::move(conversation)), msg_(l.first - 1) {}
+        resend_timer_(ioc), think_timer_(ioc), conversation_(std::move(conversation)), msg_(l.first - 1) {}
 
   void start(const std::string& token) {
     token_ = token;
@@ -301,7 +315,8 @@ private:
       return;
     ++st_->connect_failures;
     st_->problem(who() + ": " + why);
-    st_->missing += leg_.count;
+    // With --run-s the messages are only a cap: count the first send missing.
+    st_->missing += s_.opt.run_s > 0 ? 1 : leg_.count;
     close_hard();
     end(false);
   }
@@ -474,6 +489,8 @@ private:
       cur_.t_last_chunk = now;
       ++cur_.chunks;
       ++st_->chunks;
+      if (s_.opt.run_s > 0 && now >= s_.window_from && now < s_.window_to)
+        ++st_->window_chunks;
     } else if (type == "done") {
       if (str(d, "replyTo") != cur_.message_id || !cur_.acked)
         return wrong("unexpected done", text);
@@ -546,8 +563,19 @@ private:
     if (ok)
       ++st_->completed;
     timer_.cancel();
-    if (dones_ < leg_.count)
-      return send_next();
+    // --run-s: the time is up, no new send (the leg ends as if complete).
+    if (dones_ < leg_.count && s_.opt.run_s > 0 && !probing_
+        && now - s_.t0 >= std::chrono::seconds{s_.opt.run_s})
+      leg_.count = dones_;
+    if (dones_ < leg_.count) {
+      if (s_.opt.think_ms <= 0 || probing_)
+        return send_next();
+      think_timer_.expires_after(std::chrono::milliseconds{s_.opt.think_ms});
+      return think_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (!ec && !self->ended_)
+          self->send_next();
+      });
+    }
     if (leg_.keep_open) { // reading on, until probe()
       idle_ = true;
       return on_end_(true);
@@ -582,6 +610,7 @@ private:
     ended_ = true;
     timer_.cancel();
     resend_timer_.cancel();
+    think_timer_.cancel();
     on_end_(all_replied);
   }
 
@@ -599,7 +628,7 @@ private:
   stats* st_;
   end_fn on_end_;
   websocket::stream<beast::tcp_stream> ws_;
-  net::steady_timer timer_, resend_timer_;
+  net::steady_timer timer_, resend_timer_, think_timer_;
   websocket::response_type res_;
   beast::flat_buffer buf_;
   std::string token_, out_, conversation_;
@@ -840,6 +869,14 @@ int main(int argc, char** argv) {
       o.model = val();
     else if (a == "--verbose")
       o.verbose = true;
+    else if (a == "--think-ms")
+      o.think_ms = ival(0, 600 * 1000);
+    else if (a == "--ramp-ms")
+      o.ramp_ms = ival(0, 600 * 1000);
+    else if (a == "--run-s")
+      o.run_s = ival(0, 3600);
+    else if (a == "--warmup-s")
+      o.warmup_s = ival(0, 3600);
     else if (a == "--help" || a == "-h") {
       usage(argv[0]);
       return 0;
@@ -924,10 +961,25 @@ int main(int argc, char** argv) {
                 static_cast<int>(o.kill_pid));
   std::fflush(stdout);
   auto t0 = clock_type::now();
+  s.t0 = t0;
+  s.window_from = t0 + std::chrono::seconds{o.warmup_s};
+  s.window_to = t0 + std::chrono::seconds{o.run_s};
+  // --ramp-ms: client i starts i * ramp / N after the first.
+  std::vector<std::unique_ptr<net::steady_timer>> ramp;
   for (int i = 0; i < o.connections; ++i) {
     auto token = chat::auth::make_token("load-" + std::to_string(i % o.users), o.secret, now_s,
                                         o.duration_limit_s + 600);
-    clients[static_cast<size_t>(i)]->start(token);
+    auto& c = clients[static_cast<size_t>(i)];
+    auto delay = static_cast<int64_t>(o.ramp_ms) * i / o.connections;
+    if (delay == 0) {
+      c->start(token);
+      continue;
+    }
+    ramp.push_back(std::make_unique<net::steady_timer>(ioc, t0 + std::chrono::milliseconds{delay}));
+    ramp.back()->async_wait([&s, c, token](beast::error_code ec) {
+      if (!ec && !s.stopping)
+        c->start(token);
+    });
   }
   ioc.run();
   double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -938,6 +990,8 @@ int main(int argc, char** argv) {
             ? std::chrono::duration<double>(*s.measure_end - *s.measure_start).count()
             : secs;
   std::printf("elapsed %.2f s%s\n", secs, limit_hit ? " (duration limit reached)" : "");
+  if (o.run_s > 0) // the messages are a cap: every send made must have its reply
+    st.expected = st.sent;
   bool ok = st.ok();
   if (!o.create_url.empty()) {
     std::printf("conversation creation over --create-url (not measured):\n");
@@ -947,6 +1001,10 @@ int main(int argc, char** argv) {
   std::printf("measured sends over --url:\n");
   std::printf("  throughput: %.1f messages/s, %.1f chunks/s (over %.2f s)\n",
               st.completed / measure_secs, st.chunks / measure_secs, measure_secs);
+  if (o.run_s > o.warmup_s)
+    std::printf("  steady state: %.1f chunks/s (from %d s to %d s)\n",
+                static_cast<double>(st.window_chunks) / (o.run_s - o.warmup_s), o.warmup_s,
+                o.run_s);
   print_stats(st, true);
   if (o.kill_pid != 0) {
     if (t_kill)

@@ -8,6 +8,8 @@ packages=(
   g++ cmake ninja-build pkg-config ccache
   libcaf-dev libboost-dev rapidjson-dev libpqxx-dev libcurl4-openssl-dev
   doctest-dev libssl-dev libjwt-dev libspdlog-dev
+  # Optional mallocs for chatd (cmake -DCHAT_ALLOCATOR=jemalloc|mimalloc).
+  libjemalloc-dev libmimalloc-dev
 )
 if [ "${CHAT_DEPS:-all}" != build ]; then
   # Running and testing: PostgreSQL; nginx and openssl for deploy/cluster.sh;

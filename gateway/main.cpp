@@ -204,6 +204,14 @@ int cmd_serve(const settings& s) {
   auto cores = std::max(1u, std::thread::hardware_concurrency());
   auto threads = s.has("CHAT_THREADS") ? int_setting(s, "CHAT_THREADS", 1, 256)
                                        : static_cast<int64_t>(cores);
+  // Each kind of thread apart, for sizing them to the cores (bench/README.md,
+  // "Token path and workload A"); each defaults to CHAT_THREADS.
+  auto sized = [&](const char* env) {
+    return s.has(env) ? int_setting(s, env, 1, 256) : threads;
+  };
+  auto io_threads_n = sized("CHAT_IO_THREADS");
+  auto actor_threads = sized("CHAT_ACTOR_THREADS");
+  auto invokers = sized("CHAT_AI_INVOKERS");
   auto sends_per_min = int_setting(s, "CHAT_USER_SENDS_PER_MIN", 0, 1000000);
   auto drain_timeout = std::chrono::seconds{int_setting(s, "CHAT_DRAIN_TIMEOUT", 0, 3600)};
   log::set_node(s.has("CHAT_NODE_ID") ? s.get("CHAT_NODE_ID") : host_name());
@@ -232,7 +240,7 @@ int cmd_serve(const settings& s) {
   ai::pool_config pc;
   pc.openai = {s.get("OPENAI_BASE_URL"), s.get("OPENAI_API_KEY")};
   pc.anthropic = {s.get("ANTHROPIC_BASE_URL"), s.get("ANTHROPIC_API_KEY")};
-  pc.invokers = std::max<size_t>(1, static_cast<size_t>(threads));
+  pc.invokers = std::max<size_t>(1, static_cast<size_t>(invokers));
   pc.connect_timeout = seconds_setting(s, "CHAT_PROVIDER_CONNECT_TIMEOUT", 0.001, 3600);
   pc.first_token_timeout = seconds_setting(s, "CHAT_PROVIDER_FIRST_TOKEN_TIMEOUT", 0.001, 86400);
   pc.idle_timeout = seconds_setting(s, "CHAT_PROVIDER_IDLE_TIMEOUT", 0.001, 86400);
@@ -265,7 +273,7 @@ int cmd_serve(const settings& s) {
   caf::actor_system_config cfg;
   register_message_types(cfg);
   cfg.set("scheduler.policy", caf::atom("sharing"));
-  cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
+  cfg.set("scheduler.max-threads", static_cast<size_t>(actor_threads));
   cfg.set("logger.verbosity", caf::atom("quiet"));
   if (cluster) {
     cfg.load<caf::io::middleman>();
@@ -395,7 +403,7 @@ int cmd_serve(const settings& s) {
         = std::shared_ptr<const std::atomic<bool>>(cluster_status, &cluster_status->joined);
   }
 
-  boost::asio::io_context ioc{static_cast<int>(threads)};
+  boost::asio::io_context ioc{static_cast<int>(io_threads_n)};
   gateway::server srv{ioc, gw, services};
   uint16_t bound = 0;
   try {
@@ -406,6 +414,9 @@ int cmd_serve(const settings& s) {
   }
   log::info("listening", {{"address", host + ":" + std::to_string(bound)},
                           {"threads", threads},
+                          {"ioThreads", io_threads_n},
+                          {"actorThreads", actor_threads},
+                          {"aiInvokers", invokers},
                           {"defaultModel", models->models.front().name}});
 
   // Graceful drain: stop accepting, /readyz 503, let replies finish (up to
@@ -467,7 +478,7 @@ int cmd_serve(const settings& s) {
   }
 
   std::vector<std::thread> io_threads;
-  for (int64_t i = 1; i < threads; ++i)
+  for (int64_t i = 1; i < io_threads_n; ++i)
     io_threads.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : io_threads)

@@ -20,6 +20,11 @@ decode_result decode(std::string_view text, const limits& lim = {});
 
 std::string encode(const ack_frame& x);
 std::string encode(const chunk_frame& x);
+/// encode(chunk_frame) from views: the token path encodes each chunk
+/// without first copying its ids and delta into a chunk_frame.
+std::string encode_chunk(std::string_view conversation_id, std::string_view message_id,
+                         std::string_view reply_to, int64_t seq, int64_t index,
+                         std::string_view delta);
 std::string encode(const done_frame& x);
 std::string encode(const error_frame& x);
 /// `pong` echoing `nonce_json` verbatim (omitted when empty).

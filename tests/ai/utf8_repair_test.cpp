@@ -204,3 +204,28 @@ TEST_CASE("utf8 repair: a lone surrogate escape, 0xFF and NUL from a provider") 
         "\n\n";
   CHECK(sink_text<chat::ai::anthropic_stream>(anthropic, {}) == times(fffd, 3) + "!");
 }
+
+TEST_CASE("utf8 repair: feed_string gives the same text as feed, split anywhere") {
+  // feed_string passes valid, whole text through without a copy; anything
+  // else (a bad byte, a character cut at the end, bytes held back) must
+  // come out exactly as feed() makes it.
+  const std::vector<std::string> texts{
+      "plain ascii",
+      "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80",
+      std::string{"nul\0here", 8},
+      "bad \xC0\xAF and \xED\xA0\x80 and \xF5",
+      "cut \xE2\x82",
+      "\x80 stray",
+      ""};
+  for (auto& text : texts)
+    for (size_t cut = 0; cut <= text.size(); ++cut) {
+      utf8_repair a, b;
+      std::string via_feed = a.feed(std::string_view{text}.substr(0, cut));
+      via_feed += a.feed(std::string_view{text}.substr(cut));
+      via_feed += a.finish();
+      std::string via_string = b.feed_string(text.substr(0, cut));
+      via_string += b.feed_string(text.substr(cut));
+      via_string += b.finish();
+      CHECK(via_string == via_feed);
+    }
+}
