@@ -1,5 +1,6 @@
 #include "gateway/http_util.hpp"
 
+#include <cctype>
 #include <charconv>
 
 namespace chat::gateway {
@@ -82,10 +83,22 @@ std::optional<int64_t> int_param(const target& t, std::string_view name, int64_t
 }
 
 std::string find_token(std::string_view authorization_header, const target& t) {
-  constexpr std::string_view bearer = "Bearer ";
-  if (authorization_header.size() > bearer.size()
-      && authorization_header.substr(0, bearer.size()) == bearer)
-    return std::string{authorization_header.substr(bearer.size())};
+  // The scheme is case-insensitive (RFC 9110 section 11.1), then one or
+  // more spaces.
+  constexpr std::string_view bearer = "bearer";
+  auto h = authorization_header;
+  if (h.size() > bearer.size() && h[bearer.size()] == ' ') {
+    bool same = true;
+    for (size_t i = 0; i < bearer.size(); ++i)
+      same = same && std::tolower(static_cast<unsigned char>(h[i])) == bearer[i];
+    if (same) {
+      h.remove_prefix(bearer.size());
+      while (!h.empty() && h.front() == ' ')
+        h.remove_prefix(1);
+      if (!h.empty())
+        return std::string{h};
+    }
+  }
   if (auto tok = t.param("token"))
     return *tok;
   return {};

@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <jwt.h>
@@ -95,11 +97,37 @@ const char* to_string(token_error e) {
       return "wrong_algorithm";
     case token_error::expired:
       return "expired";
+    case token_error::not_yet_valid:
+      return "not_yet_valid";
     case token_error::bad_claims:
       return "bad_claims";
   }
   return "malformed";
 }
+
+namespace {
+
+/// A NumericDate claim (RFC 7519 section 2): outer empty when present but
+/// not a number; inner empty when absent. jwt_get_grant_int cannot tell a
+/// missing or string claim from 0 / -1, so its JSON text is read and its
+/// type checked here. A fraction is floored; values past int64 are refused.
+std::optional<std::optional<int64_t>> numeric_date(jwt_t* jwt, const char* name) {
+  c_string json{jwt_get_grants_json(jwt, name)};
+  if (!json)
+    return std::optional<int64_t>{};
+  rapidjson::Document doc;
+  doc.Parse(json.get());
+  if (doc.HasParseError() || !doc.IsNumber())
+    return std::nullopt;
+  if (doc.IsInt64())
+    return std::optional<int64_t>{doc.GetInt64()};
+  double d = doc.GetDouble();
+  if (!std::isfinite(d) || d < -9e18 || d > 9e18)
+    return std::nullopt;
+  return std::optional<int64_t>{static_cast<int64_t>(std::floor(d))};
+}
+
+} // namespace
 
 std::variant<verified_token, token_error>
 verify_token(std::string_view token, std::string_view secret, int64_t now_seconds) {
@@ -140,25 +168,12 @@ verify_token(std::string_view token, std::string_view secret, int64_t now_second
   if (jwt_get_alg(jwt.get()) != JWT_ALG_HS256)
     return token_error::wrong_algorithm;
 
-  // jwt_get_grant_int cannot tell a missing or string `exp` from 0 / -1, so
-  // read exp's JSON text and check its type ourselves.
-  c_string exp_json{jwt_get_grants_json(jwt.get(), "exp")};
-  if (!exp_json)
+  auto exp = numeric_date(jwt.get(), "exp");
+  if (!exp || !*exp)
     return token_error::bad_claims;
-  rapidjson::Document exp_doc;
-  exp_doc.Parse(exp_json.get());
-  int64_t exp;
-  if (exp_doc.HasParseError() || !exp_doc.IsNumber())
+  auto nbf = numeric_date(jwt.get(), "nbf");
+  if (!nbf)
     return token_error::bad_claims;
-  if (exp_doc.IsInt64()) {
-    exp = exp_doc.GetInt64();
-  } else {
-    // NumericDate may have a fraction (RFC 7519 section 2).
-    double d = exp_doc.GetDouble();
-    if (!std::isfinite(d) || d < -9e18 || d > 9e18)
-      return token_error::bad_claims;
-    exp = static_cast<int64_t>(std::floor(d));
-  }
 
   const char* sub = jwt_get_grant(jwt.get(), "sub"); // null unless a string
   if (!sub)
@@ -168,9 +183,17 @@ verify_token(std::string_view token, std::string_view secret, int64_t now_second
   if (chars < 1 || chars > 128)
     return token_error::bad_claims;
 
-  if (now_seconds - leeway_seconds > exp)
+  if (now_seconds - leeway_seconds > **exp)
     return token_error::expired;
-  return verified_token{std::string{user}, exp};
+  if (*nbf && now_seconds + leeway_seconds < **nbf)
+    return token_error::not_yet_valid;
+  return verified_token{std::string{user}, **exp};
+}
+
+int64_t verified_token::accepted_until() const {
+  return expires_at > std::numeric_limits<int64_t>::max() - leeway_seconds
+             ? std::numeric_limits<int64_t>::max()
+             : expires_at + leeway_seconds;
 }
 
 std::string make_token(std::string_view user_id, std::string_view secret, int64_t now_seconds,

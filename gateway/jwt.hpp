@@ -14,6 +14,11 @@ namespace chat::auth {
 struct verified_token {
   std::string user_id; ///< the `sub` claim
   int64_t expires_at;  ///< the `exp` claim, seconds since the Unix epoch
+
+  /// The last second the token is accepted: `exp` plus the leeway (what a
+  /// connection holding it must be closed after, so that a token accepted
+  /// at the upgrade is not refused the moment after). Never overflows.
+  int64_t accepted_until() const;
 };
 
 /// Why a token was refused (each answered 401 at the upgrade).
@@ -23,7 +28,9 @@ enum class token_error {
   bad_signature,   ///< HS256 signature does not match the secret
   wrong_algorithm, ///< header `alg` is not HS256 (none, HS512, RS256, ...)
   expired,         ///< `exp` more than `leeway_seconds` in the past
-  bad_claims,      ///< `exp` missing or not a number, `sub` not 1..128 chars
+  not_yet_valid,   ///< `nbf` more than `leeway_seconds` in the future
+  bad_claims,      ///< `exp` missing or not a number, `nbf` not a number,
+                   ///< `sub` not 1..128 chars
 };
 
 /// A short name for logs ("expired", ...).
@@ -36,7 +43,8 @@ constexpr int64_t leeway_seconds = 60;
 constexpr size_t max_token_bytes = 8192;
 
 /// Verifies signature (HS256 only), `exp` (required, `leeway_seconds` of
-/// leeway) and `sub` (1..128 characters).
+/// leeway), `nbf` (optional, the same leeway) and `sub` (1..128
+/// characters).
 std::variant<verified_token, token_error>
 verify_token(std::string_view token, std::string_view secret, int64_t now_seconds);
 

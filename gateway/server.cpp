@@ -102,7 +102,7 @@ private:
         r.headers = {{"Sec-WebSocket-Version", "13"}};
       return write(req.version(), false, std::move(r));
     }
-    hand_over(req, tok.user_id, tok.expires_at, std::move(user_slot));
+    hand_over(req, tok.user_id, tok.accepted_until(), std::move(user_slot));
   }
 
   /// The socket leaves Beast here: the WebSocket runs over the bare socket,

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -248,4 +249,27 @@ TEST_CASE("jwt: to_string") {
   CHECK(std::string{to_string(token_error::wrong_algorithm)} == "wrong_algorithm");
   CHECK(std::string{to_string(token_error::expired)} == "expired");
   CHECK(std::string{to_string(token_error::bad_claims)} == "bad_claims");
+}
+
+TEST_CASE("jwt: nbf, with the same leeway as exp") {
+  auto with_nbf = [](const std::string& nbf) {
+    return sign(JWT_ALG_HS256, secret,
+                R"({"sub":"alice","exp":)" + std::to_string(now + 3600) + R"(,"nbf":)" + nbf + "}");
+  };
+  ok(with_nbf(std::to_string(now - 10)));
+  ok(with_nbf(std::to_string(now + 60))); // within the leeway
+  CHECK(error_of(with_nbf(std::to_string(now + 61))) == token_error::not_yet_valid);
+  CHECK(error_of(with_nbf(std::to_string(now + 100000))) == token_error::not_yet_valid);
+  CHECK(error_of(with_nbf("\"soon\"")) == token_error::bad_claims);
+  CHECK(error_of(with_nbf("1e300")) == token_error::bad_claims);
+  CHECK(std::string{to_string(token_error::not_yet_valid)} == "not_yet_valid");
+}
+
+TEST_CASE("jwt: a token is accepted until exp plus the leeway, far exp never overflows") {
+  auto v = ok(make_token("alice", secret, now, 100));
+  CHECK(v.accepted_until() == now + 100 + leeway_seconds);
+  auto far = ok(sign(JWT_ALG_HS256, secret, R"({"sub":"alice","exp":9223372036854775807})"));
+  CHECK(far.accepted_until() == std::numeric_limits<int64_t>::max());
+  auto huge = sign(JWT_ALG_HS256, secret, R"({"sub":"alice","exp":1e300})");
+  CHECK(error_of(huge) == token_error::bad_claims);
 }
