@@ -58,10 +58,20 @@ private:
   }
 
   void on_read(beast::error_code ec, size_t) {
+    if (ec == http::error::body_limit) {
+      // Answered, not dropped: the client learns why (the rest of its body
+      // is not read, so the connection ends after the answer).
+      auto version = parser_->get().version();
+      return write(version, false,
+                   rest_error(413, "too_large", "request body too large"), false);
+    }
     if (ec) {
       stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
       return;
     }
+    // The read deadline ends with the read: a REST call answers within its
+    // own timeout, and the write gets a deadline of its own.
+    stream_.expires_never();
     metrics::global().http_requests++;
     auto req = parser_->release();
     auto t = parse_target(std::string_view{req.target().data(), req.target().size()});
@@ -190,10 +200,12 @@ private:
   }
 
   void write(const http::request<http::string_body>& req, http_reply r) {
-    write(req.version(), req.keep_alive(), std::move(r));
+    write(req.version(), req.keep_alive(), std::move(r), req.method() == http::verb::head);
   }
 
-  void write(unsigned version, bool keep_alive, http_reply r) {
+  /// `head`: the answer to a HEAD request: its headers (Content-Length
+  /// included) without the body.
+  void write(unsigned version, bool keep_alive, http_reply r, bool head = false) {
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(r.status), version);
     res->set(http::field::server, "chatd");
@@ -205,6 +217,9 @@ private:
     res->keep_alive(keep_alive && slot_); // over the limit: one answer only
     res->body() = std::move(r.body);
     res->prepare_payload();
+    if (head)
+      res->body().clear(); // Content-Length still says what GET would send
+    stream_.expires_after(std::chrono::seconds{30});
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, size_t) {
                         if (ec || !res->keep_alive()) {

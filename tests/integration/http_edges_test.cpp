@@ -1,0 +1,80 @@
+// HTTP edge cases over a raw socket, as a client sends them: HEAD gets the
+// headers without the body, an oversized request body gets 413 instead of
+// a dropped connection.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "tests/integration/harness.hpp"
+
+using namespace chat::test;
+
+namespace {
+
+/// Sends `request` to 127.0.0.1:port and returns everything the server
+/// sends until it closes (or 10 s pass).
+std::string raw_exchange(uint16_t port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  size_t sent = 0;
+  while (sent < request.size()) {
+    auto n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0)
+      break; // the server may answer and close before taking it all
+    sent += static_cast<size_t>(n);
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+      break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("http: HEAD answers the headers of GET, with its Content-Length, and no body") {
+  service svc;
+  auto get = raw_exchange(svc.port, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  auto head = raw_exchange(svc.port, "HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  REQUIRE(get.rfind("HTTP/1.1 200", 0) == 0);
+  REQUIRE(head.rfind("HTTP/1.1 200", 0) == 0);
+  auto get_body = get.substr(get.find("\r\n\r\n") + 4);
+  CHECK_FALSE(get_body.empty());
+  auto end = head.find("\r\n\r\n");
+  REQUIRE(end != std::string::npos);
+  CHECK(head.size() == end + 4); // nothing after the headers
+  CHECK(head.find("Content-Length: " + std::to_string(get_body.size()) + "\r\n")
+        != std::string::npos);
+}
+
+TEST_CASE("http: a request body over the limit is answered 413 too_large") {
+  service svc;
+  std::string body(200 * 1024, 'x'); // the limit is 64 KiB
+  auto res = raw_exchange(svc.port, "POST /api/v1/conversations HTTP/1.1\r\nHost: t\r\n"
+                                "Content-Type: application/json\r\nContent-Length: "
+                                    + std::to_string(body.size()) + "\r\n\r\n" + body);
+  CAPTURE(res.substr(0, 200));
+  CHECK(res.rfind("HTTP/1.1 413", 0) == 0);
+  CHECK(res.find("\"too_large\"") != std::string::npos);
+  // The node goes on serving.
+  CHECK(http_request(svc.port, "GET", "/healthz").status == 200);
+}
