@@ -78,6 +78,24 @@ std::chrono::milliseconds seconds_setting(const settings& s, const char* env, do
   }
 }
 
+/// "a, b,,c" -> {"a", "b", "c"}: a comma-separated setting, blanks dropped.
+std::vector<std::string> split_list(const std::string& v) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= v.size()) {
+    auto end = v.find(',', start);
+    if (end == std::string::npos)
+      end = v.size();
+    auto item = v.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty())
+      out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
 const std::string& required(const settings& s, const char* env) {
   if (!s.has(env))
     bad_setting(std::string{env} + " is required");
@@ -224,6 +242,8 @@ int cmd_serve(const settings& s) {
   gw.max_frame_bytes = int_setting(s, "CHAT_MAX_FRAME_BYTES", 1024, 64 << 20);
   gw.max_content_bytes = int_setting(s, "CHAT_MAX_CONTENT_BYTES", 1, 64 << 20);
   gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
+  for (auto& origin : split_list(s.get("CHAT_ALLOWED_ORIGINS")))
+    gw.allowed_origins.push_back(origin);
   auto open_files = raise_open_files_limit();
   // The rest of the descriptors stay for the database, the providers and
   // the listener: the node refuses politely before accept() fails.

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -55,6 +56,11 @@ struct gateway_config {
   /// How long accepting pauses when it fails for want of descriptors or
   /// memory: retrying at once would spin a core until some are freed.
   std::chrono::milliseconds accept_backoff{100};
+  /// Origins (scheme://host[:port]) a browser may open the WebSocket from
+  /// (CHAT_ALLOWED_ORIGINS); empty: the page's own origin only (the
+  /// Origin's host:port is the Host the request was sent to). "*" in the
+  /// list allows any. A request without Origin (not a browser) is allowed.
+  std::vector<std::string> allowed_origins;
 };
 
 /// The actors the gateway talks to.

@@ -78,3 +78,56 @@ TEST_CASE("http: a request body over the limit is answered 413 too_large") {
   // The node goes on serving.
   CHECK(http_request(svc.port, "GET", "/healthz").status == 200);
 }
+
+namespace {
+
+/// The status of a WebSocket upgrade sent by hand with `extra` headers.
+int upgrade_status(uint16_t port, const std::string& path, const std::string& extra) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  auto request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port)
+                 + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                 + extra + "\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL)
+          == static_cast<ssize_t>(request.size()));
+  std::string out;
+  char buf[1024];
+  while (out.find("\r\n\r\n") == std::string::npos) {
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+      break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  REQUIRE(out.rfind("HTTP/1.1 ", 0) == 0);
+  return std::stoi(out.substr(9, 3));
+}
+
+} // namespace
+
+TEST_CASE("http: a browser may open the WebSocket only from an allowed origin") {
+  service svc;
+  auto path = svc.ws_path(unique_user());
+  auto self = "http://127.0.0.1:" + std::to_string(svc.port);
+  CHECK(upgrade_status(svc.port, path, "") == 101); // no Origin: not a browser
+  CHECK(upgrade_status(svc.port, path, "Origin: " + self + "\r\n") == 101); // the page's own
+  CHECK(upgrade_status(svc.port, path, "Origin: http://evil.example\r\n") == 403);
+  CHECK(upgrade_status(svc.port, path, "Origin: http://127.0.0.1:1\r\n") == 403);
+
+  service::options opts;
+  opts.chatd_env["CHAT_ALLOWED_ORIGINS"] = "https://chat.example, http://localhost:3000";
+  service listed{opts};
+  auto listed_path = listed.ws_path(unique_user());
+  CHECK(upgrade_status(listed.port, listed_path, "Origin: https://chat.example\r\n") == 101);
+  CHECK(upgrade_status(listed.port, listed_path, "Origin: http://localhost:3000\r\n") == 101);
+  CHECK(upgrade_status(listed.port, listed_path, "Origin: http://evil.example\r\n") == 403);
+  CHECK(listed.chatd->log().find("\"reason\":\"origin\"") != std::string::npos);
+}
