@@ -242,6 +242,7 @@ int cmd_serve(const settings& s) {
   gw.max_frame_bytes = int_setting(s, "CHAT_MAX_FRAME_BYTES", 1024, 64 << 20);
   gw.max_content_bytes = int_setting(s, "CHAT_MAX_CONTENT_BYTES", 1, 64 << 20);
   gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
+  gw.request_timeout = seconds_setting(s, "CHAT_REQUEST_TIMEOUT", 0.1, 3600);
   for (auto& origin : split_list(s.get("CHAT_ALLOWED_ORIGINS")))
     gw.allowed_origins.push_back(origin);
   auto open_files = raise_open_files_limit();

@@ -51,8 +51,12 @@ private:
   void do_read() {
     parser_.emplace();
     parser_->body_limit(server_->cfg.max_body_bytes);
-    // A connection over the limit gets little time: it holds a descriptor.
-    stream_.expires_after(slot_ ? std::chrono::seconds{30} : std::chrono::seconds{1});
+    // A whole request (headers and body) must arrive within the request
+    // timeout: a client dribbling bytes (slowloris) holds a descriptor and
+    // is cut off. A connection over the limit gets even less time.
+    stream_.expires_after(slot_ ? server_->cfg.request_timeout
+                                : std::min(server_->cfg.request_timeout,
+                                           std::chrono::milliseconds{1000}));
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&http_session::on_read, shared_from_this()));
   }

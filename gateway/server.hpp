@@ -56,6 +56,9 @@ struct gateway_config {
   /// How long accepting pauses when it fails for want of descriptors or
   /// memory: retrying at once would spin a core until some are freed.
   std::chrono::milliseconds accept_backoff{100};
+  /// How long a client may take to send a whole HTTP request, the upgrade
+  /// included (CHAT_REQUEST_TIMEOUT): slow-header clients are cut off.
+  std::chrono::milliseconds request_timeout{10000};
   /// Origins (scheme://host[:port]) a browser may open the WebSocket from
   /// (CHAT_ALLOWED_ORIGINS); empty: the page's own origin only (the
   /// Origin's host:port is the Host the request was sent to). "*" in the

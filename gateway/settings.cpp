@@ -67,6 +67,8 @@ const std::vector<setting_spec>& setting_specs() {
        "bytes queued for a slow client before closing it with 1013"},
       {"CHAT_MAX_CONNECTIONS", "max-connections", "",
        "open HTTP and WebSocket connections before 503; default: 90 % of the open-files limit"},
+      {"CHAT_REQUEST_TIMEOUT", "request-timeout", "10",
+       "seconds a client may take to send a whole HTTP request (the upgrade included)"},
       {"CHAT_ALLOWED_ORIGINS", "allowed-origins", "",
        "comma-separated origins a browser may open the WebSocket from; default: the page's own; *: any"},
       {"CHAT_MAX_CONNECTIONS_PER_USER", "max-connections-per-user", "32",

@@ -8,7 +8,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -130,4 +134,59 @@ TEST_CASE("http: a browser may open the WebSocket only from an allowed origin") 
   CHECK(upgrade_status(listed.port, listed_path, "Origin: http://localhost:3000\r\n") == 101);
   CHECK(upgrade_status(listed.port, listed_path, "Origin: http://evil.example\r\n") == 403);
   CHECK(listed.chatd->log().find("\"reason\":\"origin\"") != std::string::npos);
+}
+
+TEST_CASE("http: clients dribbling a request's headers (slowloris) are cut off after the "
+          "request timeout while others chat") {
+  service::options opts;
+  opts.chatd_env["CHAT_REQUEST_TIMEOUT"] = "2";
+  service svc{opts};
+  constexpr int n = 300;
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(svc.port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    std::string start = "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+    ::send(fd, start.data(), start.size(), MSG_NOSIGNAL);
+    fds.push_back(fd);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  // A normal user is served meanwhile.
+  auto user = unique_user();
+  ws_client ws;
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
+  ws.send_text(send_frame("slow-1", "hello [[mock tokens=3]]"));
+  auto ack = ws.read_until("ack");
+  CHECK(read_reply_of(ws, str(ack, "messageId")).complete());
+  // One more byte every 250 ms, never the end of the headers.
+  std::vector<bool> closed(n, false);
+  int open = n;
+  while (open > 0 && std::chrono::steady_clock::now() - t0 < 6s) {
+    std::this_thread::sleep_for(250ms);
+    for (int i = 0; i < n; ++i) {
+      if (closed[i])
+        continue;
+      char c = 'x';
+      char buf[512];
+      auto r = ::recv(fds[i], buf, sizeof buf, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+          || ::send(fds[i], &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        closed[i] = true;
+        --open;
+      }
+    }
+  }
+  auto took = std::chrono::steady_clock::now() - t0;
+  MESSAGE((n - open) << " of " << n << " slow clients cut off after "
+                   << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                   << " ms (request timeout 2 s)");
+  CHECK(open == 0);
+  for (int fd : fds)
+    ::close(fd);
+  CHECK(http_request(svc.port, "GET", "/healthz").status == 200);
 }
