@@ -250,7 +250,8 @@ void finish_reply(conversation* self, generation_outcome outcome) {
   if (!r.deltas.empty() && outcome.ttft_us >= 0) {
     // What this service added before the first chunk went out: the wait
     // for an invoker and the hops, not the provider's own time.
-    auto waited = std::chrono::duration_cast<std::chrono::microseconds>(r.first_chunk_at - r.started);
+    auto waited
+        = std::chrono::duration_cast<std::chrono::microseconds>(r.first_chunk_at - r.started);
     metrics::global().first_chunk_overhead.observe(
         std::max<int64_t>(0, waited.count() - outcome.ttft_us));
   }

@@ -83,8 +83,7 @@ inline caf::error make_store_error(store_failure kind, std::string what) {
 }
 
 inline store_failure classify_store_error(const caf::error& err) {
-  if (err && err.category() == store_error_category()
-      && err.code() >= 1 && err.code() <= 4)
+  if (err && err.category() == store_error_category() && err.code() >= 1 && err.code() <= 4)
     return static_cast<store_failure>(err.code());
   return store_failure::unknown;
 }

@@ -204,9 +204,8 @@ void subscribe_to(session* self, const std::string& id, int64_t after_seq, bool 
                   [=](caf::error& err) {
                     forget(self, id);
                     if (auto delay = retry_delay(err, attempt))
-                      later(self, *delay, [=] {
-                        subscribe_to(self, id, after_seq, report_errors, attempt + 1);
-                      });
+                      later(self, *delay,
+                            [=] { subscribe_to(self, id, after_seq, report_errors, attempt + 1); });
                     else
                       fail(err);
                   });
@@ -277,22 +276,20 @@ void send_to(session* self, conversation_actor conv, std::string conv_id, protoc
             on_acked(self, f, conv_id, conv, res);
           },
           [=](caf::error& err) {
-              if (self->state.sending.erase(key) == 0)
-                return;
-              forget(self, conv_id);
-              if (auto delay = retry_delay(err, attempt)) {
-                later(self, *delay, [=] {
-                  with_conversation(
-                      self, conv_id,
-                      [=](conversation_actor c) {
-                        send_to(self, c, conv_id, f, model, attempt + 1);
-                      },
-                      [=](const caf::error& e) { refuse_send(self, f, conv_id, e); });
-                });
-                return;
-              }
-              refuse_send(self, f, f.conversation_id, err);
-            });
+            if (self->state.sending.erase(key) == 0)
+              return;
+            forget(self, conv_id);
+            if (auto delay = retry_delay(err, attempt)) {
+              later(self, *delay, [=] {
+                with_conversation(
+                    self, conv_id,
+                    [=](conversation_actor c) { send_to(self, c, conv_id, f, model, attempt + 1); },
+                    [=](const caf::error& e) { refuse_send(self, f, conv_id, e); });
+              });
+              return;
+            }
+            refuse_send(self, f, f.conversation_id, err);
+          });
 }
 
 /// Sends `f` to conversation `conv_id`, found through the directory.
@@ -302,8 +299,7 @@ void send_to(session* self, conversation_actor conv, std::string conv_id, protoc
 void dispatch(session* self, std::string conv_id, protocol::send_frame f, model_info model,
               int attempt, int lookup_attempt = 0) {
   with_conversation(
-      self, conv_id,
-      [=](conversation_actor c) { send_to(self, c, conv_id, f, model, attempt); },
+      self, conv_id, [=](conversation_actor c) { send_to(self, c, conv_id, f, model, attempt); },
       [=](const caf::error& err) {
         if (to_error_frame(err).code == error_code::unavailable
             && lookup_attempt + 1 < follow_attempts) {
@@ -360,7 +356,7 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
         log::info("conversation_moved", {{"user", st.user}, {"conversationId", id}});
       else
         log::warn("conversation_lost",
-                {{"user", st.user}, {"conversationId", id}, {"reason", to_string(dm.reason)}});
+                  {{"user", st.user}, {"conversationId", id}, {"reason", to_string(dm.reason)}});
       follow(self, id, 0);
       return;
     }
@@ -391,13 +387,12 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
         st.received[f.client_msg_id] = std::chrono::steady_clock::now();
         if (f.conversation_id.empty()) {
           self->request(st.cfg.directory, directory_timeout, create_atom::value, st.user)
-              .then([=](std::string& id, conversation_actor& conv) {
-                      send_to(self, conv, id, f, m);
-                    },
-                    [=](caf::error& err) {
-                      self->state.received.erase(f.client_msg_id);
-                      write_error(self, to_error_frame(err), f.client_msg_id);
-                    });
+              .then(
+                  [=](std::string& id, conversation_actor& conv) { send_to(self, conv, id, f, m); },
+                  [=](caf::error& err) {
+                    self->state.received.erase(f.client_msg_id);
+                    write_error(self, to_error_frame(err), f.client_msg_id);
+                  });
           return;
         }
         dispatch(self, f.conversation_id, f, m, 0);

@@ -97,8 +97,9 @@ public:
 protected:
   /// A parsed event: its values and the parser's stacks live in buffers
   /// of the decoder, reused for every event.
-  using event_document = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                                                    rapidjson::MemoryPoolAllocator<>>;
+  using event_document
+      = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                                   rapidjson::MemoryPoolAllocator<>>;
 
   /// Parses one event's JSON like parse_json (iteratively), into the
   /// decoder's own buffers: an event costs no heap allocation. (A fresh

@@ -97,8 +97,10 @@ public:
   void start() {
     beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true));
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
-    ws_.async_accept(
-        [self = shared_from_this()](beast::error_code ec) { if (!ec) self->read(); });
+    ws_.async_accept([self = shared_from_this()](beast::error_code ec) {
+      if (!ec)
+        self->read();
+    });
   }
 
 private:
@@ -150,8 +152,10 @@ private:
     r->reply_to = message_id;
     r->seq = seq + 1;
     r->timer.expires_after(opt_.ttft);
-    r->timer.async_wait(
-        [self = shared_from_this(), r](beast::error_code ec) { if (!ec) self->tick(r); });
+    r->timer.async_wait([self = shared_from_this(), r](beast::error_code ec) {
+      if (!ec)
+        self->tick(r);
+    });
   }
 
   void tick(const std::shared_ptr<reply>& r) {
@@ -164,8 +168,10 @@ private:
                  {{"seq", r->seq}, {"index", r->index}}));
       ++r->index;
       r->timer.expires_after(opt_.token_delay);
-      r->timer.async_wait(
-          [self = shared_from_this(), r](beast::error_code ec) { if (!ec) self->tick(r); });
+      r->timer.async_wait([self = shared_from_this(), r](beast::error_code ec) {
+        if (!ec)
+          self->tick(r);
+      });
       return;
     }
     write(json({{"type", "done"},

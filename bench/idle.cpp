@@ -68,15 +68,14 @@ public:
         [self = shared_from_this()](beast::error_code ec) {
           if (ec)
             return self->settle(false);
-          self->ws_.async_handshake(
-              "127.0.0.1:" + std::to_string(self->port_), self->target_,
-              [self](beast::error_code ec) {
-                if (ec)
-                  return self->settle(false);
-                beast::get_lowest_layer(self->ws_).expires_never();
-                self->settle(true);
-                self->read();
-              });
+          self->ws_.async_handshake("127.0.0.1:" + std::to_string(self->port_), self->target_,
+                                    [self](beast::error_code ec) {
+                                      if (ec)
+                                        return self->settle(false);
+                                      beast::get_lowest_layer(self->ws_).expires_never();
+                                      self->settle(true);
+                                      self->read();
+                                    });
         });
   }
 
@@ -152,8 +151,8 @@ int main(int argc, char** argv) {
   std::atomic<bool> reported{false};
   pump = [&] {
     while (t.pending < o.parallel && t.next < o.connections) {
-      auto token = chat::auth::make_token("idle-" + std::to_string(t.next), o.secret, now_s,
-                                          24 * 3600);
+      auto token
+          = chat::auth::make_token("idle-" + std::to_string(t.next), o.secret, now_s, 24 * 3600);
       auto c = std::make_shared<idle_connection>(ioc, t, [&] { pump(); });
       conns.push_back(c);
       ++t.pending;

@@ -81,10 +81,10 @@ struct options {
   std::string model;
   bool verbose = false;
   // Workload shapes (bench/run_workload.sh, bench/run_saturation.sh):
-  int think_ms = 0;   // pause between a reply's done and the next send
-  int ramp_ms = 0;    // connection i starts at i * ramp_ms / N: no thundering start
-  int run_s = 0;      // >0: keep sending (up to --messages) until this many s after the start
-  int warmup_s = 0;   // with --run-s: chunks/s counted from here to --run-s
+  int think_ms = 0; // pause between a reply's done and the next send
+  int ramp_ms = 0;  // connection i starts at i * ramp_ms / N: no thundering start
+  int run_s = 0;    // >0: keep sending (up to --messages) until this many s after the start
+  int warmup_s = 0; // with --run-s: chunks/s counted from here to --run-s
 };
 
 void usage(const char* argv0) {
@@ -137,7 +137,7 @@ struct stats {
   int64_t expected = 0; // sends this run should complete
   series connect, ack, first_chunk, inter_chunk, done;
   int64_t sent = 0, completed = 0, chunks = 0;
-  int64_t window_chunks = 0; // received within [--warmup-s, --run-s]
+  int64_t window_chunks = 0;                          // received within [--warmup-s, --run-s]
   int64_t resent_unavailable = 0, resent_unacked = 0; // after a kill
   int64_t repeated_chunks = 0;                        // dropped, as a client does
   int64_t replayed_replies = 0; // ended by a `message` instead of chunks and done
@@ -187,7 +187,7 @@ struct shared_state {
   stats setup;    // the sends that created the conversations (--create-url)
   stats failover; // the sends after the kill (--failover-kill), timed from the kill
   std::string run_id;
-  clock_type::time_point t0;                   // the start
+  clock_type::time_point t0;                     // the start
   clock_type::time_point window_from, window_to; // steady-state window (--run-s)
   bool stopping = false;
   int finished = 0; // clients that ended (well or not)
@@ -224,7 +224,8 @@ public:
   connection(net::io_context& ioc, shared_state& s, int id, leg l, std::string conversation,
              end_fn on_end)
       : s_(s), id_(id), leg_(l), st_(l.st), on_end_(std::move(on_end)), ws_(ioc), timer_(ioc),
-        resend_timer_(ioc), think_timer_(ioc), conversation_(std::move(conversation)), msg_(l.first - 1) {}
+        resend_timer_(ioc), think_timer_(ioc), conversation_(std::move(conversation)),
+        msg_(l.first - 1) {}
 
   void start(const std::string& token) {
     token_ = token;

@@ -94,7 +94,7 @@ struct reply_state {
   timestamp_ms created_at = 0; // when it started: the row's createdAt
   caf::actor_clock::time_point started;
   caf::actor_clock::time_point first_chunk_at; // set with the first chunk
-  size_t checkpointed_chunks = 0; // how many deltas the database has
+  size_t checkpointed_chunks = 0;              // how many deltas the database has
   bool checkpoint_in_flight = false;
   int store_attempts = 0; // failed writes of the finished reply
 };
