@@ -4,6 +4,35 @@ namespace chat::ai {
 
 namespace {
 
+/// What a lead byte (not ASCII) asks for: the continuation bytes after it,
+/// and the range the first of them must be in (RFC 3629 table: it rules out
+/// overlongs, surrogates and code points above U+10FFFF). `need` 0: the
+/// byte cannot start a character (NUL, a stray continuation, C0, C1,
+/// F5..FF).
+struct lead_byte {
+  size_t need = 0;
+  unsigned char lo = 0x80;
+  unsigned char hi = 0xBF;
+};
+
+lead_byte lead_of(unsigned char c) {
+  if (c >= 0xC2 && c <= 0xDF)
+    return {1, 0x80, 0xBF};
+  if (c == 0xE0)
+    return {2, 0xA0, 0xBF};
+  if (c == 0xED)
+    return {2, 0x80, 0x9F};
+  if (c >= 0xE1 && c <= 0xEF)
+    return {2, 0x80, 0xBF};
+  if (c == 0xF0)
+    return {3, 0x90, 0xBF};
+  if (c == 0xF4)
+    return {3, 0x80, 0x8F};
+  if (c >= 0xF1 && c <= 0xF3)
+    return {3, 0x80, 0xBF};
+  return {};
+}
+
 /// Whether `s` is valid UTF-8 without NUL and ends on a whole character:
 /// what feed() would return unchanged, holding nothing back.
 bool valid_and_whole(std::string_view s) {
@@ -15,30 +44,9 @@ bool valid_and_whole(std::string_view s) {
       ++i;
       continue;
     }
-    size_t need = 0;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      need = 1;
-    } else if (c == 0xE0) {
-      need = 2;
-      lo = 0xA0;
-    } else if (c == 0xED) {
-      need = 2;
-      hi = 0x9F;
-    } else if (c >= 0xE1 && c <= 0xEF) {
-      need = 2;
-    } else if (c == 0xF0) {
-      need = 3;
-      lo = 0x90;
-    } else if (c == 0xF4) {
-      need = 3;
-      hi = 0x8F;
-    } else if (c >= 0xF1 && c <= 0xF3) {
-      need = 3;
-    } else {
+    auto [need, lo, hi] = lead_of(c);
+    if (need == 0)
       return false;
-    }
     if (i + need >= n)
       return false; // cut short
     for (size_t j = 1; j <= need; ++j) {
@@ -75,31 +83,8 @@ std::string utf8_repair::feed(std::string_view bytes) {
       ++i;
       continue;
     }
-    // Continuation bytes needed after the lead byte, and the range the
-    // first of them must be in (RFC 3629 table: it rules out overlongs,
-    // surrogates and code points above U+10FFFF).
-    size_t need = 0;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      need = 1;
-    } else if (c == 0xE0) {
-      need = 2;
-      lo = 0xA0;
-    } else if (c == 0xED) {
-      need = 2;
-      hi = 0x9F;
-    } else if (c >= 0xE1 && c <= 0xEF) {
-      need = 2;
-    } else if (c == 0xF0) {
-      need = 3;
-      lo = 0x90;
-    } else if (c == 0xF4) {
-      need = 3;
-      hi = 0x8F;
-    } else if (c >= 0xF1 && c <= 0xF3) {
-      need = 3;
-    } else {
+    auto [need, lo, hi] = lead_of(c);
+    if (need == 0) {
       // NUL, a stray continuation byte, C0, C1, F5..FF.
       out += replacement;
       ++i;

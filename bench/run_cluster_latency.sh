@@ -27,6 +27,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROOT=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 N=${1:-20}; M=${2:-10}
@@ -48,6 +49,7 @@ TMP=$(mktemp -d /tmp/chat-bench-xnode-XXXXXX)
 chmod 755 "$TMP"   # postgres (when we are root) must reach $TMP/pg
 MOCK_PID=""; A_PID=""; B_PID=""
 CRASHED=0
+# Instead of bench/lib.sh's: also names the process and reports one that crashed.
 stop_pid() { # PID NAME: SIGTERM, then SIGKILL after 40 s (chatd drains up to 30 s)
   local st=0 killed=0
   # The shell's stderr is /dev/null inside the braces: no job notices of its own.
@@ -79,14 +81,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_line() { # FILE PATTERN PID -> prints the first matching line
-  for _ in $(seq 1 300); do
-    if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
-    kill -0 "$3" 2>/dev/null || { echo "process $3 exited:" >&2; cat "$1" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
 
 # wait_member PORT: until the node's /readyz is 200 and it counts 2 live nodes (30 s).
 wait_member() {

@@ -22,6 +22,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROOT=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 N=${1:-50}; M=${2:-10}
@@ -40,13 +41,6 @@ BIN=$(cd "$BUILD_DIR/bin" && pwd)
 TMP=$(mktemp -d /tmp/chat-bench-XXXXXX)
 chmod 755 "$TMP"   # postgres (when we are root) must reach $TMP/pg
 MOCK_PID=""; CHATD_PID=""
-stop_pid() { # PID: SIGTERM, then SIGKILL after 40 s (chatd drains up to 30 s)
-  local i
-  kill -TERM "$1" 2>/dev/null || return 0
-  for i in $(seq 1 400); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$1" 2>/dev/null; then echo "pid $1 ignored SIGTERM for 40 s: SIGKILL" >&2; kill -KILL "$1"; fi
-  wait "$1" 2>/dev/null
-}
 cleanup() {
   set +e
   trap '' INT TERM
@@ -58,15 +52,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_line() { # FILE PATTERN PID -> prints the first matching line
-  local i
-  for i in $(seq 1 300); do
-    if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
-    kill -0 "$3" 2>/dev/null || { echo "process $3 exited:" >&2; cat "$1" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
 
 # Durable defaults: no --fast (fsync and synchronous_commit on).
 DATABASE_URL=$("$ROOT/deploy/postgres.sh" start "$TMP/pg" "${PG_PORT:-55499}")

@@ -16,6 +16,7 @@
 # Needs USERS + a few open files in chat_load (limit here: 20,000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROOT=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 N=${1:-${USERS:-2000}}
@@ -33,13 +34,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 TMP=$(mktemp -d /tmp/chat-sat-XXXXXX)
 chmod 755 "$TMP"
 MOCK_PID=""; SERVER_PID=""
-stop_pid() {
-  local i
-  kill -TERM "$1" 2>/dev/null || return 0
-  for i in $(seq 1 400); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$1" 2>/dev/null && kill -KILL "$1"
-  wait "$1" 2>/dev/null || true
-}
 cleanup() {
   set +e
   trap '' INT TERM
@@ -50,15 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-wait_line() { # FILE PATTERN PID
-  local i
-  for i in $(seq 1 300); do
-    if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
-    kill -0 "$3" 2>/dev/null || { echo "process $3 exited:" >&2; cat "$1" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; return 1
-}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 TICKS=$(getconf CLK_TCK)
 
