@@ -23,6 +23,12 @@
 //        user message: queue -> write (one in flight) -> ack -> reply queue
 //        reply: generate -> chunks -> done from AI -> store -> `done` event
 //
+// A reply that would start at once (no reply in progress or queued) starts
+// with its message's write instead, so the provider's time to first token
+// overlaps the commit; its chunks and its end wait for the ack, and if the
+// message is not written it is dropped unseen and its request cancelled
+// (reply_state::awaiting_ack, may_start_early in conversation_writes.cpp).
+//
 // Seqs: each user message reserves its own seq and the next one for its reply,
 // so replies queued behind a reply in progress keep consecutive seqs even
 // though they are generated later. Writes are serialized per conversation, so
@@ -137,7 +143,9 @@ void hand_over(conversation* self, bool fenced) {
     i->promise.deliver(conversation_moved());
   st.sends.erase(first, st.sends.end());
   if (fenced) {
-    if (st.reply)
+    if (st.reply && st.reply->awaiting_ack)
+      drop_early_reply(self, "fenced");
+    else if (st.reply)
       abandon_reply(self, "another node owns the conversation now");
     // Answers still to come (a write, a check) find the actor gone; the
     // sends they were for retry at the new owner, which decides from the
@@ -286,6 +294,10 @@ conversation_self_actor::behavior_type serving(conversation* self) {
         auto& r = *st.reply;
         if (r.deltas.empty())
           r.first_chunk_at = self->clock().now();
+        if (r.awaiting_ack) { // kept until its message is acked
+          r.deltas.push_back(std::move(delta));
+          return;
+        }
         auto frame = protocol::encode_chunk(st.id, r.id, r.reply_to, r.seq,
                                             static_cast<int64_t>(r.deltas.size()), delta);
         r.deltas.push_back(std::move(delta));
@@ -316,6 +328,7 @@ conversation_self_actor::behavior_type serving(conversation* self) {
         // Queued replies stay unanswered in the database: whoever loads the
         // conversation next answers them.
         st.stopping = true;
+        drop_early_reply(self, "draining"); // its message stays for the next owner
         if (!st.reply || st.reply->finishing)
           return;
         if (st.reply->invoker)

@@ -33,7 +33,9 @@ void finish_replay(conversation* self, const session_events& session) {
       if (st.reply && m.id == st.reply->id)
         sub.reply_replayed = true;
     }
-  if (st.reply && !sub.reply_replayed) {
+  // A reply started early is not shown before its message is acked (it
+  // goes to every subscriber then, see release_early_reply).
+  if (st.reply && !st.reply->awaiting_ack && !sub.reply_replayed) {
     auto& r = *st.reply;
     for (size_t i = 0; i < r.deltas.size(); ++i) {
       protocol::chunk_frame c{st.id, r.id, r.reply_to, r.seq, static_cast<int64_t>(i), r.deltas[i]};

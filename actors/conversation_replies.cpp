@@ -119,7 +119,7 @@ void abandon_reply(conversation* self, const std::string& why) {
 /// first save, at the start, makes the reply's seq durable.
 void checkpoint(conversation* self) {
   auto& st = self->state;
-  if (!st.reply || st.reply->finishing || st.reply->checkpoint_in_flight)
+  if (!st.reply || st.reply->finishing || st.reply->checkpoint_in_flight || st.reply->awaiting_ack)
     return;
   auto& r = *st.reply;
   if (r.checkpointed_chunks == r.deltas.size() && r.checkpointed_chunks > 0)
@@ -246,6 +246,12 @@ void store_unstored(conversation* self, const std::string& id) {
 void finish_reply(conversation* self, generation_outcome outcome) {
   auto& st = self->state;
   auto& r = *st.reply;
+  if (r.awaiting_ack) {
+    // Its user message is not acked yet: the end waits with the rest.
+    if (!r.early_outcome)
+      r.early_outcome = std::move(outcome);
+    return;
+  }
   r.finishing = true;
   if (!r.deltas.empty() && outcome.ttft_us >= 0) {
     // What this service added before the first chunk went out: the wait
@@ -290,12 +296,14 @@ void fail_reply(conversation* self, const std::string& why) {
   finish_reply(self, std::move(o));
 }
 
-void maybe_start_reply(conversation* self) {
+namespace {
+
+/// Starts generating the reply `q` (st.reply must be empty). `early`: its
+/// user message is still being written (see reply_state::awaiting_ack);
+/// `early_turn` is that message, not in the context yet.
+void start_reply(conversation* self, const queued_reply& q, bool early,
+                 const std::string& early_turn = {}) {
   auto& st = self->state;
-  if (st.reply || st.replies.empty() || st.stopping)
-    return;
-  auto q = std::move(st.replies.front());
-  st.replies.pop_front();
   reply_state r;
   r.id = new_uuid();
   r.seq = q.seq;
@@ -303,8 +311,12 @@ void maybe_start_reply(conversation* self) {
   r.model = q.model;
   r.created_at = now_ms();
   r.started = self->clock().now();
+  r.awaiting_ack = early;
   st.reply = std::move(r);
-  generation_request req{st.reply->id, q.model, q.provider, context_for(self, q.seq)};
+  auto turns = context_for(self, q.seq);
+  if (early)
+    turns.push_back(chat_turn{"user", early_turn});
+  generation_request req{st.reply->id, q.model, q.provider, std::move(turns)};
   auto id = st.reply->id;
   auto& m = metrics::global();
   m.replies_started++;
@@ -313,15 +325,21 @@ void maybe_start_reply(conversation* self) {
                               {"conversationId", st.id},
                               {"messageId", id},
                               {"seq", q.seq},
-                              {"model", q.model}});
-  checkpoint(self);
-  self->delayed_send(self, st.cfg.checkpoint_interval, checkpoint_tick_atom::value, id);
+                              {"model", q.model},
+                              {"early", early}});
+  if (!early) {
+    checkpoint(self);
+    self->delayed_send(self, st.cfg.checkpoint_interval, checkpoint_tick_atom::value, id);
+  }
   self->request(st.cfg.ai, ai_timeout, generate_atom::value, std::move(req), reply_sink{self})
       .then(
           [=](caf::actor& answer) {
             auto& st = self->state;
-            if (!st.reply || st.reply->id != id || st.reply->finishing)
+            if (!st.reply || st.reply->id != id || st.reply->finishing) {
+              // Dropped or ended meanwhile: stop paying for its tokens.
+              caf::anon_send(caf::actor_cast<ai_actor>(answer), ai_cancel_atom::value, id);
               return;
+            }
             auto invoker = caf::actor_cast<ai_actor>(answer);
             st.reply->invoker = invoker;
             // If it dies, the reply must still end (see the down handler).
@@ -340,6 +358,67 @@ void maybe_start_reply(conversation* self) {
             log::error("ai_pool_failed", {{"error", to_string(err)}});
             finish_reply(self, std::move(o));
           });
+}
+
+} // namespace
+
+void maybe_start_reply(conversation* self) {
+  auto& st = self->state;
+  if (st.reply || st.replies.empty() || st.stopping)
+    return;
+  auto q = std::move(st.replies.front());
+  st.replies.pop_front();
+  start_reply(self, q, false);
+}
+
+void start_early_reply(conversation* self, const stored_message& user_message,
+                       const std::string& provider) {
+  auto& st = self->state;
+  if (st.reply || !st.replies.empty() || st.stopping || st.handing_over)
+    return; // it would wait its turn anyway
+  start_reply(self,
+              queued_reply{user_message.id, user_message.seq + 1, user_message.model, provider},
+              true, user_message.content);
+}
+
+/// The user message `user_message_id` is acked: its early reply, if it has
+/// one, goes out from now on (what streamed so far first) and is stored
+/// like any other. False: it has none.
+bool release_early_reply(conversation* self, const std::string& user_message_id) {
+  auto& st = self->state;
+  if (!st.reply || !st.reply->awaiting_ack || st.reply->reply_to != user_message_id)
+    return false;
+  auto& r = *st.reply;
+  r.awaiting_ack = false;
+  if (!r.deltas.empty())
+    r.first_chunk_at = self->clock().now(); // when it goes out
+  for (size_t i = 0; i < r.deltas.size(); ++i) {
+    metrics::global().chunks_sent++;
+    broadcast(self, protocol::encode_chunk(st.id, r.id, r.reply_to, r.seq, static_cast<int64_t>(i),
+                                           r.deltas[i]));
+  }
+  checkpoint(self);
+  self->delayed_send(self, st.cfg.checkpoint_interval, checkpoint_tick_atom::value, r.id);
+  if (auto outcome = std::move(r.early_outcome)) {
+    r.early_outcome.reset();
+    finish_reply(self, std::move(*outcome));
+  }
+  return true;
+}
+
+/// The early reply's user message was not written (a failure, a repeat, a
+/// stale seq): the reply is dropped, never seen, never stored.
+void drop_early_reply(conversation* self, const char* why) {
+  auto& st = self->state;
+  if (!st.reply || !st.reply->awaiting_ack)
+    return;
+  auto& r = *st.reply;
+  if (r.invoker)
+    self->send(r.invoker, ai_cancel_atom::value, r.id);
+  release_invoker(self);
+  log::info("reply_dropped", {{"conversationId", st.id}, {"messageId", r.id}, {"reason", why}});
+  metrics::global().replies_active--;
+  st.reply.reset();
 }
 
 } // namespace chat::conversation_detail

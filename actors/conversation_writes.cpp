@@ -46,7 +46,9 @@ void accept_message(conversation* self, const stored_message& msg, const std::st
   remember(self, msg);
   metrics::global().messages_acked++;
   broadcast(self, protocol::encode_message_event(msg), except);
-  st.replies.push_back(queued_reply{msg.id, msg.seq + 1, msg.model, provider});
+  bool started_early = st.reply && st.reply->awaiting_ack && st.reply->reply_to == msg.id;
+  if (!started_early)
+    st.replies.push_back(queued_reply{msg.id, msg.seq + 1, msg.model, provider});
 }
 
 void on_user_written(conversation* self, const stored_message& msg, append_result& res) {
@@ -56,6 +58,7 @@ void on_user_written(conversation* self, const stored_message& msg, append_resul
     // Our next seq was stale (another writer, or a write we thought lost):
     // the send stays first in line and goes again once the seq is known.
     st.seq_known = false;
+    drop_early_reply(self, "seq taken");
     auto& p = st.sends.front();
     log::warn("message_seq_taken",
               {{"conversationId", st.id}, {"seq", msg.seq}, {"lastSeq", res.seq}});
@@ -67,9 +70,11 @@ void on_user_written(conversation* self, const stored_message& msg, append_resul
     pump_writes(self);
     return;
   }
+  st.last_write_failed = false;
   auto p = std::move(st.sends.front());
   st.sends.pop_front();
   if (res.duplicate) {
+    drop_early_reply(self, "repeat");
     st.next_seq -= 2; // nothing after it was reserved: writes are serialized
     auto resume_after = res.seq + 1;
     bool here = res.conversation_id == st.id;
@@ -89,6 +94,8 @@ void on_user_written(conversation* self, const stored_message& msg, append_resul
     // go out before any chunk of the reply, in this order.
     accept_message(self, msg, p.provider, p.session);
     p.promise.deliver(std::move(res));
+    // The ack is on its way: the reply started early may follow it.
+    release_early_reply(self, msg.id);
     maybe_start_reply(self);
   }
   pump_writes(self);
@@ -103,6 +110,8 @@ void on_user_write_failed(conversation* self, const stored_message& msg, const c
   st.sends.pop_front();
   st.write_in_flight = false;
   st.seq_known = false;
+  st.last_write_failed = true;
+  drop_early_reply(self, "message not stored");
   auto kind = classify_store_error(err);
   if (kind == store_failure::fenced) {
     // Nothing was written, and nothing we write will be: the session
@@ -158,6 +167,25 @@ void expire_sends(conversation* self) {
     st.expiry_armed = true;
     self->delayed_send(self, st.cfg.store_timeout / 4 + 1ms, expire_sends_atom::value);
   }
+}
+
+/// Whether the reply to `p` may start before its message commits. An early
+/// reply whose message is then not written is dropped, and its provider
+/// request cancelled: prompt tokens may be billed for nothing. So it is not
+/// tried where that is likely: a clientMsgId this conversation already
+/// holds (the client resends after a lost ack), a send going again after a
+/// stale seq, or while the database fails (until a write succeeds). What is
+/// left is a resend whose original this actor does not hold yet (the first
+/// message of a conversation, resent after a lost ack, creates a new
+/// conversation actor and is found a repeat only by the write): one
+/// cancelled request per lost ack.
+bool may_start_early(conversation* self, const pending_send& p) {
+  auto& st = self->state;
+  if (p.seq_retries > 0 || st.last_write_failed)
+    return false;
+  return std::none_of(st.context.begin(), st.context.end(), [&](const stored_message& m) {
+    return m.client_msg_id == p.client_msg_id && m.user_id == p.user_id;
+  });
 }
 
 } // namespace
@@ -245,6 +273,11 @@ void pump_writes(conversation* self) {
   if (st.is_new)
     w.title = make_title(p.content);
   st.next_seq += 2; // this message and the reply to it
+  // Its reply starts now, while the message commits: the provider's time
+  // to first token overlaps the commit. Nothing of it goes out before the
+  // ack (see reply_state::awaiting_ack).
+  if (may_start_early(self, p))
+    start_early_reply(self, m, p.provider);
   self->request(st.cfg.store, st.cfg.store_timeout, append_user_atom::value, w)
       .then([=](append_result& res) { on_user_written(self, m, res); },
             [=](caf::error& err) { on_user_write_failed(self, m, err); });

@@ -40,6 +40,10 @@ void store_unstored(conversation* self, const std::string& id);
 void finish_reply(conversation* self, generation_outcome outcome);
 void fail_reply(conversation* self, const std::string& why);
 void abandon_reply(conversation* self, const std::string& why);
+void start_early_reply(conversation* self, const stored_message& user_message,
+                       const std::string& provider);
+bool release_early_reply(conversation* self, const std::string& user_message_id);
+void drop_early_reply(conversation* self, const char* why);
 
 // -- conversation_replay.cpp: history replay to a subscriber ------------------
 

@@ -97,6 +97,12 @@ struct reply_state {
   size_t checkpointed_chunks = 0;              // how many deltas the database has
   bool checkpoint_in_flight = false;
   int store_attempts = 0; // failed writes of the finished reply
+  /// Started while its user message is still being written, so that the
+  /// provider's time to first token overlaps the commit: until the message
+  /// is acked nothing of the reply goes out and nothing is stored; if the
+  /// message is not written, the reply is dropped unseen.
+  bool awaiting_ack = false;
+  std::optional<generation_outcome> early_outcome; // its end, if it came first
 };
 
 struct subscriber {
@@ -129,6 +135,7 @@ struct conversation_state {
   /// a check says what the database holds.
   bool seq_known = true;
   bool check_in_flight = false;
+  bool last_write_failed = false; // the last user message write failed
   bool check_armed = false;
   std::chrono::milliseconds check_backoff{0};
   std::optional<unknown_write> unknown;

@@ -99,8 +99,8 @@ struct fixture : test_coordinator_fixture<test_config> {
 
 } // namespace
 
-TEST_CASE_FIXTURE(fixture,
-                  "conversation: ack only after the write commits, then the reply streams") {
+TEST_CASE_FIXTURE(fixture, "conversation: ack only after the write commits, the reply starts "
+                           "meanwhile and nothing of it goes out before the ack") {
   auto conv = spawn_new_conversation(sys, "11111111-1111-4111-8111-111111111111", "alice", cfg);
   auto session = sys.spawn(recorder);
   store_state().hold = true;
@@ -108,25 +108,30 @@ TEST_CASE_FIXTURE(fixture,
                          std::string{"c1"}, std::string{"hello"}, std::string{"m1"},
                          std::string{"openai"}, session);
   consume_messages();
-  // The write is in flight, not committed: no ack yet, no reply started.
+  // The write is in flight, not committed: no ack yet. The reply has
+  // started (its time to first token overlaps the commit), with the
+  // message as context.
   CHECK(store_state().held_writes == 1);
-  CHECK(ai_state().requests.empty());
   CHECK(store_state().requested[0].create_conversation);
   CHECK(store_state().requested[0].title == "hello");
-  caf::anon_send(store, release_atom::value);
-  consume_messages();
-  append_result ack;
-  h.receive([&](append_result& r) { ack = r; }, [&](caf::error& e) { FAIL(to_string(e)); });
-  CHECK(ack.seq == 1);
-  CHECK_FALSE(ack.duplicate);
-  // The reply started with the message as context.
   REQUIRE(ai_state().requests.size() == 1);
   auto req = ai_state().requests[0];
   CHECK(req.model == "m1");
   REQUIRE(req.messages.size() == 1);
   CHECK(req.messages[0].role == "user");
   CHECK(req.messages[0].content == "hello");
+  // Its first token comes before the commit: kept, not sent, not stored.
   chunk(conv, req.stream_id, "Hel");
+  CHECK(frames(session).empty());
+  CHECK(store_state().checkpoints.empty());
+  caf::anon_send(store, release_atom::value);
+  consume_messages();
+  append_result ack;
+  h.receive([&](append_result& r) { ack = r; }, [&](caf::error& e) { FAIL(to_string(e)); });
+  CHECK(ack.seq == 1);
+  CHECK_FALSE(ack.duplicate);
+  CHECK(frames(session).size() == 1);     // the kept chunk, after the ack
+  CHECK(ai_state().requests.size() == 1); // no second reply
   chunk(conv, req.stream_id, "lo!");
   done(conv, req.stream_id, "stop");
   auto& f = frames(session);
@@ -548,13 +553,16 @@ TEST_CASE_FIXTURE(fixture, "conversation: a write that timed out but committed l
   CHECK(to_error_frame(err).code == protocol::error_code::unavailable);
   // Before any other seq is used the database is asked, behind the write.
   CHECK(store_state().checks == 1);
-  CHECK(ai_state().requests.empty());
+  // The reply started with the write was dropped unseen when its outcome
+  // became unknown (and its provider stream cancelled).
+  REQUIRE(ai_state().requests.size() == 1);
+  CHECK(ai_state().cancels == std::vector<std::string>{ai_state().requests[0].stream_id});
   // The write commits after all; the check behind it finds it.
   store_state().hold = false;
   caf::anon_send(store, release_atom::value);
   consume_messages();
-  REQUIRE(ai_state().requests.size() == 1); // so it gets its reply
-  CHECK(ai_state().requests[0].messages.back().content == "one");
+  REQUIRE(ai_state().requests.size() == 2); // so it gets its reply
+  CHECK(ai_state().requests[1].messages.back().content == "one");
   // The client's retry with the same clientMsgId gets the original ack.
   auto again = send(conv, "alice", "c1", "one", session);
   REQUIRE(again);
@@ -564,10 +572,10 @@ TEST_CASE_FIXTURE(fixture, "conversation: a write that timed out but committed l
   auto a2 = send(conv, "alice", "c2", "two", session);
   REQUIRE(a2);
   CHECK(a2->seq == 3);
-  done(conv, ai_state().requests[0].stream_id, "stop");
-  REQUIRE(ai_state().requests.size() == 2);
-  chunk(conv, ai_state().requests[1].stream_id, "ok");
   done(conv, ai_state().requests[1].stream_id, "stop");
+  REQUIRE(ai_state().requests.size() == 3);
+  chunk(conv, ai_state().requests[2].stream_id, "ok");
+  done(conv, ai_state().requests[2].stream_id, "stop");
   std::vector<int64_t> seqs;
   for (auto& m : store_state().messages)
     seqs.push_back(m.seq);
@@ -593,7 +601,9 @@ TEST_CASE_FIXTURE(fixture, "conversation: a write that timed out and never commi
   caf::anon_send(store, drop_atom::value);
   consume_messages();
   store_state().hold = false;
-  CHECK(ai_state().requests.empty());
+  // The reply started with the write was dropped unseen.
+  CHECK(ai_state().requests.size() == 1);
+  CHECK(ai_state().cancels.size() == 1);
   auto a2 = send(conv, "alice", "c2", "two", session);
   REQUIRE(a2);
   CHECK(a2->seq == 1);
@@ -828,7 +838,7 @@ TEST_CASE_FIXTURE(fixture, "conversation: told to hand over, it finishes the rep
   done(conv, stream, "stop");
   CHECK(std::string{parse(frames(session).back())["finishReason"].GetString()} == "stop");
   CHECK(store_state().messages.back().content == "x"); // stored under its epoch
-  CHECK(ai_state().requests.size() == 1); // "two" is answered by the new owner
+  CHECK(ai_state().requests.size() == 1);              // "two" is answered by the new owner
   bool stopped_moved = false;
   self->receive([&](caf::down_msg& dm) { stopped_moved = is_conversation_moved(dm.reason); },
                 caf::after(std::chrono::seconds{0}) >> [] {});
@@ -844,5 +854,135 @@ TEST_CASE_FIXTURE(fixture, "conversation: loading claims it, and the writes carr
   REQUIRE(send(conv, "alice", "c1", "one", session));
   CHECK(store_state().epochs["e4e4e4e4-e4e4-4e4e-8e4e-e4e4e4e4e4e4"] == 5);
   CHECK(store_state().user_writes.back().epoch == 5);
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a reply that ends before its message commits waits for "
+                           "the ack, then goes out whole and is stored after the message") {
+  auto conv = spawn_new_conversation(sys, "e5e5e5e5-e5e5-4e5e-8e5e-e5e5e5e5e5e5", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  store_state().hold = true;
+  auto h = self->request(conv, caf::infinite, send_atom::value, std::string{"alice"},
+                         std::string{"c1"}, std::string{"quick"}, std::string{"m1"},
+                         std::string{"openai"}, session);
+  consume_messages();
+  REQUIRE(ai_state().requests.size() == 1);
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "all");
+  done(conv, stream, "stop");
+  CHECK(store_state().reply_writes == 0); // nothing stored before the message
+  caf::anon_send(store, release_atom::value);
+  consume_messages();
+  append_result ack;
+  h.receive([&](append_result& r) { ack = r; }, [&](caf::error& e) { FAIL(to_string(e)); });
+  CHECK(ack.seq == 1);
+  CHECK(types_of(frames(session)) == std::vector<std::string>{"chunk", "done"});
+  REQUIRE(store_state().messages.size() == 2);
+  CHECK(store_state().messages[1].seq == 2);
+  CHECK(store_state().messages[1].content == "all");
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a repeat of a clientMsgId the conversation holds "
+                           "starts no reply") {
+  auto conv = spawn_new_conversation(sys, "e6e6e6e6-e6e6-4e6e-8e6e-e6e6e6e6e6e6", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  done(conv, ai_state().requests[0].stream_id, "stop");
+  auto again = send(conv, "alice", "c1", "one", session);
+  REQUIRE(again);
+  CHECK(again->duplicate);
+  // The repeat was recognised before its write: no provider request.
+  CHECK(ai_state().requests.size() == 1);
+  CHECK(ai_state().cancels.empty());
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a repeat the conversation does not hold drops the reply "
+                           "started with it, unseen") {
+  // The client's first message went into a conversation whose ack was
+  // lost; it sends it again without a conversation id, so a new
+  // conversation actor writes it and finds it a repeat only then.
+  auto first = spawn_new_conversation(sys, "e7e7e7e7-e7e7-4e7e-8e7e-e7e7e7e7e7e7", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(first, "alice", "c1", "one", session));
+  done(first, ai_state().requests[0].stream_id, "stop");
+  auto second = spawn_new_conversation(sys, "e8e8e8e8-e8e8-4e8e-8e8e-e8e8e8e8e8e8", "alice", cfg);
+  auto other = sys.spawn(recorder);
+  auto again = send(second, "alice", "c1", "one", other);
+  REQUIRE(again);
+  CHECK(again->duplicate);
+  CHECK(again->conversation_id == "e7e7e7e7-e7e7-4e7e-8e7e-e7e7e7e7e7e7");
+  REQUIRE(ai_state().requests.size() == 2); // started with the write, then dropped
+  CHECK(ai_state().cancels == std::vector<std::string>{ai_state().requests[1].stream_id});
+  chunk(second, ai_state().requests[1].stream_id, "late");
+  CHECK(frames(other).empty());              // nothing of it went out
+  CHECK(store_state().messages.size() == 2); // nothing of it stored
+  caf::anon_send_exit(first, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(second, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: after a failed write replies start only after the "
+                           "commit, until a write succeeds") {
+  cfg.store_timeout = std::chrono::seconds{2};
+  auto conv = spawn_new_conversation(sys, "e9e9e9e9-e9e9-4e9e-8e9e-e9e9e9e9e9e9", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  store_state().hold = true;
+  auto h1 = self->request(conv, caf::infinite, send_atom::value, std::string{"alice"},
+                          std::string{"c1"}, std::string{"one"}, std::string{"m1"},
+                          std::string{"openai"}, session);
+  consume_messages();
+  REQUIRE(ai_state().requests.size() == 1); // started early
+  sched.clock().advance_time(std::chrono::seconds{2});
+  consume_messages();
+  h1.receive([&](append_result&) { FAIL("acked without a commit"); }, [&](caf::error&) {});
+  caf::anon_send(store, drop_atom::value); // rolled back
+  consume_messages();
+  CHECK(ai_state().cancels.size() == 1); // the early reply, dropped
+  auto h2 = self->request(conv, caf::infinite, send_atom::value, std::string{"alice"},
+                          std::string{"c2"}, std::string{"two"}, std::string{"m1"},
+                          std::string{"openai"}, session);
+  consume_messages();
+  CHECK(ai_state().requests.size() == 1); // the database failed last: wait for the commit
+  store_state().hold = false;
+  caf::anon_send(store, release_atom::value);
+  consume_messages();
+  h2.receive([](append_result&) {}, [&](caf::error& e) { FAIL(to_string(e)); });
+  REQUIRE(ai_state().requests.size() == 2);
+  done(conv, ai_state().requests[1].stream_id, "stop");
+  // The write succeeded: the next reply starts early again.
+  store_state().hold = true;
+  self->request(conv, caf::infinite, send_atom::value, std::string{"alice"}, std::string{"c3"},
+                std::string{"three"}, std::string{"m1"}, std::string{"openai"}, session);
+  consume_messages();
+  CHECK(ai_state().requests.size() == 3);
+  store_state().hold = false;
+  caf::anon_send(store, release_atom::value);
+  consume_messages();
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a tab subscribing while a message commits sees its early "
+                           "reply only after the message") {
+  auto conv = spawn_new_conversation(sys, "eaeaeaea-eaea-4eae-8eae-eaeaeaeaeaea", "alice", cfg);
+  auto tab1 = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", tab1));
+  done(conv, ai_state().requests[0].stream_id, "stop");
+  store_state().hold = true;
+  auto h = self->request(conv, caf::infinite, send_atom::value, std::string{"alice"},
+                         std::string{"c2"}, std::string{"two"}, std::string{"m1"},
+                         std::string{"openai"}, tab1);
+  consume_messages();
+  REQUIRE(ai_state().requests.size() == 2);
+  chunk(conv, ai_state().requests[1].stream_id, "early");
+  auto tab2 = sys.spawn(recorder);
+  self->send(conv, subscribe_atom::value, std::string{"alice"}, int64_t{2}, tab2);
+  consume_messages();
+  CHECK(frames(tab2).empty()); // the message is not acked: nothing of its reply
+  store_state().hold = false;
+  caf::anon_send(store, release_atom::value);
+  consume_messages();
+  h.receive([](append_result&) {}, [&](caf::error& e) { FAIL(to_string(e)); });
+  CHECK(types_of(frames(tab2)) == std::vector<std::string>{"message", "chunk"});
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }

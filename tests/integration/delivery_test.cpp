@@ -133,7 +133,7 @@ TEST_CASE(
   CHECK_MESSAGE(after.empty(), "frames after the reply: " << after.size());
   CHECK(user_rows(user, "dup-a") == 1);
   CHECK(assistant_rows_replying_to(acks[0].message_id) == 1);
-  CHECK(mock_stat(svc, "requests") == 1);
+  CHECK(provider_replies(svc, 1) == 1);
 }
 
 TEST_CASE("delivery: the same clientMsgId after its reply ended: the original ack, no new reply") {
@@ -154,7 +154,7 @@ TEST_CASE("delivery: the same clientMsgId after its reply ended: the original ac
                 "frames after the repeated ack: " << (after.empty() ? "" : after[0]));
   CHECK(user_rows(user, "dup-b") == 1);
   CHECK(assistant_rows_replying_to(first.message_id) == 1);
-  CHECK(mock_stat(svc, "requests") == 1);
+  CHECK(provider_replies(svc, 1) == 1);
 }
 
 TEST_CASE("delivery: the same clientMsgId from a second connection while the reply streams") {
@@ -189,7 +189,7 @@ TEST_CASE("delivery: the same clientMsgId from a second connection while the rep
   ra = read_reply_of(a, first.message_id, 30s, ra);
   CHECK(ra.complete());
   CHECK(ra.content() == rb.content());
-  CHECK(mock_stat(svc, "requests") == 1);
+  CHECK(provider_replies(svc, 1) == 1);
   CHECK(user_rows(user, "dup-c") == 1);
   if (!rb.complete() || rb.chunks.empty())
     MESSAGE("chatd log:\n" << svc.chatd->log());
@@ -224,7 +224,7 @@ TEST_CASE("delivery: the same clientMsgId with another or no conversationId: the
                 "frames after the repeated acks: " << (after.empty() ? "" : after[0]));
   CHECK(user_rows(user, "dup-d") == 1);
   CHECK(conversations_of(user) == 2);
-  CHECK(mock_stat(svc, "requests") == 2);
+  CHECK(provider_replies(svc, 2) == 2);
 }
 
 TEST_CASE("delivery: the same clientMsgId naming a missing conversation: still the original ack") {
@@ -251,7 +251,7 @@ TEST_CASE("delivery: the same clientMsgId naming a missing conversation: still t
   CHECK(after.empty());
   CHECK(user_rows(user, "dup-d") == 1);
   CHECK(conversations_of(user) == 1);
-  CHECK(mock_stat(svc, "requests") == 1);
+  CHECK(provider_replies(svc, 1) == 1);
 }
 
 TEST_CASE("delivery: two connections send the same clientMsgId at the same moment") {
@@ -280,7 +280,7 @@ TEST_CASE("delivery: two connections send the same clientMsgId at the same momen
     CHECK(user_rows(user, id) == 1);
     CHECK(assistant_rows_replying_to(ack_a.message_id) == 1);
   }
-  CHECK(mock_stat(svc, "requests") == rounds);
+  CHECK(provider_replies(svc, rounds) == rounds);
   // An orphan conversation from a lost race is not a second message, but
   // should not exist either.
   WARN(conversations_of(user) == rounds);
@@ -337,7 +337,7 @@ TEST_CASE("delivery: a cut connection resumes with subscribe and gets the whole 
                      << " via chunks, the rest as a finished message), " << duplicates
                      << " duplicate chunks dropped, " << ms << " ms");
   CHECK(resumed == attempts);
-  CHECK(mock_stat(svc, "requests") == attempts);
+  CHECK(provider_replies(svc, attempts) == attempts);
 }
 
 // -- 3. two tabs -------------------------------------------------------------------

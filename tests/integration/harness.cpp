@@ -567,6 +567,19 @@ int64_t wait_mock_stat(const service& svc, const char* key, int64_t want,
   }
 }
 
+int64_t provider_replies(const service& svc, int64_t want, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto r = http_request(svc.mock_port, "GET", "/stats");
+    REQUIRE(r.status == 200);
+    auto stats = parse(r.body);
+    auto v = num(stats, "requests") - num(stats, "aborted");
+    if (v == want || std::chrono::steady_clock::now() >= deadline)
+      return v;
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
 // -- cluster ----------------------------------------------------------------------
 
 /// A gauge's value from /metrics (-1 when absent).

@@ -215,6 +215,14 @@ int64_t mock_stat(const service& svc, const char* key);
 int64_t wait_mock_stat(const service& svc, const char* key, int64_t want,
                        std::chrono::milliseconds timeout);
 
+/// Provider requests that went on to stream a reply: the mock's requests
+/// minus those its client closed first. A reply starts while its message
+/// commits, so a repeated clientMsgId the conversation does not hold costs
+/// one request, cancelled once the write says "repeat"; polls until the
+/// count is `want` (the cancels arrive a moment later) or `timeout`.
+int64_t provider_replies(const service& svc, int64_t want,
+                         std::chrono::milliseconds timeout = std::chrono::seconds{3});
+
 /// A gauge's value from the node's /metrics (-1 when absent).
 int64_t gauge(uint16_t port, const std::string& name);
 
