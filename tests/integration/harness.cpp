@@ -24,6 +24,7 @@
 
 #include "common/ids.hpp"
 #include "gateway/jwt.hpp"
+#include "tests/integration/leak_watch.hpp"
 
 namespace chat::test {
 
@@ -129,7 +130,9 @@ std::chrono::milliseconds left_until(std::chrono::steady_clock::time_point deadl
 }
 
 std::string unique_user() {
-  return "user-" + new_uuid().substr(0, 13);
+  auto id = "user-" + new_uuid().substr(0, 13);
+  leak_watch::user(id);
+  return id;
 }
 
 namespace {
@@ -143,8 +146,11 @@ uint16_t port_after(const std::string& line, const std::string& prefix) {
 
 } // namespace
 
-service::service(options opts) {
+service::service(options opts) : watch_from_(leak_watch::mark()) {
   secret = "test-secret-" + new_uuid() + "-0123456789";
+  leak_watch::secret(secret);
+  leak_watch::secret(openai_key);
+  leak_watch::secret(anthropic_key);
   std::vector<std::string> mock_args{"--listen", "127.0.0.1:0",      "--ttft-ms",
                                      "5",        "--token-delay-ms", "2"};
   for (auto& a : opts.mock_args)
@@ -157,10 +163,10 @@ service::service(options opts) {
       {"CHAT_JWT_SECRET", secret},
       {"CHAT_LISTEN", "127.0.0.1:0"},
       {"OPENAI_BASE_URL", "http://127.0.0.1:" + std::to_string(mock_port) + "/v1"},
-      {"OPENAI_API_KEY", "sk-test-key-never-logged"},
+      {"OPENAI_API_KEY", openai_key},
       // The mock speaks Anthropic's Messages API too.
       {"ANTHROPIC_BASE_URL", "http://127.0.0.1:" + std::to_string(mock_port)},
-      {"ANTHROPIC_API_KEY", "sk-ant-test-key-never-logged"},
+      {"ANTHROPIC_API_KEY", anthropic_key},
       {"CHAT_MODELS", "gpt-4o-mini,mock-2,claude-mock=anthropic"},
       {"CHAT_THREADS", "2"},
   };
@@ -190,7 +196,34 @@ void service::restart_chatd(const std::map<std::string, std::string>& changed_en
   restart_chatd();
 }
 
+service::~service() {
+  check_for_leaks();
+}
+
+void service::check_for_leaks() {
+  if (!chatd)
+    return;
+  // /metrics, if chatd still answers (a test may have killed it).
+  try {
+    net::io_context ioc;
+    beast::tcp_stream stream{ioc};
+    stream.expires_after(2s);
+    stream.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+    http::request<http::empty_body> req{http::verb::get, "/metrics", 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.keep_alive(false);
+    http::write(stream, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(stream, buf, res);
+    leak_watch::check("chatd's /metrics", res.body(), watch_from_, true);
+  } catch (const std::exception&) {
+  }
+  leak_watch::check("chatd's log", chatd->log(), watch_from_);
+}
+
 void service::restart_chatd() {
+  check_for_leaks();
   chatd.reset(); // SIGKILL unless it already exited
   start_chatd();
 }
@@ -199,7 +232,9 @@ std::string service::token(const std::string& user, int64_t ttl) const {
   auto now = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
-  return auth::make_token(user, secret, now, ttl);
+  auto t = auth::make_token(user, secret, now, ttl);
+  leak_watch::secret(t);
+  return t;
 }
 
 std::string service::ws_path(const std::string& user) const {
@@ -305,7 +340,10 @@ std::optional<std::string> ws_client::read(std::chrono::milliseconds timeout) {
     impl_->open = false;
     return std::nullopt;
   }
-  return beast::buffers_to_string(impl_->buffer.data());
+  auto text = beast::buffers_to_string(impl_->buffer.data());
+  if (text.find(R"("type":"error")") != std::string::npos)
+    leak_watch::check("an error frame", text);
+  return text;
 }
 
 rapidjson::Document ws_client::read_json(std::chrono::milliseconds timeout) {
@@ -366,6 +404,8 @@ http_response http_request(uint16_t port, const std::string& method, const std::
   beast::flat_buffer buf;
   http::response<http::string_body> res;
   http::read(stream, buf, res);
+  if (res.result_int() >= 400)
+    leak_watch::check("an HTTP " + std::to_string(res.result_int()) + " body", res.body());
   return {static_cast<int>(res.result_int()), res.body()};
 }
 
@@ -386,6 +426,7 @@ std::string send_frame(const std::string& client_msg_id, const std::string& cont
   }
   w.Key("content");
   w.String(content.c_str(), static_cast<rapidjson::SizeType>(content.size()));
+  leak_watch::content(content);
   w.EndObject();
   return sb.GetString();
 }

@@ -62,6 +62,8 @@ struct service {
 
   explicit service(options opts);
   service() : service(options{}) {}
+  /// Checks chatd's log and /metrics for leaks (tests/integration/leak_watch.hpp).
+  ~service();
 
   /// Kills chatd if it still runs and starts it again with the same
   /// settings (database, secret, mock LLM, node id); updates `port`.
@@ -79,8 +81,13 @@ struct service {
   std::unique_ptr<process> mock;
   std::unique_ptr<process> chatd;
 
+  static constexpr const char* openai_key = "sk-test-key-never-logged";
+  static constexpr const char* anthropic_key = "sk-ant-test-key-never-logged";
+
 private:
   void start_chatd();
+  void check_for_leaks();
+  size_t watch_from_ = 0;
   std::map<std::string, std::string> chatd_env_;
   std::vector<std::string> chatd_prefix_;
 };
