@@ -9,6 +9,7 @@
 #      USERS (default: one per connection), DURATION_LIMIT (120),
 #      CHAT_THREADS (default: chatd's own default, the core count),
 #      KEEP_LOGS=1 keeps the temp dir (logs) instead of deleting it,
+#      METRICS_OUT=FILE saves chatd's /metrics after the load,
 #      CHATD_PRELOAD (LD_PRELOAD for chatd only, e.g. an allocator),
 #      PERF_DATA=FILE records chatd with `perf record -g` while chat_load runs
 #      (after PERF_DELAY s, for PERF_SECONDS s: default 5 and 10; PERF_EVENT=EVENT
@@ -80,6 +81,15 @@ echo "postgres: $DATABASE_URL; mock_llm :$MOCK_PORT (ttft ${MOCK_TTFT_MS:-20} ms
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 TICKS=$(getconf CLK_TCK)
 CPU0=$(cpu_ticks "$CHATD_PID")
+MOCK_CPU0=$(cpu_ticks "$MOCK_PID")
+# PostgreSQL's processes: the postmaster and its children (backends, walwriter, ...).
+pg_ticks() {
+  local pm t=0 p
+  pm=$(head -1 "$TMP/pg/data/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+  for p in "$pm" $(pgrep -P "$pm" || true); do t=$((t + $(cpu_ticks "$p"))); done
+  echo "$t"
+}
+PG_CPU0=$(pg_ticks)
 PERF_PID=""
 if [ -n "${PERF_DATA:-}" ]; then
   (sleep "${PERF_DELAY:-5}"; exec perf record ${PERF_EVENT:+-e "$PERF_EVENT"} ${PERF_PERIOD:+-c "$PERF_PERIOD"} --call-graph "${PERF_CALLGRAPH:-fp}" -o "$PERF_DATA" -p "$CHATD_PID" -- sleep "${PERF_SECONDS:-10}") \
@@ -95,12 +105,17 @@ if [ -n "${PERF_STAT:-}" ]; then
 fi
 
 rc=0
-CHAT_JWT_SECRET="$SECRET" "$BIN/chat_load" --url "ws://127.0.0.1:$PORT/api/v1/chat/ws" \
+CHAT_JWT_SECRET="$SECRET" /usr/bin/time -f '%U %S' -o "$TMP/load.time" "$BIN/chat_load" --url "ws://127.0.0.1:$PORT/api/v1/chat/ws" \
   --connections "$N" --messages "$M" ${USERS:+--users "$USERS"} \
   --duration-limit "${DURATION_LIMIT:-120}" "${EXTRA[@]}" || rc=$?
 
 CPU1=$(cpu_ticks "$CHATD_PID")
+# METRICS_OUT=FILE: chatd's /metrics after the load (its latency histograms).
+[ -n "${METRICS_OUT:-}" ] && curl -s "http://127.0.0.1:$PORT/metrics" >"$METRICS_OUT"
 echo "chatd cpu during the load: $(awk -v a="$CPU0" -v b="$CPU1" -v t="$TICKS" 'BEGIN{printf "%.2f", (b-a)/t}') s; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Where the cores went: everything in this benchmark shares them. (Backends
+# that exited during the load are not counted in postgres's figure.)
+echo "cpu of the others during the load: mock_llm $(awk -v a="$MOCK_CPU0" -v b="$(cpu_ticks "$MOCK_PID")" -v t="$TICKS" 'BEGIN{printf "%.2f", (b-a)/t}') s, postgres $(awk -v a="$PG_CPU0" -v b="$(pg_ticks)" -v t="$TICKS" 'BEGIN{printf "%.2f", (b-a)/t}') s, chat_load $(awk '{printf "%.2f", $1 + $2}' "$TMP/load.time" 2>/dev/null || echo ?) s"
 [ -n "$PERF_PID" ] && { wait "$PERF_PID" 2>/dev/null || true; }
 if [ -n "$STAT_PID" ]; then
   kill -INT "$STAT_PID" 2>/dev/null; wait "$STAT_PID" 2>/dev/null || true

@@ -45,11 +45,12 @@ for run in $(seq 1 "${RUNS:-1}"); do
   msgs=$(grep -m1 'throughput:' "$out" | sed -E 's/.*throughput: ([0-9.]+) messages.*/\1/')
   counts=$(grep -m1 '  messages: expected' "$out" | sed -E 's/^ *messages: //')
   cpu=$(grep -m1 '^chatd cpu' "$out" | sed -E 's/^chatd cpu during the load: //')
+  others=$(grep -m1 '^cpu of the others' "$out" | sed -E 's/^cpu of the others during the load: //')
   result=$(grep -m1 '^result:' "$out" || echo "result: (none)")
-  printf 'workload A, %s users x %s msgs, run %s: msgs/s %s | ack p50 %s p99 %s | first chunk p50 %s p99 %s | first chunk - %s ms p50 %s p99 %s | %s | chatd cpu %s | %s\n' \
+  printf 'workload A, %s users x %s msgs, run %s: msgs/s %s | ack p50 %s p99 %s | first chunk p50 %s p99 %s | first chunk - %s ms p50 %s p99 %s | %s | chatd cpu %s | others: %s | %s\n' \
     "$USERS_N" "$M" "$run" "$msgs" "$ack50" "$ack99" "$fc50" "$fc99" "$TTFT" \
     "$(awk -v x="$fc50" -v t="$TTFT" 'BEGIN{printf "%.1f", x - t}')" \
-    "$(awk -v x="$fc99" -v t="$TTFT" 'BEGIN{printf "%.1f", x - t}')" "$counts" "$cpu" "$result"
+    "$(awk -v x="$fc99" -v t="$TTFT" 'BEGIN{printf "%.1f", x - t}')" "$counts" "$cpu" "$others" "$result"
   if [ "$r" != 0 ]; then rc=$r; echo "run $run failed (exit $r); its output:"; cat "$out"; fi
   if [ -n "${OUT_DIR:-}" ]; then mkdir -p "$OUT_DIR"; mv "$out" "$OUT_DIR/workload-$USERS_N-$(date +%H%M%S)-$run.txt"; else rm -f "$out"; fi
 done
