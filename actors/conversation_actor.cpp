@@ -12,6 +12,7 @@
 
 #include "actors/detail/conversation_internal.hpp"
 #include "actors/errors.hpp"
+#include "actors/local_links.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "protocol/codec.hpp"
@@ -94,30 +95,53 @@ void remember(conversation* self, const stored_message& m) {
     st.context.pop_front();
 }
 
-/// Sends one encoded frame to every live subscriber but `except`. The same
-/// message object goes to all of them: the bytes are encoded once and shared.
-/// A typed actor's send() cannot take a message built beforehand, so the
-/// subscribers' interface is checked here once, at compile time, and the
-/// message is put in their mailboxes directly (what send() does).
-void broadcast(conversation* self, std::string frame, const session_events& except) {
+namespace {
+
+/// Hands one event, (event_atom, conversation_id, frame), to a subscriber.
+/// A session of this process gets the frame written to its connection
+/// (actors/local_links.hpp) and, for a frame that completes a seq, only
+/// that seq; a session elsewhere gets the event. A typed actor's send()
+/// cannot take a message built beforehand, so the subscribers' interface is
+/// checked here once, at compile time, and the message is put in their
+/// mailboxes directly (what send() does).
+void deliver(conversation* self, const subscriber& sub, const caf::message& event) {
   static_assert(
       caf::response_type<session_events::signatures, event_atom, std::string, std::string>::valid,
       "subscribers take (event_atom, conversation_id, frame)");
+  if (auto link = sub.link.lock()) {
+    link->send(shared_frame{event, 2});
+    if (auto seq = protocol::completed_seq_of(event.get_as<std::string>(2)); seq > 0)
+      self->send(sub.handle, completed_atom::value, self->state.id, seq);
+    return;
+  }
+  sub.handle->enqueue(self->ctrl(), caf::make_message_id(), event, self->context());
+}
+
+} // namespace
+
+/// Sends one encoded frame to every live subscriber but `except`. The same
+/// message object goes to all of them: the bytes are encoded once and shared.
+void broadcast(conversation* self, std::string frame, const session_events& except) {
   auto& st = self->state;
   auto msg = caf::make_message(event_atom::value, st.id, std::move(frame));
   for (auto& kv : st.subs)
     if (!kv.second.replaying && kv.second.handle != except)
-      kv.second.handle->enqueue(self->ctrl(), caf::make_message_id(), msg, self->context());
+      deliver(self, kv.second, msg);
 }
 
 void send_event(conversation* self, const session_events& to, std::string frame) {
-  self->send(to, event_atom::value, self->state.id, std::move(frame));
+  auto& st = self->state;
+  auto msg = caf::make_message(event_atom::value, st.id, std::move(frame));
+  if (auto i = st.subs.find(to.address()); i != st.subs.end())
+    deliver(self, i->second, msg);
+  else
+    deliver(self, subscriber{to, local_links::find(to.address())}, msg);
 }
 
 subscriber& attach(conversation* self, const session_events& session) {
   auto& st = self->state;
-  auto [it, added]
-      = st.subs.emplace(session.address(), subscriber{session, false, 0, 0, {}, false});
+  auto [it, added] = st.subs.emplace(session.address(),
+                                     subscriber{session, local_links::find(session.address())});
   if (added)
     self->monitor(session);
   return it->second;

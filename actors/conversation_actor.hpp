@@ -92,7 +92,12 @@ namespace chat {
 /// What a conversation sends its subscribers: the part of a session's
 /// interface a conversation may use (the session also takes the frames of
 /// its socket, actors/session_actor.hpp).
-using session_events = caf::typed_actor<caf::reacts_to<event_atom, std::string, std::string>>;
+/// (event_atom, conversation_id, frame): a frame to write. (completed_atom,
+/// conversation_id, seq): a frame the conversation wrote to the session's
+/// connection itself made the client's history whole up to seq (see
+/// actors/local_links.hpp).
+using session_events = caf::typed_actor<caf::reacts_to<event_atom, std::string, std::string>,
+                                        caf::reacts_to<completed_atom, std::string, int64_t>>;
 
 /// A conversation, as sessions, the directory and the gateway see it (the
 /// messages are described above). It is its AI invoker's reply_sink too.

@@ -29,6 +29,7 @@ using subscribe_atom = caf::atom_constant<caf::atom("c_sub")>;
 using unsubscribe_atom = caf::atom_constant<caf::atom("c_unsub")>;
 using cancel_atom = caf::atom_constant<caf::atom("c_cancel")>;
 using event_atom = caf::atom_constant<caf::atom("c_event")>;
+using completed_atom = caf::atom_constant<caf::atom("c_compl")>;
 using delete_conv_atom = caf::atom_constant<caf::atom("c_delete")>;
 
 // directory
@@ -145,12 +146,15 @@ struct append_result {
   std::string message_id;
   int64_t seq = 0;
   bool seq_taken = false;
+  /// The conversation wrote the ack to the sender's connection itself
+  /// (a session of its own process, actors/local_links.hpp).
+  bool ack_written = false;
 };
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, append_result& x) {
   return f(caf::meta::type_name("append_result"), x.duplicate, x.conversation_id, x.message_id,
-           x.seq, x.seq_taken);
+           x.seq, x.seq_taken, x.ack_written);
 }
 
 /// What the database says about a conversation's seqs, read in the writer's

@@ -12,6 +12,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/local_links.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "protocol/codec.hpp"
@@ -221,8 +222,10 @@ void on_acked(session* self, const protocol::send_frame& f, const std::string& c
     metrics::global().ack_latency.observe(std::chrono::steady_clock::now() - i->second);
     st.received.erase(i);
   }
-  protocol::ack_frame ack{f.client_msg_id, res.conversation_id, res.message_id, res.seq};
-  write(self, protocol::encode(ack));
+  if (!res.ack_written) {
+    protocol::ack_frame ack{f.client_msg_id, res.conversation_id, res.message_id, res.seq};
+    write(self, protocol::encode(ack));
+  }
   auto& done = st.completed[res.conversation_id];
   done = std::max(done, res.seq);
   if (res.conversation_id == conv_id && conv) {
@@ -340,6 +343,9 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
   st.user = std::move(user);
   st.link = std::move(link);
   st.cfg = std::move(cfg);
+  // Conversations of this process write to the connection directly.
+  local_links::add(self->address(), st.link);
+  self->attach_functor([addr = self->address()] { local_links::remove(addr); });
   // A conversation this connection follows went: unless it ended normally
   // (deleted), its node died or it crashed. Follow it to its next place.
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -361,7 +367,7 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
       return;
     }
   });
-  // No clean-up on exit: conversations monitor their subscribers.
+  // No other clean-up on exit: conversations monitor their subscribers.
   return {
       [=](protocol::send_frame& f) {
         auto& st = self->state;
@@ -439,6 +445,11 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
                         });
             },
             fail);
+      },
+      [=](completed_atom, const std::string& conv_id, int64_t seq) {
+        // A frame its conversation wrote to the connection directly.
+        auto& done = self->state.completed[conv_id];
+        done = std::max(done, seq);
       },
       [=](event_atom, const std::string& conv_id, const std::string& frame) {
         if (auto seq = protocol::completed_seq_of(frame); seq > 0) {

@@ -21,6 +21,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "actors/client_link.hpp"
 #include "actors/conversation_actor.hpp"
 #include "actors/messages.hpp"
 
@@ -107,6 +108,9 @@ struct reply_state {
 
 struct subscriber {
   session_events handle;
+  /// Its connection, when its session is in this process: frames are
+  /// written there directly (actors/local_links.hpp).
+  client_link_ptr link;
   // While replaying, live events are not sent: the replay ends with the
   // current state (see finish_replay).
   bool replaying = false;

@@ -9,6 +9,7 @@
 #include <rapidjson/document.h>
 
 #include "actors/errors.hpp"
+#include "actors/local_links.hpp"
 #include "actors/type_registry.hpp"
 #include "tests/actors/stand_ins.hpp"
 
@@ -984,5 +985,60 @@ TEST_CASE_FIXTURE(fixture, "conversation: a tab subscribing while a message comm
   consume_messages();
   h.receive([](append_result&) {}, [&](caf::error& e) { FAIL(to_string(e)); });
   CHECK(types_of(frames(tab2)) == std::vector<std::string>{"message", "chunk"});
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+/// A connection of a session in this process, as the gateway's is for a
+/// conversation (actors/local_links.hpp): it keeps what is written to it.
+struct fake_link : chat::client_link {
+  std::vector<std::string> frames;
+  void send(chat::shared_frame frame) override {
+    frames.emplace_back(frame.text());
+  }
+  void close(uint16_t, std::string) override {}
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(fixture, "conversation: a session of this process gets its frames written to "
+                           "its connection, the ack first, and only completed seqs as messages") {
+  auto conv = spawn_new_conversation(sys, "ebebebeb-ebeb-4ebe-8ebe-ebebebebebeb", "alice", cfg);
+  auto tab1 = sys.spawn(recorder);
+  auto tab2 = sys.spawn(recorder);
+  auto link1 = std::make_shared<fake_link>();
+  auto link2 = std::make_shared<fake_link>();
+  local_links::add(tab1.address(), link1);
+  local_links::add(tab2.address(), link2);
+  self->send(conv, subscribe_atom::value, std::string{"alice"}, int64_t{0}, tab2);
+  consume_messages();
+  store_state().hold = true;
+  auto h = self->request(conv, caf::infinite, send_atom::value, std::string{"alice"},
+                         std::string{"c1"}, std::string{"hello"}, std::string{"m1"},
+                         std::string{"openai"}, tab1);
+  consume_messages();
+  REQUIRE(ai_state().requests.size() == 1);
+  chunk(conv, ai_state().requests[0].stream_id, "Hel"); // before the commit: kept
+  CHECK(link1->frames.empty());
+  store_state().hold = false;
+  caf::anon_send(store, release_atom::value);
+  consume_messages();
+  append_result ack;
+  h.receive([&](append_result& r) { ack = r; }, [&](caf::error& e) { FAIL(to_string(e)); });
+  CHECK(ack.ack_written); // so the session does not write it again
+  chunk(conv, ai_state().requests[0].stream_id, "lo");
+  done(conv, ai_state().requests[0].stream_id, "stop");
+  CHECK(types_of(link1->frames) == std::vector<std::string>{"ack", "chunk", "chunk", "done"});
+  CHECK(types_of(link2->frames) == std::vector<std::string>{"message", "chunk", "chunk", "done"});
+  // The sessions saw no frame, only the seqs their clients have whole.
+  CHECK(frames(tab1).empty());
+  CHECK(frames(tab2).empty());
+  CHECK(state_of<session_events::stateful_base<recorder_state>>(tab1).state.completed
+        == std::vector<int64_t>{2});
+  CHECK(state_of<session_events::stateful_base<recorder_state>>(tab2).state.completed
+        == std::vector<int64_t>{1, 2});
+  local_links::remove(tab1.address());
+  local_links::remove(tab2.address());
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }

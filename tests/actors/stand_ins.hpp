@@ -224,6 +224,7 @@ inline ai_actor::behavior_type fake_ai(ai_actor::stateful_pointer<fake_ai_state>
 /// Stands in for a session: records every frame it is sent.
 struct recorder_state {
   std::vector<std::string> frames;
+  std::vector<int64_t> completed; // seqs of frames written to its link
 };
 
 inline session_events::behavior_type
@@ -231,6 +232,9 @@ recorder(session_events::stateful_pointer<recorder_state> self) {
   return {
       [=](event_atom, const std::string&, const std::string& frame) {
         self->state.frames.push_back(frame);
+      },
+      [=](completed_atom, const std::string&, int64_t seq) {
+        self->state.completed.push_back(seq);
       },
   };
 }

@@ -133,7 +133,8 @@ TEST_CASE("type registry: a typed handle in a message survives serialization") {
   registry_config cfg;
   caf::actor_system sys{cfg};
   auto events = sys.spawn([]() -> session_events::behavior_type {
-    return {[](event_atom, const std::string&, const std::string&) {}};
+    return {[](event_atom, const std::string&, const std::string&) {},
+            [](completed_atom, const std::string&, int64_t) {}};
   });
   auto msg = caf::make_message(subscribe_atom::value, std::string{"alice"}, int64_t{3}, events);
   round_trip(sys, msg);
