@@ -132,18 +132,24 @@ void broadcast(conversation* self, std::string frame, const session_events& exce
 void send_event(conversation* self, const session_events& to, std::string frame) {
   auto& st = self->state;
   auto msg = caf::make_message(event_atom::value, st.id, std::move(frame));
-  if (auto i = st.subs.find(to.address()); i != st.subs.end())
+  if (auto i = st.subs.find(to.address()); i != st.subs.end()) {
     deliver(self, i->second, msg);
-  else
-    deliver(self, subscriber{to, local_links::find(to.address())}, msg);
+    return;
+  }
+  subscriber once; // not (or no longer) subscribed: a one-off answer
+  once.handle = to;
+  once.link = local_links::find(to.address());
+  deliver(self, once, msg);
 }
 
 subscriber& attach(conversation* self, const session_events& session) {
   auto& st = self->state;
-  auto [it, added] = st.subs.emplace(session.address(),
-                                     subscriber{session, local_links::find(session.address())});
-  if (added)
+  auto [it, added] = st.subs.try_emplace(session.address());
+  if (added) {
+    it->second.handle = session;
+    it->second.link = local_links::find(session.address());
     self->monitor(session);
+  }
   return it->second;
 }
 

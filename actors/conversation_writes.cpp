@@ -56,7 +56,7 @@ void accept_message(conversation* self, const stored_message& msg, const std::st
 /// this process: the reply's chunks go there straight from this actor (see
 /// actors/local_links.hpp), so the ack must too, to come before them. The
 /// session, told so by `ack_written`, does not write it again.
-void answer_send(conversation* self, pending_send& p, append_result res) {
+void answer_send(pending_send& p, append_result res) {
   if (auto link = local_links::find(p.session.address()).lock()) {
     protocol::ack_frame ack{p.client_msg_id, res.conversation_id, res.message_id, res.seq};
     link->send(shared_frame{protocol::encode(ack)});
@@ -92,7 +92,7 @@ void on_user_written(conversation* self, const stored_message& msg, append_resul
     st.next_seq -= 2; // nothing after it was reserved: writes are serialized
     auto resume_after = res.seq + 1;
     bool here = res.conversation_id == st.id;
-    answer_send(self, p, std::move(res));
+    answer_send(p, std::move(res));
     if (here) {
       // The connection gets the original's reply as `subscribe` would: its
       // chunks so far and the rest live, or nothing if it has ended.
@@ -107,7 +107,7 @@ void on_user_written(conversation* self, const stored_message& msg, append_resul
     // The other connections see the message; the sender gets the ack. Both
     // go out before any chunk of the reply, in this order.
     accept_message(self, msg, p.provider, p.session);
-    answer_send(self, p, std::move(res));
+    answer_send(p, std::move(res));
     // The ack is on its way: the reply started early may follow it.
     release_early_reply(self, msg.id);
     maybe_start_reply(self);
