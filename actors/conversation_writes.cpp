@@ -129,13 +129,20 @@ void on_user_write_failed(conversation* self, const stored_message& msg, const c
   arm_idle_check(self);
 }
 
-/// The highest seq this conversation has promised: its reply in progress
-/// and the queued ones.
+/// The highest seq this conversation has promised: its reply in progress,
+/// the queued ones, and those whose `done` went out while the database was
+/// away and whose write goes on in the background. The database cannot
+/// know these yet (a reply's first checkpoint fails too when the database
+/// goes right after its user message committed), so a check alone would
+/// hand their seqs to the next message and the reply could never be
+/// stored.
 int64_t reserved_seq(conversation* self) {
   auto& st = self->state;
   int64_t top = st.reply ? st.reply->seq : 0;
   for (auto& q : st.replies)
     top = std::max(top, q.seq);
+  for (auto& [id, u] : st.unstored)
+    top = std::max(top, u.message.seq);
   return top;
 }
 

@@ -719,6 +719,38 @@ TEST_CASE_FIXTURE(fixture, "conversation: while sends wait, a failed seq check i
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE_FIXTURE(fixture, "conversation: a reply whose done went out while the database was "
+                           "away keeps its seq: the next message after a seq check takes the "
+                           "one after it") {
+  cfg.store_timeout = std::chrono::seconds{2};
+  cfg.reply_store_attempts = 1;
+  auto conv = spawn_new_conversation(sys, "dadadada-dada-4dad-8dad-dadadadadada", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  // The database goes right after the message committed: the reply's
+  // checkpoint and its final write fail, its done goes out unstored.
+  store_state().down = true;
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "x");
+  done(conv, stream, "stop");
+  CHECK(types_of(frames(session)) == std::vector<std::string>{"chunk", "done"});
+  CHECK(parse(frames(session).back())["seq"].GetInt() == 2);
+  REQUIRE_FALSE(send(conv, "alice", "c2", "two", session)); // unavailable; seq unknown
+  // Back. The database holds seq 1 only; seq 2 is the reply's all the same.
+  store_state().down = false;
+  auto three = send(conv, "alice", "c3", "three", session);
+  REQUIRE(three);
+  CHECK(three->seq == 3);
+  sched.clock().advance_time(cfg.retry_max_delay);
+  consume_messages();
+  std::vector<int64_t> seqs;
+  for (auto& m : store_state().messages)
+    seqs.push_back(m.seq);
+  std::sort(seqs.begin(), seqs.end());
+  CHECK(seqs == std::vector<int64_t>{1, 2, 3});
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE_FIXTURE(fixture, "conversation: a reply write that can never succeed ends the reply "
                            "anyway and the next one starts") {
   auto conv = spawn_new_conversation(sys, "d4d4d4d4-d4d4-4d4d-8d4d-d4d4d4d4d4d4", "alice", cfg);
