@@ -141,8 +141,7 @@ std::string render_prometheus() {
   add("chat_cluster_joined", "gauge", "1 once this node is a live member of the cluster.",
       c.cluster_joined);
   add("chat_conversations_owned", "gauge",
-      "Conversations this node serves (placed here, or being handed over).",
-      c.conversations_live);
+      "Conversations this node serves (placed here, or being handed over).", c.conversations_live);
   add("chat_provider_requests_queued", "gauge",
       "Provider requests waiting for a stream slot (CHAT_PROVIDER_MAX_STREAMS).",
       c.provider_requests_queued);

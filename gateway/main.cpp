@@ -224,9 +224,7 @@ int cmd_serve(const settings& s) {
                                        : static_cast<int64_t>(cores);
   // Each kind of thread apart, for sizing them to the cores (bench/README.md,
   // "Token path and workload A"); each defaults to CHAT_THREADS.
-  auto sized = [&](const char* env) {
-    return s.has(env) ? int_setting(s, env, 1, 256) : threads;
-  };
+  auto sized = [&](const char* env) { return s.has(env) ? int_setting(s, env, 1, 256) : threads; };
   auto io_threads_n = sized("CHAT_IO_THREADS");
   auto actor_threads = sized("CHAT_ACTOR_THREADS");
   auto invokers = sized("CHAT_AI_INVOKERS");
@@ -409,7 +407,8 @@ int cmd_serve(const settings& s) {
     // Placement follows each new view (the callback runs on the watch's
     // thread: it only sends a message).
     membership = persistence::watch_membership(
-        db_url, process.process_id, std::chrono::milliseconds{1000}, suspect_timeout, cluster_status,
+        db_url, process.process_id, std::chrono::milliseconds{1000}, suspect_timeout,
+        cluster_status,
         [directory, self_id = process.process_id](const cluster_members& view) {
           caf::anon_send(directory, cluster_view_atom::value, view, self_id);
         },
@@ -509,7 +508,7 @@ int cmd_serve(const settings& s) {
   caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ai_pool, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
-  membership.reset(); // its thread ends; the process's lock goes with the process
+  membership.reset();   // its thread ends; the process's lock goes with the process
   log::info("stopped"); // every log line is flushed as it is written
   // Exit without tearing the actor system down. What matters is in the
   // database and the sockets are closed; CAF 0.17's teardown, with actors

@@ -20,8 +20,7 @@ const std::vector<setting_spec>& setting_specs() {
       {"ANTHROPIC_API_KEY", "anthropic-api-key", "", "its API key"},
       {"CHAT_THREADS", "threads", "", "worker threads (actors and I/O); default: cores"},
       {"CHAT_IO_THREADS", "io-threads", "", "WebSocket I/O threads; default: CHAT_THREADS"},
-      {"CHAT_ACTOR_THREADS", "actor-threads", "",
-       "actor scheduler threads; default: CHAT_THREADS"},
+      {"CHAT_ACTOR_THREADS", "actor-threads", "", "actor scheduler threads; default: CHAT_THREADS"},
       {"CHAT_AI_INVOKERS", "ai-invokers", "",
        "provider stream threads (curl multi); default: CHAT_THREADS"},
       {"CHAT_USER_SENDS_PER_MIN", "user-sends-per-min", "120",
@@ -70,7 +69,8 @@ const std::vector<setting_spec>& setting_specs() {
       {"CHAT_REQUEST_TIMEOUT", "request-timeout", "10",
        "seconds a client may take to send a whole HTTP request (the upgrade included)"},
       {"CHAT_ALLOWED_ORIGINS", "allowed-origins", "",
-       "comma-separated origins a browser may open the WebSocket from; default: the page's own; *: any"},
+       "comma-separated origins a browser may open the WebSocket from; default: the page's own; *: "
+       "any"},
       {"CHAT_MAX_CONNECTIONS_PER_USER", "max-connections-per-user", "32",
        "open WebSocket connections per user before the upgrade gets 429"},
   };

@@ -96,8 +96,8 @@ websocket_session::websocket_session(socket_type socket, std::shared_ptr<server:
                                      connection_limits::slot user_slot, std::string early)
     : socket_(std::move(socket)), server_(std::move(server)), node_slot_(std::move(node_slot)),
       user_slot_(std::move(user_slot)), cfg_(server_->cfg), user_(std::move(user)),
-      token_expires_at_(token_expires_at), reader_(cfg_.max_frame_bytes),
-      early_(std::move(early)) {}
+      token_expires_at_(token_expires_at), reader_(cfg_.max_frame_bytes), early_(std::move(early)) {
+}
 
 websocket_session::~websocket_session() {
   if (counted_)
@@ -199,23 +199,23 @@ void websocket_session::on_bytes(char* data, size_t size) {
     auto ev = reader_.next(data + off, size - off, used);
     off += used;
     switch (ev.kind) {
-    case ws::read_event::need_more:
-    case ws::read_event::pong: // counts as received, like any byte
-      break;
-    case ws::read_event::message:
-      metrics::global().frames_received++;
-      if (!closing_)
-        handle_text(ev.payload);
-      break;
-    case ws::read_event::ping:
-      enqueue(shared_frame{std::string{ev.payload}}, ws::opcode::pong);
-      break;
-    case ws::read_event::close:
-      on_client_close(ev.code);
-      break;
-    case ws::read_event::fail:
-      start_close(ev.code, ev.reason);
-      break;
+      case ws::read_event::need_more:
+      case ws::read_event::pong: // counts as received, like any byte
+        break;
+      case ws::read_event::message:
+        metrics::global().frames_received++;
+        if (!closing_)
+          handle_text(ev.payload);
+        break;
+      case ws::read_event::ping:
+        enqueue(shared_frame{std::string{ev.payload}}, ws::opcode::pong);
+        break;
+      case ws::read_event::close:
+        on_client_close(ev.code);
+        break;
+      case ws::read_event::fail:
+        start_close(ev.code, ev.reason);
+        break;
     }
   }
 }
@@ -238,9 +238,9 @@ void websocket_session::handle_text(std::string_view text) {
   // not at the upgrade: most connections sit idle, and an actor is the
   // largest part of what one would keep.
   if (!session_)
-    session_ = spawn_session(*server_->services.system, user_,
-                             std::weak_ptr<client_link>{shared_from_this()},
-                             server_->services.session);
+    session_
+        = spawn_session(*server_->services.system, user_,
+                        std::weak_ptr<client_link>{shared_from_this()}, server_->services.session);
   std::visit(
       [this](auto& f) {
         using type = std::decay_t<decltype(f)>;

@@ -114,7 +114,7 @@ private:
   std::vector<out_frame> queue_;   // waiting for the write in flight
   std::vector<out_frame> sending_; // the write in flight
   std::vector<net::const_buffer> buffers_;
-  std::string headers_; // the frame headers of the write in flight
+  std::string headers_;     // the frame headers of the write in flight
   size_t queued_bytes_ = 0; // of queue_ and sending_
   bool writing_ = false;
   bool closing_ = false;       // the close frame is queued: nothing after it
