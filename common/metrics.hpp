@@ -41,7 +41,8 @@ private:
 struct counters {
   std::atomic<int64_t> connections_opened{0};
   std::atomic<int64_t> connections_open{0};
-  std::atomic<int64_t> connections_closed_slow{0}; ///< closed for backpressure
+  std::atomic<int64_t> connections_closed_slow{0};  ///< closed for backpressure
+  std::atomic<int64_t> connections_closed_flood{0}; ///< closed past their frame budget
   std::atomic<int64_t> frames_received{0};
   std::atomic<int64_t> frames_rejected{0};
   std::atomic<int64_t> messages_acked{0};

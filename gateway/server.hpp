@@ -19,6 +19,7 @@
 #include "actors/persistence_actor.hpp"
 #include "actors/session_actor.hpp"
 #include "gateway/connection_limits.hpp"
+#include "gateway/frame_budget.hpp"
 #include "gateway/node_health.hpp"
 
 namespace boost::asio {
@@ -64,6 +65,9 @@ struct gateway_config {
   /// Origin's host:port is the Host the request was sent to). "*" in the
   /// list allows any. A request without Origin (not a browser) is allowed.
   std::vector<std::string> allowed_origins;
+  /// Frames of any type a connection may send (CHAT_FRAMES_PER_SEC,
+  /// CHAT_FRAME_BURST): past it, `rate_limited` and a close with 1008.
+  frame_rate frames;
 };
 
 /// The actors the gateway talks to.

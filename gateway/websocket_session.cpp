@@ -96,8 +96,8 @@ websocket_session::websocket_session(socket_type socket, std::shared_ptr<server:
                                      connection_limits::slot user_slot, std::string early)
     : socket_(std::move(socket)), server_(std::move(server)), node_slot_(std::move(node_slot)),
       user_slot_(std::move(user_slot)), cfg_(server_->cfg), user_(std::move(user)),
-      token_expires_at_(token_expires_at), reader_(cfg_.max_frame_bytes), early_(std::move(early)) {
-}
+      token_expires_at_(token_expires_at), reader_(cfg_.max_frame_bytes),
+      budget_(cfg_.frames, now_ms()), early_(std::move(early)) {}
 
 websocket_session::~websocket_session() {
   if (counted_)
@@ -200,15 +200,18 @@ void websocket_session::on_bytes(char* data, size_t size) {
     off += used;
     switch (ev.kind) {
       case ws::read_event::need_more:
+        break;
       case ws::read_event::pong: // counts as received, like any byte
+        charge_frame();
         break;
       case ws::read_event::message:
         metrics::global().frames_received++;
-        if (!closing_)
+        if (charge_frame())
           handle_text(ev.payload);
         break;
       case ws::read_event::ping:
-        enqueue(shared_frame{std::string{ev.payload}}, ws::opcode::pong);
+        if (charge_frame())
+          enqueue(shared_frame{std::string{ev.payload}}, ws::opcode::pong);
         break;
       case ws::read_event::close:
         on_client_close(ev.code);
@@ -218,6 +221,24 @@ void websocket_session::on_bytes(char* data, size_t size) {
         break;
     }
   }
+}
+
+bool websocket_session::charge_frame() {
+  if (closing_)
+    return false; // closing: only the client's close frame matters now
+  // The time of the read these bytes came with: no clock call per frame.
+  if (budget_.take(cfg_.frames, last_receive_ms_.load(std::memory_order_relaxed)))
+    return true;
+  metrics::global().connections_closed_flood++;
+  log::warn("connection_flooding", {{"user", user_}});
+  // One error saying why, then the close. Frames handed on before still
+  // take effect (a send is stored); an answer that comes after the close
+  // frame is not written: the client's retry with the same clientMsgId
+  // gets it.
+  protocol::error_frame e{protocol::error_code::rate_limited, "too many frames, slow down", {}, {}};
+  enqueue(shared_frame{protocol::encode(e)});
+  start_close(ws::close_code::policy_violation, "rate limited");
+  return false;
 }
 
 void websocket_session::handle_text(std::string_view text) {
