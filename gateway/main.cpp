@@ -241,6 +241,7 @@ int cmd_serve(const settings& s) {
   gw.max_content_bytes = int_setting(s, "CHAT_MAX_CONTENT_BYTES", 1, 64 << 20);
   gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
   gw.request_timeout = seconds_setting(s, "CHAT_REQUEST_TIMEOUT", 0.1, 3600);
+  gw.close_timeout = seconds_setting(s, "CHAT_CLOSE_TIMEOUT", 0.1, 3600);
   gw.frames.per_sec = static_cast<double>(int_setting(s, "CHAT_FRAMES_PER_SEC", 0, 1000000));
   gw.frames.burst = static_cast<double>(int_setting(s, "CHAT_FRAME_BURST", 1, 1000000));
   for (auto& origin : split_list(s.get("CHAT_ALLOWED_ORIGINS")))

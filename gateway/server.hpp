@@ -60,6 +60,10 @@ struct gateway_config {
   /// How long a client may take to send a whole HTTP request, the upgrade
   /// included (CHAT_REQUEST_TIMEOUT): slow-header clients are cut off.
   std::chrono::milliseconds request_timeout{10000};
+  /// How long a client has to answer our close frame and then close its end
+  /// of the TCP connection (CHAT_CLOSE_TIMEOUT); past it the socket is
+  /// closed under it, answered or not.
+  std::chrono::milliseconds close_timeout{10000};
   /// Origins (scheme://host[:port]) a browser may open the WebSocket from
   /// (CHAT_ALLOWED_ORIGINS); empty: the page's own origin only (the
   /// Origin's host:port is the Host the request was sent to). "*" in the

@@ -72,6 +72,8 @@ const std::vector<setting_spec>& setting_specs() {
        "open HTTP and WebSocket connections before 503; default: 90 % of the open-files limit"},
       {"CHAT_REQUEST_TIMEOUT", "request-timeout", "10",
        "seconds a client may take to send a whole HTTP request (the upgrade included)"},
+      {"CHAT_CLOSE_TIMEOUT", "close-timeout", "10",
+       "seconds a WebSocket client has to answer our close frame before the socket is closed"},
       {"CHAT_ALLOWED_ORIGINS", "allowed-origins", "",
        "comma-separated origins a browser may open the WebSocket from; default: the page's own; *: "
        "any"},

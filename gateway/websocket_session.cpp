@@ -30,10 +30,6 @@ char* read_buffer() {
   return buffer.get();
 }
 
-/// How long the client has to answer our close frame (and then to close
-/// its end of the TCP connection) before we drop it.
-constexpr std::chrono::seconds close_timeout{10};
-
 /// A client that reads nothing while our close frame waits behind a stuck
 /// write gets this long beyond the idle limit (as Beast's idle timeout did).
 constexpr std::chrono::seconds stuck_write_grace{5};
@@ -381,7 +377,9 @@ void websocket_session::on_write(error_code ec) {
     return;
   }
   if (close_sent) {
-    close_deadline_ms_ = now_ms() + ms_of(close_timeout);
+    // The client has this long to answer it (and then to close its end of
+    // the TCP connection) before the socket is closed under it.
+    close_deadline_ms_ = now_ms() + ms_of(cfg_.close_timeout);
     // After a protocol error the client's close cannot be found any more.
     if (client_closed_ || reader_.stopped())
       begin_teardown();
