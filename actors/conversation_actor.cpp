@@ -258,6 +258,12 @@ conversation_self_actor::behavior_type serving(conversation* self) {
         st.sends.push_back(pending_send{user, std::move(client_msg_id), std::move(content),
                                         std::move(model), std::move(provider), std::move(session),
                                         rp, self->clock().now(), 0});
+        // The seq check is waiting out its backoff (the database was away,
+        // up to retry_max_delay): a user is waiting now, so ask at once,
+        // or a database that came back stays unused until the timer fires
+        // and this send may expire meanwhile. At most one check per send.
+        if (!st.seq_known && st.check_armed && !st.check_in_flight)
+          st.check_armed = false;
         pump_writes(self);
         return rp;
       },
@@ -368,7 +374,10 @@ conversation_self_actor::behavior_type serving(conversation* self) {
         finish_reply(self, std::move(o));
       },
       [=](handover_atom) { hand_over(self, false); },
-      [=](check_seq_atom) {
+      [=](check_seq_atom, uint64_t timer) {
+        // A timer a send cut short (see send_atom) does nothing.
+        if (!self->state.check_armed || timer != self->state.check_timer)
+          return;
         self->state.check_armed = false;
         pump_writes(self);
         check_seq(self);

@@ -152,13 +152,20 @@ void on_user_write_failed(conversation* self, const stored_message& msg, const c
   arm_idle_check(self);
 }
 
-/// The highest seq this conversation has promised: its reply in progress
-/// and the queued ones.
+/// The highest seq this conversation has promised: its reply in progress,
+/// the queued ones, and those whose `done` went out while the database was
+/// away and whose write goes on in the background. The database cannot
+/// know these yet (a reply's first checkpoint fails too when the database
+/// goes right after its user message committed), so a check alone would
+/// hand their seqs to the next message and the reply could never be
+/// stored.
 int64_t reserved_seq(conversation* self) {
   auto& st = self->state;
   int64_t top = st.reply ? st.reply->seq : 0;
   for (auto& q : st.replies)
     top = std::max(top, q.seq);
+  for (auto& [id, u] : st.unstored)
+    top = std::max(top, u.message.seq);
   return top;
 }
 
@@ -242,14 +249,25 @@ void check_seq(conversation* self) {
           [=](caf::error& err) {
             auto& st = self->state;
             st.check_in_flight = false;
-            st.check_backoff = st.check_backoff.count() == 0
-                                   ? st.cfg.retry_delay
-                                   : std::min(st.check_backoff * 2, st.cfg.retry_max_delay);
-            log::warn("conversation_seq_check_failed", {{"conversationId", st.id},
-                                                        {"retryMs", st.check_backoff.count()},
-                                                        {"error", to_string(err)}});
+            bool first = st.check_backoff.count() == 0;
+            st.check_backoff = first ? st.cfg.retry_delay
+                                     : std::min(st.check_backoff * 2, st.cfg.retry_max_delay);
+            // With sends waiting, users are too: try again at the base
+            // delay, so that a database that came back is used within a
+            // moment rather than after a backoff grown during the outage
+            // (at most one check per conversation is in flight, and with the
+            // database away the writer fails them at once). With nobody
+            // waiting, back off.
+            auto wait = st.sends.empty() ? st.check_backoff : st.cfg.retry_delay;
+            // One line per outage, not one per retry.
+            auto lvl = first ? log::level::warn : log::level::debug;
+            if (log::enabled(lvl))
+              log::write(lvl, "conversation_seq_check_failed",
+                         {{"conversationId", st.id},
+                          {"retryMs", static_cast<int64_t>(wait.count())},
+                          {"error", to_string(err)}});
             st.check_armed = true;
-            self->delayed_send(self, st.check_backoff, check_seq_atom::value);
+            self->delayed_send(self, wait, check_seq_atom::value, ++st.check_timer);
           });
 }
 

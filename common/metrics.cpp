@@ -102,6 +102,9 @@ std::string render_prometheus() {
   add("chat_connections_open", "gauge", "WebSocket connections open now.", c.connections_open);
   add("chat_connections_closed_slow_total", "counter",
       "Connections closed because the client read too slowly.", c.connections_closed_slow);
+  add("chat_connections_closed_flood_total", "counter",
+      "Connections closed because the client sent frames faster than its budget.",
+      c.connections_closed_flood);
   add("chat_frames_received_total", "counter", "Client frames received.", c.frames_received);
   add("chat_frames_rejected_total", "counter", "Client frames answered with an error.",
       c.frames_rejected);
@@ -141,8 +144,7 @@ std::string render_prometheus() {
   add("chat_cluster_joined", "gauge", "1 once this node is a live member of the cluster.",
       c.cluster_joined);
   add("chat_conversations_owned", "gauge",
-      "Conversations this node serves (placed here, or being handed over).",
-      c.conversations_live);
+      "Conversations this node serves (placed here, or being handed over).", c.conversations_live);
   add("chat_provider_requests_queued", "gauge",
       "Provider requests waiting for a stream slot (CHAT_PROVIDER_MAX_STREAMS).",
       c.provider_requests_queued);

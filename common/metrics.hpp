@@ -41,7 +41,8 @@ private:
 struct counters {
   std::atomic<int64_t> connections_opened{0};
   std::atomic<int64_t> connections_open{0};
-  std::atomic<int64_t> connections_closed_slow{0}; ///< closed for backpressure
+  std::atomic<int64_t> connections_closed_slow{0};  ///< closed for backpressure
+  std::atomic<int64_t> connections_closed_flood{0}; ///< closed past their frame budget
   std::atomic<int64_t> frames_received{0};
   std::atomic<int64_t> frames_rejected{0};
   std::atomic<int64_t> messages_acked{0};
@@ -71,22 +72,19 @@ struct counters {
 
   // Latencies, in µs, exported in seconds.
   /// A send received by its session to its ack written to the socket.
-  histogram ack_latency{{500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-                         1000000, 5000000},
-                        1e-6};
+  histogram ack_latency{
+      {500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000}, 1e-6};
   /// A reply started (the message acked) to its first chunk fanned out,
   /// minus the provider's time to first token: what this service adds.
-  histogram first_chunk_overhead{{100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
-                                  250000, 1000000},
-                                 1e-6};
+  histogram first_chunk_overhead{
+      {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000}, 1e-6};
   /// A provider request sent to its first token.
-  histogram provider_ttft{{10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
-                           10000000, 30000000},
-                          1e-6};
+  histogram provider_ttft{
+      {10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000},
+      1e-6};
   /// One write transaction of the store, from BEGIN to COMMIT's answer.
-  histogram db_commit{{500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
-                       5000000},
-                      1e-6};
+  histogram db_commit{
+      {500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000}, 1e-6};
   /// Writes per committed transaction (group commit).
   histogram db_batch_size{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512}, 1.0};
 };

@@ -4,10 +4,12 @@
 # socket in DIR only (no TCP port is opened).
 #
 #   deploy/postgres.sh start DIR PORT [--fast]   prints the DATABASE_URL
-#   deploy/postgres.sh stop DIR
+#   deploy/postgres.sh stop DIR [--immediate]
 #
 # --fast turns off fsync for quick unit tests. Durability tests and
-# benchmarks must run without it, or "durable" means nothing.
+# benchmarks must run without it, or "durable" means nothing. --immediate
+# stops as a crash would (no shutdown checkpoint: the next start recovers
+# from the WAL), for fault tests.
 set -euo pipefail
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
@@ -19,7 +21,7 @@ as_pg() {
 }
 
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,10p' "$0" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
@@ -50,10 +52,11 @@ case "$cmd" in
     echo "postgresql:///chat?host=$dir&port=$port&user=postgres"
     ;;
   stop)
+    mode=fast; [ "${3:-}" = --immediate ] && mode=immediate
     if [ -f "$dir/data/PG_VERSION" ]; then
-      as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+      as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null 2>&1 || true
     fi
     ;;
   *)
-    sed -n '2,10p' "$0" >&2; exit 2 ;;
+    sed -n '2,12p' "$0" >&2; exit 2 ;;
 esac

@@ -224,9 +224,7 @@ int cmd_serve(const settings& s) {
                                        : static_cast<int64_t>(cores);
   // Each kind of thread apart, for sizing them to the cores (bench/README.md,
   // "Token path and workload A"); each defaults to CHAT_THREADS.
-  auto sized = [&](const char* env) {
-    return s.has(env) ? int_setting(s, env, 1, 256) : threads;
-  };
+  auto sized = [&](const char* env) { return s.has(env) ? int_setting(s, env, 1, 256) : threads; };
   auto io_threads_n = sized("CHAT_IO_THREADS");
   auto actor_threads = sized("CHAT_ACTOR_THREADS");
   auto invokers = sized("CHAT_AI_INVOKERS");
@@ -243,6 +241,9 @@ int cmd_serve(const settings& s) {
   gw.max_content_bytes = int_setting(s, "CHAT_MAX_CONTENT_BYTES", 1, 64 << 20);
   gw.max_pending_bytes = int_setting(s, "CHAT_MAX_PENDING_BYTES", 4096, int64_t{1} << 32);
   gw.request_timeout = seconds_setting(s, "CHAT_REQUEST_TIMEOUT", 0.1, 3600);
+  gw.close_timeout = seconds_setting(s, "CHAT_CLOSE_TIMEOUT", 0.1, 3600);
+  gw.frames.per_sec = static_cast<double>(int_setting(s, "CHAT_FRAMES_PER_SEC", 0, 1000000));
+  gw.frames.burst = static_cast<double>(int_setting(s, "CHAT_FRAME_BURST", 1, 1000000));
   for (auto& origin : split_list(s.get("CHAT_ALLOWED_ORIGINS")))
     gw.allowed_origins.push_back(origin);
   auto open_files = raise_open_files_limit();
@@ -409,7 +410,8 @@ int cmd_serve(const settings& s) {
     // Placement follows each new view (the callback runs on the watch's
     // thread: it only sends a message).
     membership = persistence::watch_membership(
-        db_url, process.process_id, std::chrono::milliseconds{1000}, suspect_timeout, cluster_status,
+        db_url, process.process_id, std::chrono::milliseconds{1000}, suspect_timeout,
+        cluster_status,
         [directory, self_id = process.process_id](const cluster_members& view) {
           caf::anon_send(directory, cluster_view_atom::value, view, self_id);
         },
@@ -509,7 +511,7 @@ int cmd_serve(const settings& s) {
   caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ai_pool, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
-  membership.reset(); // its thread ends; the process's lock goes with the process
+  membership.reset();   // its thread ends; the process's lock goes with the process
   log::info("stopped"); // every log line is flushed as it is written
   // Exit without tearing the actor system down. What matters is in the
   // database and the sockets are closed; CAF 0.17's teardown, with actors

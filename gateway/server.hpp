@@ -19,6 +19,7 @@
 #include "actors/persistence_actor.hpp"
 #include "actors/session_actor.hpp"
 #include "gateway/connection_limits.hpp"
+#include "gateway/frame_budget.hpp"
 #include "gateway/node_health.hpp"
 
 namespace boost::asio {
@@ -59,11 +60,18 @@ struct gateway_config {
   /// How long a client may take to send a whole HTTP request, the upgrade
   /// included (CHAT_REQUEST_TIMEOUT): slow-header clients are cut off.
   std::chrono::milliseconds request_timeout{10000};
+  /// How long a client has to answer our close frame and then close its end
+  /// of the TCP connection (CHAT_CLOSE_TIMEOUT); past it the socket is
+  /// closed under it, answered or not.
+  std::chrono::milliseconds close_timeout{10000};
   /// Origins (scheme://host[:port]) a browser may open the WebSocket from
   /// (CHAT_ALLOWED_ORIGINS); empty: the page's own origin only (the
   /// Origin's host:port is the Host the request was sent to). "*" in the
   /// list allows any. A request without Origin (not a browser) is allowed.
   std::vector<std::string> allowed_origins;
+  /// Frames of any type a connection may send (CHAT_FRAMES_PER_SEC,
+  /// CHAT_FRAME_BURST): past it, `rate_limited` and a close with 1008.
+  frame_rate frames;
 };
 
 /// The actors the gateway talks to.

@@ -30,10 +30,6 @@ char* read_buffer() {
   return buffer.get();
 }
 
-/// How long the client has to answer our close frame (and then to close
-/// its end of the TCP connection) before we drop it.
-constexpr std::chrono::seconds close_timeout{10};
-
 /// A client that reads nothing while our close frame waits behind a stuck
 /// write gets this long beyond the idle limit (as Beast's idle timeout did).
 constexpr std::chrono::seconds stuck_write_grace{5};
@@ -97,7 +93,7 @@ websocket_session::websocket_session(socket_type socket, std::shared_ptr<server:
     : socket_(std::move(socket)), server_(std::move(server)), node_slot_(std::move(node_slot)),
       user_slot_(std::move(user_slot)), cfg_(server_->cfg), user_(std::move(user)),
       token_expires_at_(token_expires_at), reader_(cfg_.max_frame_bytes),
-      early_(std::move(early)) {}
+      budget_(cfg_.frames, now_ms()), early_(std::move(early)) {}
 
 websocket_session::~websocket_session() {
   if (counted_)
@@ -199,25 +195,46 @@ void websocket_session::on_bytes(char* data, size_t size) {
     auto ev = reader_.next(data + off, size - off, used);
     off += used;
     switch (ev.kind) {
-    case ws::read_event::need_more:
-    case ws::read_event::pong: // counts as received, like any byte
-      break;
-    case ws::read_event::message:
-      metrics::global().frames_received++;
-      if (!closing_)
-        handle_text(ev.payload);
-      break;
-    case ws::read_event::ping:
-      enqueue(shared_frame{std::string{ev.payload}}, ws::opcode::pong);
-      break;
-    case ws::read_event::close:
-      on_client_close(ev.code);
-      break;
-    case ws::read_event::fail:
-      start_close(ev.code, ev.reason);
-      break;
+      case ws::read_event::need_more:
+        break;
+      case ws::read_event::pong: // counts as received, like any byte
+        charge_frame();
+        break;
+      case ws::read_event::message:
+        metrics::global().frames_received++;
+        if (charge_frame())
+          handle_text(ev.payload);
+        break;
+      case ws::read_event::ping:
+        if (charge_frame())
+          enqueue(shared_frame{std::string{ev.payload}}, ws::opcode::pong);
+        break;
+      case ws::read_event::close:
+        on_client_close(ev.code);
+        break;
+      case ws::read_event::fail:
+        start_close(ev.code, ev.reason);
+        break;
     }
   }
+}
+
+bool websocket_session::charge_frame() {
+  if (closing_)
+    return false; // closing: only the client's close frame matters now
+  // The time of the read these bytes came with: no clock call per frame.
+  if (budget_.take(cfg_.frames, last_receive_ms_.load(std::memory_order_relaxed)))
+    return true;
+  metrics::global().connections_closed_flood++;
+  log::warn("connection_flooding", {{"user", user_}});
+  // One error saying why, then the close. Frames handed on before still
+  // take effect (a send is stored); an answer that comes after the close
+  // frame is not written: the client's retry with the same clientMsgId
+  // gets it.
+  protocol::error_frame e{protocol::error_code::rate_limited, "too many frames, slow down", {}, {}};
+  enqueue(shared_frame{protocol::encode(e)});
+  start_close(ws::close_code::policy_violation, "rate limited");
+  return false;
 }
 
 void websocket_session::handle_text(std::string_view text) {
@@ -238,9 +255,9 @@ void websocket_session::handle_text(std::string_view text) {
   // not at the upgrade: most connections sit idle, and an actor is the
   // largest part of what one would keep.
   if (!session_)
-    session_ = spawn_session(*server_->services.system, user_,
-                             std::weak_ptr<client_link>{shared_from_this()},
-                             server_->services.session);
+    session_
+        = spawn_session(*server_->services.system, user_,
+                        std::weak_ptr<client_link>{shared_from_this()}, server_->services.session);
   std::visit(
       [this](auto& f) {
         using type = std::decay_t<decltype(f)>;
@@ -360,7 +377,9 @@ void websocket_session::on_write(error_code ec) {
     return;
   }
   if (close_sent) {
-    close_deadline_ms_ = now_ms() + ms_of(close_timeout);
+    // The client has this long to answer it (and then to close its end of
+    // the TCP connection) before the socket is closed under it.
+    close_deadline_ms_ = now_ms() + ms_of(cfg_.close_timeout);
     // After a protocol error the client's close cannot be found any more.
     if (client_closed_ || reader_.stopped())
       begin_teardown();

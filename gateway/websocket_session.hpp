@@ -16,6 +16,11 @@
 /// queue is dropped and the connection closed with 1013 (try again later).
 /// Nothing is lost: the client reconnects and resumes with `subscribe`. So
 /// one slow reader costs at most that many bytes and never slows others.
+///
+/// Flood policy: every frame the client sends (a message, valid or not, a
+/// ping or a pong) costs from its frame_budget (CHAT_FRAMES_PER_SEC,
+/// CHAT_FRAME_BURST). Past it the client gets one `rate_limited` error and
+/// a close with 1008; what it sent before is handled as usual.
 
 #include <atomic>
 #include <chrono>
@@ -29,6 +34,7 @@
 #include <caf/actor.hpp>
 
 #include "actors/client_link.hpp"
+#include "gateway/frame_budget.hpp"
 #include "gateway/server_impl.hpp"
 #include "gateway/ws_codec.hpp"
 
@@ -87,6 +93,8 @@ private:
   void on_readable(boost::system::error_code ec);
   void on_bytes(char* data, size_t size);
   void handle_text(std::string_view text);
+  /// Charges one frame to the budget; past it, closes. False: drop it.
+  bool charge_frame();
   void on_client_close(uint16_t code);
   void enqueue(shared_frame frame, ws::opcode op = ws::opcode::text);
   void do_write();
@@ -105,6 +113,7 @@ private:
   const int64_t token_expires_at_;
   session_actor session_; // spawned with the first frame that needs it
   ws::frame_reader reader_;
+  frame_budget budget_;
   std::string early_; // bytes read with the upgrade request, not yet parsed
 
   struct out_frame {
@@ -114,7 +123,7 @@ private:
   std::vector<out_frame> queue_;   // waiting for the write in flight
   std::vector<out_frame> sending_; // the write in flight
   std::vector<net::const_buffer> buffers_;
-  std::string headers_; // the frame headers of the write in flight
+  std::string headers_;     // the frame headers of the write in flight
   size_t queued_bytes_ = 0; // of queue_ and sending_
   bool writing_ = false;
   bool closing_ = false;       // the close frame is queued: nothing after it

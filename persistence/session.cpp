@@ -44,9 +44,17 @@ pqxx::connection& session::conn() {
 }
 
 void session::drop(const char* who, const std::exception& why) {
-  log::warn("db_connection_lost", {{"actor", who}, {"error", first_line(why)}});
-  conn_.reset();
   lost_by_ = who;
+  if (conn_) {
+    log::warn("db_connection_lost", {{"actor", who}, {"error", first_line(why)}});
+    conn_.reset();
+    return;
+  }
+  // conn() could not make one. Said once per outage: every request fails
+  // this way for as long as the database is away.
+  if (!unreachable_logged_)
+    log::warn("db_unreachable", {{"actor", who}, {"error", first_line(why)}});
+  unreachable_logged_ = true;
 }
 
 void session::connect() {
@@ -60,6 +68,7 @@ void session::connect() {
       c->prepare(st.name, st.text);
     conn_ = std::move(c);
     failed_ = false;
+    unreachable_logged_ = false;
   } catch (...) {
     failed_ = true;
     failed_at_ = std::chrono::steady_clock::now();

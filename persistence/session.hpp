@@ -38,6 +38,7 @@ private:
   std::string lost_by_; // who dropped it, for the reconnect log
   std::chrono::steady_clock::time_point failed_at_{};
   bool failed_ = false;
+  bool unreachable_logged_ = false; // since the last connect that worked
 };
 
 /// The first line of an exception's text (libpqxx appends the query and

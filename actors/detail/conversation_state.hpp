@@ -38,12 +38,11 @@ using retry_unstored_atom = caf::atom_constant<caf::atom("c_unstord")>;
 /// idle_check_atom), which only it sends itself (delayed_send to self is
 /// checked against this). The handles given out are the public
 /// conversation_actor, a subset, so nobody else can send a timer.
-using conversation_self_actor
-    = conversation_actor::extend<caf::reacts_to<retry_store_atom, std::string>,
-                                 caf::reacts_to<checkpoint_tick_atom, std::string>,
-                                 caf::reacts_to<check_seq_atom>, caf::reacts_to<expire_sends_atom>,
-                                 caf::reacts_to<retry_unstored_atom, std::string>,
-                                 caf::reacts_to<idle_check_atom>>;
+using conversation_self_actor = conversation_actor::extend<
+    caf::reacts_to<retry_store_atom, std::string>,
+    caf::reacts_to<checkpoint_tick_atom, std::string>, caf::reacts_to<check_seq_atom, uint64_t>,
+    caf::reacts_to<expire_sends_atom>, caf::reacts_to<retry_unstored_atom, std::string>,
+    caf::reacts_to<idle_check_atom>>;
 
 /// A send waiting for its turn to be written.
 struct pending_send {
@@ -140,7 +139,11 @@ struct conversation_state {
   bool seq_known = true;
   bool check_in_flight = false;
   bool last_write_failed = false; // the last user message write failed
+  /// A retry of the check is waiting out its backoff: the timer that
+  /// counts is the one carrying `check_timer` (a send may cut the wait
+  /// short, and the timer it replaced must then do nothing).
   bool check_armed = false;
+  uint64_t check_timer = 0;
   std::chrono::milliseconds check_backoff{0};
   std::optional<unknown_write> unknown;
   std::deque<stored_message> context; // recent finished messages, seq order

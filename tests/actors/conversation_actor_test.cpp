@@ -663,6 +663,105 @@ TEST_CASE_FIXTURE(fixture, "conversation: while the seq is being checked, sends 
   caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE_FIXTURE(fixture, "conversation: once the database is back, a send is written at "
+                           "once, not after the seq check's backoff") {
+  cfg.store_timeout = std::chrono::seconds{2};
+  auto conv = spawn_new_conversation(sys, "d9d9d9d9-d9d9-4d9d-8d9d-d9d9d9d9d9d9", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  auto first = send(conv, "alice", "c1", "one", session);
+  REQUIRE(first);
+  done(conv, ai_state().requests[0].stream_id, "stop");
+  // The database goes away: the write fails, the seq becomes unknown and
+  // its checks fail too, backing off to retry_max_delay.
+  store_state().down = true;
+  auto lost = send(conv, "alice", "c2", "two", session);
+  REQUIRE_FALSE(lost);
+  CHECK(to_error_frame(lost.error()).code == protocol::error_code::unavailable);
+  for (auto wait = cfg.retry_delay; wait < cfg.retry_max_delay; wait *= 2) {
+    sched.clock().advance_time(wait);
+    consume_messages();
+  }
+  auto checks = store_state().checks;
+  CHECK(checks >= 5);
+  // It is back. The next check is seconds away; a send asks at once.
+  store_state().down = false;
+  auto h = self->request(conv, caf::infinite, send_atom::value, std::string{"alice"},
+                         std::string{"c3"}, std::string{"three"}, std::string{"m1"},
+                         std::string{"openai"}, session);
+  consume_messages();
+  CHECK(store_state().checks == checks + 1);
+  REQUIRE(store_state().user_writes.size() == 2); // written, without the clock moving
+  h.receive([&](append_result& r) { CHECK(r.seq == 3); },
+            [&](caf::error& e) { FAIL("refused: " << to_string(e)); });
+  // The timer the send cut short does nothing when it fires.
+  sched.clock().advance_time(cfg.retry_max_delay);
+  consume_messages();
+  CHECK(store_state().checks == checks + 1);
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: while sends wait, a failed seq check is retried at the "
+                           "base delay, so they are written soon after the database is back") {
+  cfg.store_timeout = std::chrono::seconds{10}; // longer than any backoff
+  auto conv = spawn_new_conversation(sys, "dbdbdbdb-dbdb-4dbd-8dbd-dbdbdbdbdbdb", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  done(conv, ai_state().requests[0].stream_id, "stop");
+  store_state().down = true;
+  REQUIRE_FALSE(send(conv, "alice", "c2", "two", session));
+  // Nobody waits: the checks back off to retry_max_delay.
+  for (auto wait = cfg.retry_delay; wait < cfg.retry_max_delay; wait *= 2) {
+    sched.clock().advance_time(wait);
+    consume_messages();
+  }
+  // A send waits (its check fails at once); the database comes back.
+  auto h = self->request(conv, caf::infinite, send_atom::value, std::string{"alice"},
+                         std::string{"c3"}, std::string{"three"}, std::string{"m1"},
+                         std::string{"openai"}, session);
+  consume_messages();
+  auto checks = store_state().checks;
+  store_state().down = false;
+  sched.clock().advance_time(cfg.retry_delay);
+  consume_messages();
+  CHECK(store_state().checks == checks + 1);
+  REQUIRE(store_state().user_writes.size() == 2);
+  h.receive([&](append_result& r) { CHECK(r.seq == 3); },
+            [&](caf::error& e) { FAIL("refused: " << to_string(e)); });
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "conversation: a reply whose done went out while the database was "
+                           "away keeps its seq: the next message after a seq check takes the "
+                           "one after it") {
+  cfg.store_timeout = std::chrono::seconds{2};
+  cfg.reply_store_attempts = 1;
+  auto conv = spawn_new_conversation(sys, "dadadada-dada-4dad-8dad-dadadadadada", "alice", cfg);
+  auto session = sys.spawn(recorder);
+  REQUIRE(send(conv, "alice", "c1", "one", session));
+  // The database goes right after the message committed: the reply's
+  // checkpoint and its final write fail, its done goes out unstored.
+  store_state().down = true;
+  auto stream = ai_state().requests[0].stream_id;
+  chunk(conv, stream, "x");
+  done(conv, stream, "stop");
+  CHECK(types_of(frames(session)) == std::vector<std::string>{"chunk", "done"});
+  CHECK(parse(frames(session).back())["seq"].GetInt() == 2);
+  REQUIRE_FALSE(send(conv, "alice", "c2", "two", session)); // unavailable; seq unknown
+  // Back. The database holds seq 1 only; seq 2 is the reply's all the same.
+  store_state().down = false;
+  auto three = send(conv, "alice", "c3", "three", session);
+  REQUIRE(three);
+  CHECK(three->seq == 3);
+  sched.clock().advance_time(cfg.retry_max_delay);
+  consume_messages();
+  std::vector<int64_t> seqs;
+  for (auto& m : store_state().messages)
+    seqs.push_back(m.seq);
+  std::sort(seqs.begin(), seqs.end());
+  CHECK(seqs == std::vector<int64_t>{1, 2, 3});
+  caf::anon_send_exit(conv, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE_FIXTURE(fixture, "conversation: a reply write that can never succeed ends the reply "
                            "anyway and the next one starts") {
   auto conv = spawn_new_conversation(sys, "d4d4d4d4-d4d4-4d4d-8d4d-d4d4d4d4d4d4", "alice", cfg);

@@ -25,7 +25,8 @@ namespace chat::actor_tests {
 /// An in-memory store. With `hold` set, user-message writes wait (as an
 /// uncommitted transaction would) until `release_atom` commits them or
 /// `drop_atom` rolls them back; a db_check waits behind them, as it does in
-/// the real writer. `reply_errors` fail the next reply writes.
+/// the real writer. `reply_errors` fail the next reply writes. With `down`
+/// set, every write and check fails as with the database away.
 using release_atom = caf::atom_constant<caf::atom("t_release")>;
 using drop_atom = caf::atom_constant<caf::atom("t_drop")>;
 using fake_store_actor
@@ -33,6 +34,7 @@ using fake_store_actor
 
 struct fake_store_state {
   bool hold = false;
+  bool down = false;
   /// Held work in arrival order; the argument says whether writes commit.
   std::vector<std::function<void(bool)>> held;
   size_t held_writes = 0;
@@ -91,6 +93,8 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
         st.requested.push_back(w);
         if (st.fenced(w.message.conversation_id, w.epoch))
           return make_store_error(store_failure::fenced, "fenced");
+        if (st.down)
+          return make_store_error(store_failure::transient, "database unavailable");
         if (st.hold) {
           auto rp = self->make_response_promise<append_result>();
           ++st.held_writes;
@@ -108,6 +112,8 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
           int64_t epoch) -> caf::result<bool> {
         if (self->state.fenced(m.conversation_id, epoch))
           return make_store_error(store_failure::fenced, "fenced");
+        if (self->state.down)
+          return make_store_error(store_failure::transient, "database unavailable");
         self->state.checkpoints.emplace_back(m, node);
         return true;
       },
@@ -116,6 +122,8 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
         ++st.reply_writes;
         if (st.fenced(m.conversation_id, epoch))
           return make_store_error(store_failure::fenced, "fenced");
+        if (st.down)
+          return make_store_error(store_failure::transient, "database unavailable");
         if (!st.reply_errors.empty()) {
           auto err = st.reply_errors.front();
           st.reply_errors.pop_front();
@@ -128,6 +136,8 @@ fake_store(fake_store_actor::stateful_pointer<fake_store_state> self) {
           const std::string& id) -> caf::result<write_check> {
         auto& st = self->state;
         ++st.checks;
+        if (st.down)
+          return make_store_error(store_failure::transient, "database unavailable");
         if (!st.held.empty()) {
           auto rp = self->make_response_promise<write_check>();
           st.held.emplace_back(

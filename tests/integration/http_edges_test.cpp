@@ -1,13 +1,16 @@
 // HTTP edge cases over a raw socket, as a client sends them: HEAD gets the
 // headers without the body, an oversized request body gets 413 instead of
-// a dropped connection.
+// a dropped connection, slow-header clients (slowloris) are cut off.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <string>
@@ -74,8 +77,8 @@ TEST_CASE("http: a request body over the limit is answered 413 too_large") {
   service svc;
   std::string body(200 * 1024, 'x'); // the limit is 64 KiB
   auto res = raw_exchange(svc.port, "POST /api/v1/conversations HTTP/1.1\r\nHost: t\r\n"
-                                "Content-Type: application/json\r\nContent-Length: "
-                                    + std::to_string(body.size()) + "\r\n\r\n" + body);
+                                    "Content-Type: application/json\r\nContent-Length: "
+                                        + std::to_string(body.size()) + "\r\n\r\n" + body);
   CAPTURE(res.substr(0, 200));
   CHECK(res.rfind("HTTP/1.1 413", 0) == 0);
   CHECK(res.find("\"too_large\"") != std::string::npos);
@@ -136,12 +139,23 @@ TEST_CASE("http: a browser may open the WebSocket only from an allowed origin") 
   CHECK(listed.chatd->log().find("\"reason\":\"origin\"") != std::string::npos);
 }
 
-TEST_CASE("http: clients dribbling a request's headers (slowloris) are cut off after the "
-          "request timeout while others chat") {
+TEST_CASE("http: 1,000 clients dribbling request headers (slowloris), half of them a "
+          "WebSocket upgrade, are cut off after the request timeout while a user chats") {
   service::options opts;
   opts.chatd_env["CHAT_REQUEST_TIMEOUT"] = "2";
+  opts.chatd_env["CHAT_USER_SENDS_PER_MIN"] = "0"; // the chatter sends without pause
   service svc{opts};
-  constexpr int n = 300;
+  // 1,000 sockets here: the soft open-files limit may be 1024.
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = lim.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+  const int n = static_cast<int>(std::min<rlim_t>(1000, lim.rlim_cur - 100));
+  auto upgrade = "GET " + svc.ws_path(unique_user())
+                 + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(svc.port)
+                 + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                   "X-Slow: ";
   std::vector<int> fds;
   for (int i = 0; i < n; ++i) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -151,22 +165,34 @@ TEST_CASE("http: clients dribbling a request's headers (slowloris) are cut off a
     addr.sin_port = htons(svc.port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    std::string start = "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+    std::string start = i % 2 == 0 ? upgrade : "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ";
     ::send(fd, start.data(), start.size(), MSG_NOSIGNAL);
     fds.push_back(fd);
   }
   auto t0 = std::chrono::steady_clock::now();
-  // A normal user is served meanwhile.
-  auto user = unique_user();
-  ws_client ws;
-  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
-  ws.send_text(send_frame("slow-1", "hello [[mock tokens=3]]"));
-  auto ack = ws.read_until("ack");
-  CHECK(read_reply_of(ws, str(ack, "messageId")).complete());
+  // A normal user chats the whole time.
+  std::atomic<bool> dribbling{true};
+  int chats = 0, broken = 0;
+  std::thread chatter{[&] {
+    try {
+      ws_client ws;
+      REQUIRE(ws.connect(svc.port, svc.ws_path(unique_user())) == 101);
+      std::string conv;
+      while (dribbling || chats == 0) {
+        ws.send_text(send_frame("slow-" + std::to_string(chats), "hello [[mock tokens=3]]", conv));
+        auto ack = ws.read_until("ack");
+        conv = str(ack, "conversationId");
+        broken += !read_reply_of(ws, str(ack, "messageId")).complete();
+        ++chats;
+      }
+    } catch (...) { // a failed REQUIRE must not escape the thread
+      ++broken;
+    }
+  }};
   // One more byte every 250 ms, never the end of the headers.
   std::vector<bool> closed(n, false);
   int open = n;
-  while (open > 0 && std::chrono::steady_clock::now() - t0 < 6s) {
+  while (open > 0 && std::chrono::steady_clock::now() - t0 < 10s) {
     std::this_thread::sleep_for(250ms);
     for (int i = 0; i < n; ++i) {
       if (closed[i])
@@ -182,10 +208,15 @@ TEST_CASE("http: clients dribbling a request's headers (slowloris) are cut off a
     }
   }
   auto took = std::chrono::steady_clock::now() - t0;
+  dribbling = false;
+  chatter.join();
   MESSAGE((n - open) << " of " << n << " slow clients cut off after "
-                   << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-                   << " ms (request timeout 2 s)");
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                     << " ms (request timeout 2 s); a user chatted " << chats
+                     << " times meanwhile, " << broken << " broken");
   CHECK(open == 0);
+  CHECK(chats > 0);
+  CHECK(broken == 0);
   for (int fd : fds)
     ::close(fd);
   CHECK(http_request(svc.port, "GET", "/healthz").status == 200);

@@ -19,6 +19,10 @@ TEST_CASE("integration: 20,000 subscribes of random ids do not hold up another u
   constexpr int window = 500; // subscribes in flight before reading answers
   service::options opts;
   opts.chatd_env["CHAT_USER_SENDS_PER_MIN"] = "0";
+  // What this shows is that the node stays fair without the per-connection
+  // frame budget, which would cut this flood off at once
+  // (frame_flood_test.cpp).
+  opts.chatd_env["CHAT_FRAMES_PER_SEC"] = "0";
   service svc{opts};
 
   ws_client flooder;
