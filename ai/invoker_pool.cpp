@@ -299,8 +299,14 @@ private:
     auto out = final ? generation_outcome{} : error_outcome(first_reason(r));
     out.prompt_tokens = decoder_.prompt_tokens();
     out.completion_tokens = decoder_.completion_tokens();
-    caf::anon_send(invoker_, attempt_end_atom::value, stream_id_, token_, final, r.retry_after,
-                   std::move(out));
+    // The handle goes with the message: if it is the last reference to the
+    // invoker (its pool handle dropped, streams outliving it), the invoker's
+    // own thread drops it once it read the message, never this driver
+    // thread, which would run the actor's clean-up here, racing the actor
+    // system's shutdown at exit.
+    auto invoker = std::move(invoker_);
+    caf::anon_send(invoker, attempt_end_atom::value, stream_id_, token_, final, r.retry_after,
+                   std::move(out), invoker);
   }
 
   void succeed() {
@@ -617,7 +623,7 @@ caf::behavior invoker(invoker_actor* self, pool_config cfg,
         start_stream(self, id, i->second);
       },
       [=](attempt_end_atom, const std::string& id, uint64_t token, bool final,
-          const std::string& retry_after, generation_outcome& outcome) {
+          const std::string& retry_after, generation_outcome& outcome, const caf::actor&) {
         auto& st = self->state;
         auto i = st.streams.find(id);
         if (i == st.streams.end() || i->second.token != token)
