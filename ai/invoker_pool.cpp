@@ -299,14 +299,15 @@ private:
     auto out = final ? generation_outcome{} : error_outcome(first_reason(r));
     out.prompt_tokens = decoder_.prompt_tokens();
     out.completion_tokens = decoder_.completion_tokens();
-    // The handle goes with the message: if it is the last reference to the
-    // invoker (its pool handle dropped, streams outliving it), the invoker's
-    // own thread drops it once it read the message, never this driver
-    // thread, which would run the actor's clean-up here, racing the actor
-    // system's shutdown at exit.
+    // The handles go with the message: if one is the last reference to the
+    // invoker (its pool handle dropped, streams outliving it) or to the
+    // sink, the invoker's own thread drops it once it read the message,
+    // never this driver thread, which would run the actor's clean-up here,
+    // racing the actor system's shutdown at exit.
     auto invoker = std::move(invoker_);
+    auto sink = std::move(sink_);
     caf::anon_send(invoker, attempt_end_atom::value, stream_id_, token_, final, r.retry_after,
-                   std::move(out), invoker);
+                   std::move(out), invoker, caf::actor_cast<caf::actor>(std::move(sink)));
   }
 
   void succeed() {
@@ -623,7 +624,8 @@ caf::behavior invoker(invoker_actor* self, pool_config cfg,
         start_stream(self, id, i->second);
       },
       [=](attempt_end_atom, const std::string& id, uint64_t token, bool final,
-          const std::string& retry_after, generation_outcome& outcome, const caf::actor&) {
+          const std::string& retry_after, generation_outcome& outcome, const caf::actor&,
+          const caf::actor&) {
         auto& st = self->state;
         auto i = st.streams.find(id);
         if (i == st.streams.end() || i->second.token != token)
