@@ -140,6 +140,10 @@ struct http_response {
   std::string body;
 };
 
+/// Sends `request` (raw bytes) to 127.0.0.1:port and returns everything
+/// the server sends until it closes (or 10 s pass).
+std::string raw_exchange(uint16_t port, const std::string& request);
+
 /// A plain HTTP request to 127.0.0.1:port (Bearer token when given).
 http_response http_request(uint16_t port, const std::string& method, const std::string& target,
                            const std::string& token = {});

@@ -23,41 +23,6 @@
 
 using namespace chat::test;
 
-namespace {
-
-/// Sends `request` to 127.0.0.1:port and returns everything the server
-/// sends until it closes (or 10 s pass).
-std::string raw_exchange(uint16_t port, const std::string& request) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  size_t sent = 0;
-  while (sent < request.size()) {
-    auto n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0)
-      break; // the server may answer and close before taking it all
-    sent += static_cast<size_t>(n);
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0)
-      break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
-} // namespace
-
 TEST_CASE("http: HEAD answers the headers of GET, with its Content-Length, and no body") {
   service svc;
   auto get = raw_exchange(svc.port, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");

@@ -6,11 +6,6 @@
 // headers but Date, and body). What leaks into logs, /metrics and error texts
 // is watched across the whole suite (leak_watch.hpp).
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <map>
 #include <regex>
 #include <thread>
@@ -28,28 +23,13 @@ const std::string missing_conv = "00000000-0000-4000-8000-0000000000c1";
 const std::string missing_message = "00000000-0000-4000-8000-0000000000a1";
 const std::string missing_reply = "00000000-0000-4000-8000-0000000000a2";
 
-/// One HTTP/1.1 exchange over a plain socket: the whole response as sent,
-/// without its Date header (the only part allowed to differ).
+/// One HTTP/1.1 exchange: the whole response as sent, without its Date
+/// header (the only part allowed to differ).
 std::string http_exchange(uint16_t port, const std::string& method, const std::string& target,
                           const std::string& token) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  auto request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-                 + token + "\r\nConnection: close\r\n\r\n";
-  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL)
-          == static_cast<ssize_t>(request.size()));
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
-    out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
+  auto out = raw_exchange(port, method + " " + target
+                                    + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                                    + token + "\r\nConnection: close\r\n\r\n");
   return std::regex_replace(out, std::regex{"\r\nDate: [^\r]*"}, "");
 }
 
