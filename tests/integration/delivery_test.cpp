@@ -340,6 +340,43 @@ TEST_CASE("delivery: a cut connection resumes with subscribe and gets the whole 
   CHECK(provider_replies(svc, attempts) == attempts);
 }
 
+// The soak (bench/run_soak.sh) once saw a resumed reply end with chunks
+// missing when the new connection's subscribe landed a few milliseconds
+// before the reply's end. Land many subscribes right there.
+TEST_CASE("delivery: a resume that lands as the reply ends still gets it whole") {
+  service svc;
+  auto user = unique_user();
+  std::mt19937 rng{std::random_device{}()};
+  constexpr int attempts = 100;
+  constexpr int tokens = 8;
+  std::string conv;
+  int whole = 0;
+  for (int i = 0; i < attempts; ++i) {
+    CAPTURE(i);
+    auto id = "end-" + std::to_string(i);
+    auto words = "ending number " + std::to_string(i);
+    ws_client first;
+    REQUIRE(first.connect(svc.port, svc.ws_path(user)) == 101);
+    first.send_text(send_frame(id, words + " [[mock delay_ms=5 tokens=8]]", conv));
+    auto ack = expect_ack(first, id);
+    conv = ack.conv;
+    auto r = read_chunks(first, ack.message_id, tokens - 1 - i % 3);
+    first.cut();
+    // Anywhere from before the last token to just after the reply's end.
+    std::this_thread::sleep_for(
+        std::chrono::microseconds{std::uniform_int_distribution<int>{0, 12000}(rng)});
+    ws_client second;
+    REQUIRE(second.connect(svc.port, svc.ws_path(user)) == 101);
+    second.send_text(subscribe_frame(conv, ack.seq));
+    r = read_reply_of(second, ack.message_id, 30s, r);
+    CHECK(r.errors.empty());
+    CHECK(r.complete());
+    CHECK((r.whole_message ? r.message_content : r.content()) == mock_reply(words, tokens));
+    whole += r.whole_message ? 1 : 0;
+  }
+  MESSAGE(whole << " of " << attempts << " resumed as a finished message");
+}
+
 // -- 3. two tabs -------------------------------------------------------------------
 
 TEST_CASE("delivery: two tabs see each other's messages and the same live stream") {
