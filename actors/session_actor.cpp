@@ -24,10 +24,6 @@ namespace {
 using namespace std::chrono_literals;
 using protocol::error_code;
 
-// A send is answered after its commit; allow for a slow database.
-constexpr auto conversation_timeout = 60s;
-constexpr auto directory_timeout = 10s;
-
 /// Following a conversation whose actor went (its node died): tries, and
 /// the pause between them. The membership view drops a dead node within
 /// about a second, then the directory places the conversation anew.
@@ -126,7 +122,7 @@ void with_conversation(session* self, const std::string& id,
     fn(i->second);
     return;
   }
-  self->request(st.cfg.directory, directory_timeout, lookup_atom::value, id)
+  self->request(st.cfg.directory, st.cfg.directory_timeout, lookup_atom::value, id)
       .then([=](conversation_actor conv) { fn(std::move(conv)); },
             [=](caf::error& err) { fail(err); });
 }
@@ -175,8 +171,8 @@ void follow(session* self, const std::string& id, int attempt) {
   with_conversation(
       self, id,
       [=](conversation_actor conv) {
-        self->request(conv, conversation_timeout, subscribe_atom::value, self->state.user, after,
-                      session_events{self})
+        self->request(conv, self->state.cfg.conversation_timeout, subscribe_atom::value,
+                      self->state.user, after, session_events{self})
             .then(
                 [=](bool) {
                   hold(self, id, conv);
@@ -199,8 +195,8 @@ void subscribe_to(session* self, const std::string& id, int64_t after_seq, bool 
   with_conversation(
       self, id,
       [=](conversation_actor conv) {
-        self->request(conv, conversation_timeout, subscribe_atom::value, self->state.user,
-                      after_seq, session_events{self})
+        self->request(conv, self->state.cfg.conversation_timeout, subscribe_atom::value,
+                      self->state.user, after_seq, session_events{self})
             .then([=](bool) { hold(self, id, conv); },
                   [=](caf::error& err) {
                     forget(self, id);
@@ -253,7 +249,8 @@ void refuse_send(session* self, const protocol::send_frame& f, const std::string
     return;
   }
   auto& st = self->state;
-  self->request(st.cfg.store, conversation_timeout, find_msg_atom::value, st.user, f.client_msg_id)
+  self->request(st.cfg.store, st.cfg.conversation_timeout, find_msg_atom::value, st.user,
+                f.client_msg_id)
       .then(
           [=](append_result& res) {
             if (res.conversation_id.empty())
@@ -270,8 +267,8 @@ void send_to(session* self, conversation_actor conv, std::string conv_id, protoc
   auto key = st.next_send++;
   st.sending.emplace(key, in_flight_send{conv_id, f, model, attempt, conv.address()});
   hold(self, conv_id, conv); // watched: if it goes, this send goes again
-  self->request(conv, conversation_timeout, send_atom::value, st.user, f.client_msg_id, f.content,
-                model.name, model.provider, session_events{self})
+  self->request(conv, self->state.cfg.conversation_timeout, send_atom::value, st.user,
+                f.client_msg_id, f.content, model.name, model.provider, session_events{self})
       .then(
           [=](append_result& res) {
             if (self->state.sending.erase(key) == 0)
@@ -392,7 +389,7 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
         auto m = *model;
         st.received[f.client_msg_id] = std::chrono::steady_clock::now();
         if (f.conversation_id.empty()) {
-          self->request(st.cfg.directory, directory_timeout, create_atom::value, st.user)
+          self->request(st.cfg.directory, st.cfg.directory_timeout, create_atom::value, st.user)
               .then(
                   [=](std::string& id, conversation_actor& conv) { send_to(self, conv, id, f, m); },
                   [=](caf::error& err) {
@@ -436,8 +433,8 @@ session_self_actor::behavior_type session_impl(session* self, std::string user,
         with_conversation(
             self, id,
             [=](conversation_actor conv) {
-              self->request(conv, conversation_timeout, cancel_atom::value, self->state.user,
-                            f.message_id)
+              self->request(conv, self->state.cfg.conversation_timeout, cancel_atom::value,
+                            self->state.user, f.message_id)
                   .then([](bool) {},
                         [=](caf::error& err) {
                           forget(self, id);

@@ -14,6 +14,7 @@
 /// conversations only ever see the `session_events` part of it.
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -39,6 +40,11 @@ struct session_config {
   /// Set once this node drains (shutdown): sends get `unavailable`, so the
   /// client sends again, with the same clientMsgId, on another node.
   std::shared_ptr<const std::atomic<bool>> draining;
+  /// How long a request to a conversation may take (a send is answered
+  /// after its commit, so allow for a slow database) and a directory
+  /// look-up; past it the client gets `unavailable` and may retry.
+  std::chrono::milliseconds conversation_timeout{60000};
+  std::chrono::milliseconds directory_timeout{10000};
 };
 
 /// A session as the gateway sees it: the frames of its socket, and the

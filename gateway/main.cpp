@@ -324,7 +324,7 @@ int cmd_serve(const settings& s) {
   try {
     // This process's identity in the database: its in-progress replies are
     // recovered by others only once it is gone.
-    process = persistence::register_process(db_url, node_id);
+    process = persistence::register_process(db_url, node_id, db_options);
     persistence::store_config sc;
     sc.database_url = db_url;
     sc.connection = db_options;
@@ -370,6 +370,10 @@ int cmd_serve(const settings& s) {
                                                      gw.max_connections_per_user, usage_elsewhere);
   auto draining = std::make_shared<std::atomic<bool>>(false);
   services.session.draining = draining;
+  services.session.conversation_timeout
+      = seconds_setting(s, "CHAT_CONVERSATION_TIMEOUT", 0.1, 3600);
+  services.session.directory_timeout
+      = std::min(services.session.conversation_timeout, std::chrono::milliseconds{10000});
 
   // Membership. The table of processes is the membership table: every node
   // reads the same live set (held liveness locks), so the survivors agree
@@ -398,7 +402,7 @@ int cmd_serve(const settings& s) {
                  {"note", "no CHAT_CLUSTER_TLS_*: anyone who reaches this address can message "
                           "this node's actors; bind it to a private address"}});
     try {
-      persistence::advertise(db_url, process, address);
+      persistence::advertise(db_url, process, address, db_options);
     } catch (const std::exception& e) {
       log::error("startup_failed", {{"error", e.what()}});
       return 1;
@@ -421,7 +425,8 @@ int cmd_serve(const settings& s) {
                                         usage[user].sends = u.sends;
                                       return usage;
                                     },
-                                    usage_elsewhere});
+                                    usage_elsewhere},
+        db_options);
     services.cluster_joined
         = std::shared_ptr<const std::atomic<bool>>(cluster_status, &cluster_status->joined);
   }

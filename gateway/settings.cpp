@@ -39,6 +39,9 @@ const std::vector<setting_spec>& setting_specs() {
        "seconds replies may take to finish at shutdown"},
       {"CHAT_STORE_TIMEOUT", "store-timeout", "15",
        "seconds a conversation waits for the database before a write's outcome is unknown"},
+      {"CHAT_CONVERSATION_TIMEOUT", "conversation-timeout", "60",
+       "seconds a connection waits for its conversation's answer (an ack comes after the commit) "
+       "before the client gets unavailable; directory look-ups wait at most 10 of them"},
       {"CHAT_DB_CONNECT_TIMEOUT", "db-connect-timeout", "5", "seconds to connect to PostgreSQL"},
       {"CHAT_DB_STATEMENT_TIMEOUT", "db-statement-timeout", "10",
        "seconds any SQL statement may run (e.g. behind a lock) before it is cancelled"},

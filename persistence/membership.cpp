@@ -19,8 +19,8 @@ namespace chat::persistence {
 namespace {
 
 /// A connection for this file's blocking work, with the store's limits.
-std::unique_ptr<pqxx::connection> connect(const std::string& url) {
-  return std::make_unique<pqxx::connection>(with_connection_limits(url, connection_options{}));
+std::unique_ptr<pqxx::connection> connect(const std::string& url, const connection_options& opts) {
+  return std::make_unique<pqxx::connection>(with_connection_limits(url, opts));
 }
 
 /// The server side of a lock's connection notices a silent peer (a network
@@ -137,9 +137,9 @@ private:
 /// our own writes then find closed (actors/conversation_replies.cpp).
 class liveness_lock {
 public:
-  liveness_lock(std::string url, std::string process_id, int lock_key,
+  liveness_lock(std::string url, connection_options opts, std::string process_id, int lock_key,
                 std::unique_ptr<pqxx::connection> conn)
-      : url_(std::move(url)), process_id_(std::move(process_id)), lock_key_(lock_key),
+      : url_(std::move(url)), opts_(opts), process_id_(std::move(process_id)), lock_key_(lock_key),
         conn_(std::move(conn)), ticker_(std::chrono::milliseconds{1000}, [this] { step(); }) {}
 
   void leave() {
@@ -180,7 +180,7 @@ private:
   void take() {
     conn_.reset();
     try {
-      auto c = connect(url_);
+      auto c = connect(url_, opts_);
       keepalives_on_server(*c);
       pqxx::nontransaction tx{*c};
       tx.exec_params(sql::lock_process.text, lock_key_);
@@ -193,6 +193,7 @@ private:
   }
 
   std::string url_;
+  connection_options opts_;
   std::string process_id_;
   int lock_key_;
   std::unique_ptr<pqxx::connection> conn_; // the lock's thread only
@@ -201,12 +202,13 @@ private:
   ticker ticker_; // last: its thread runs step() on the members above
 };
 
-process_registration register_process(const std::string& database_url, const std::string& node) {
+process_registration register_process(const std::string& database_url, const std::string& node,
+                                      const connection_options& opts) {
   auto process_id = new_uuid();
   std::unique_ptr<pqxx::connection> c;
   int lock_key = 0;
   try {
-    c = connect(database_url);
+    c = connect(database_url, opts);
     keepalives_on_server(*c);
     // Row and lock in one transaction: nobody sees the row unlocked (and
     // prunes it as a process that is gone).
@@ -218,14 +220,15 @@ process_registration register_process(const std::string& database_url, const std
     throw std::runtime_error("cannot register this process in the database: " + first_line(e));
   }
   log::info("process_registered", {{"process", process_id}, {"lockKey", lock_key}});
-  auto lock = std::make_shared<liveness_lock>(database_url, process_id, lock_key, std::move(c));
+  auto lock
+      = std::make_shared<liveness_lock>(database_url, opts, process_id, lock_key, std::move(c));
   return {process_id, std::move(lock)};
 }
 
 void advertise(const std::string& database_url, const process_registration& self,
-               const std::string& cluster_address) {
+               const std::string& cluster_address, const connection_options& opts) {
   try {
-    auto c = connect(database_url);
+    auto c = connect(database_url, opts);
     pqxx::nontransaction tx{*c};
     tx.exec_params(sql::advertise_process.text, self.process_id, cluster_address);
   } catch (const std::exception& e) {
@@ -247,17 +250,17 @@ public:
   membership_watch(std::string url, std::string own_id, std::chrono::milliseconds interval,
                    std::chrono::milliseconds suspect_after, std::shared_ptr<cluster_status> status,
                    std::function<void(const std::vector<cluster_member>&)> on_change,
-                   usage_exchange usage)
-      : url_(std::move(url)), own_id_(std::move(own_id)), suspect_after_(suspect_after),
-        status_(std::move(status)), on_change_(std::move(on_change)), usage_(std::move(usage)),
-        ticker_(interval, [this] { step(); }) {}
+                   usage_exchange usage, connection_options opts)
+      : url_(std::move(url)), opts_(opts), own_id_(std::move(own_id)),
+        suspect_after_(suspect_after), status_(std::move(status)), on_change_(std::move(on_change)),
+        usage_(std::move(usage)), ticker_(interval, [this] { step(); }) {}
 
 private:
   void step() {
     std::vector<cluster_member> view;
     try {
       if (!conn_ || !conn_->is_open())
-        conn_ = connect(url_);
+        conn_ = connect(url_, opts_);
       pqxx::read_transaction tx{*conn_};
       for (const auto& r :
            tx.exec_params(sql::live_members.text, static_cast<int64_t>(suspect_after_.count())))
@@ -331,6 +334,7 @@ private:
   }
 
   std::string url_;
+  connection_options opts_;
   std::string own_id_;
   std::chrono::milliseconds suspect_after_;
   std::shared_ptr<cluster_status> status_;
@@ -347,10 +351,10 @@ watch_membership(const std::string& database_url, std::string own_process_id,
                  std::chrono::milliseconds interval, std::chrono::milliseconds suspect_after,
                  std::shared_ptr<cluster_status> status,
                  std::function<void(const std::vector<cluster_member>&)> on_change,
-                 usage_exchange usage) {
+                 usage_exchange usage, const connection_options& opts) {
   return std::make_shared<membership_watch>(database_url, std::move(own_process_id), interval,
                                             suspect_after, std::move(status), std::move(on_change),
-                                            std::move(usage));
+                                            std::move(usage), opts);
 }
 
 } // namespace chat::persistence

@@ -26,6 +26,7 @@
 
 #include "actors/messages.hpp"
 #include "common/cluster_usage.hpp"
+#include "persistence/connection_options.hpp"
 
 namespace chat::persistence {
 
@@ -44,13 +45,16 @@ struct process_registration {
 /// that holds its liveness lock, checking its connection every second and
 /// taking the lock again on a new one if it was lost (a database restart).
 /// Blocking; throws std::runtime_error when the database cannot be reached.
-process_registration register_process(const std::string& database_url, const std::string& node);
+/// Every connection of the membership code is opened with `opts` (the
+/// store's CHAT_DB_CONNECT_TIMEOUT and CHAT_DB_STATEMENT_TIMEOUT).
+process_registration register_process(const std::string& database_url, const std::string& node,
+                                      const connection_options& opts = {});
 
 /// Publishes this process's address for other nodes (host:port): from now
 /// on it is a member of the cluster while it lives. Blocking (start-up).
 /// Throws std::runtime_error on a database failure.
 void advertise(const std::string& database_url, const process_registration& self,
-               const std::string& cluster_address);
+               const std::string& cluster_address, const connection_options& opts = {});
 
 /// Leaves the cluster (SIGTERM): the others stop counting this node before
 /// it goes. Does not block: the lock's thread writes it.
@@ -84,6 +88,6 @@ watch_membership(const std::string& database_url, std::string own_process_id,
                  std::chrono::milliseconds interval, std::chrono::milliseconds suspect_after,
                  std::shared_ptr<cluster_status> status,
                  std::function<void(const std::vector<cluster_member>&)> on_change = {},
-                 usage_exchange usage = {});
+                 usage_exchange usage = {}, const connection_options& opts = {});
 
 } // namespace chat::persistence

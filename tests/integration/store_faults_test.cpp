@@ -247,3 +247,56 @@ TEST_CASE("store faults: a write cancelled by the statement timeout behind a loc
             .as<int>()
         == 1);
 }
+
+TEST_CASE("store faults: a connection waits CHAT_CONVERSATION_TIMEOUT for an ack, then the "
+          "client hears unavailable and its retry is acked once") {
+  // The conversation would wait 30 s for the database; the connection
+  // gives up on it after 1 s, so the client hears about a stuck database
+  // while it is still stuck, and its retry with the same clientMsgId is
+  // answered once the database is back, with one message stored.
+  service::options opts;
+  opts.chatd_env = {{"CHAT_STORE_TIMEOUT", "30"},
+                    {"CHAT_DB_STATEMENT_TIMEOUT", "30"},
+                    {"CHAT_CONVERSATION_TIMEOUT", "1"}};
+  service svc{opts};
+  auto user = unique_user();
+  ws_client ws;
+  REQUIRE(ws.connect(svc.port, svc.ws_path(user)) == 101);
+  ws.send_text(send_frame("t-1", "before [[mock tokens=3]]"));
+  auto conv = str(ws.read_until("ack"), "conversationId");
+  ws.read_until("done");
+  clock_type::time_point first_unavailable{};
+  clock_type::time_point released{};
+  std::string message_id;
+  {
+    table_lock lock{3s};
+    ws.send_text(send_frame("t-2", "during the lock [[mock tokens=3]]", conv));
+    auto deadline = clock_type::now() + 30s;
+    std::vector<std::string> frames;
+    while (message_id.empty()) {
+      REQUIRE(clock_type::now() < deadline);
+      auto text = ws.read(20s);
+      REQUIRE(text.has_value());
+      auto f = parse(*text);
+      if (str(f, "type") == "error" && str(f, "clientMsgId") == "t-2") {
+        CHECK(str(f, "code") == "unavailable");
+        if (first_unavailable == clock_type::time_point{})
+          first_unavailable = clock_type::now();
+        std::this_thread::sleep_for(300ms);
+        ws.send_text(send_frame("t-2", "during the lock [[mock tokens=3]]", conv));
+      } else if (str(f, "type") == "ack") {
+        CHECK(num(f, "seq") == 3);
+        message_id = str(f, "messageId");
+      }
+    }
+    released = lock.released();
+    CHECK(read_reply_of(ws, message_id, 30s).complete());
+  }
+  // The first answer came while the table was still locked.
+  REQUIRE(first_unavailable != clock_type::time_point{});
+  CHECK(first_unavailable < released);
+  CHECK(db_query1("SELECT count(*) FROM messages WHERE user_id = $1 AND client_msg_id = 't-2'",
+                  user)[0]
+            .as<int64_t>()
+        == 1);
+}
