@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "common/ids.hpp"
+#include "tests/integration/bystander.hpp"
 #include "tests/integration/harness.hpp"
 #include "tests/integration/raw_ws.hpp"
 
@@ -95,26 +96,7 @@ TEST_CASE("frame flood: floods of every frame type get rate_limited and a close 
   service svc{flood_options()};
 
   // Another user chats the whole time.
-  std::atomic<bool> flooding{true};
-  int chats = 0, broken = 0;
-  std::thread chatter{[&] {
-    try {
-      ws_client ws;
-      REQUIRE(ws.connect(svc.port, svc.ws_path(unique_user())) == 101);
-      std::string conv;
-      while (flooding || chats == 0) {
-        auto id = "calm-" + std::to_string(chats);
-        ws.send_text(send_frame(id, "calm [[mock tokens=4]]", conv));
-        auto ack = ws.read_until("ack");
-        conv = str(ack, "conversationId");
-        auto r = read_reply_of(ws, str(ack, "messageId"));
-        broken += !r.complete() || r.finish_reason != "stop";
-        ++chats;
-      }
-    } catch (...) { // a failed REQUIRE must not escape the thread
-      ++broken;
-    }
-  }};
+  bystander calm{svc, "calm-", "calm [[mock tokens=4]]"};
 
   auto flooder = unique_user();
   std::vector<std::string> acked_before; // message ids acked before a flood
@@ -169,11 +151,11 @@ TEST_CASE("frame flood: floods of every frame type get rate_limited and a close 
     CHECK(r.closed);
   }
 
-  flooding = false;
-  chatter.join();
-  MESSAGE("the other user chatted " << chats << " times meanwhile, " << broken << " broken");
-  CHECK(chats > 0);
-  CHECK(broken == 0);
+  calm.stop();
+  MESSAGE("the other user chatted " << calm.chats() << " times meanwhile, " << calm.broken()
+                                    << " broken");
+  CHECK(calm.chats() > 0);
+  CHECK(calm.broken() == 0);
   CHECK(gauge(svc.port, "chat_connections_closed_flood_total") == limited_closes);
 
   // What was acked is stored.

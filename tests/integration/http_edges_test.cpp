@@ -19,6 +19,7 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/integration/bystander.hpp"
 #include "tests/integration/harness.hpp"
 
 using namespace chat::test;
@@ -136,24 +137,7 @@ TEST_CASE("http: 1,000 clients dribbling request headers (slowloris), half of th
   }
   auto t0 = std::chrono::steady_clock::now();
   // A normal user chats the whole time.
-  std::atomic<bool> dribbling{true};
-  int chats = 0, broken = 0;
-  std::thread chatter{[&] {
-    try {
-      ws_client ws;
-      REQUIRE(ws.connect(svc.port, svc.ws_path(unique_user())) == 101);
-      std::string conv;
-      while (dribbling || chats == 0) {
-        ws.send_text(send_frame("slow-" + std::to_string(chats), "hello [[mock tokens=3]]", conv));
-        auto ack = ws.read_until("ack");
-        conv = str(ack, "conversationId");
-        broken += !read_reply_of(ws, str(ack, "messageId")).complete();
-        ++chats;
-      }
-    } catch (...) { // a failed REQUIRE must not escape the thread
-      ++broken;
-    }
-  }};
+  bystander calm{svc, "slow-", "hello [[mock tokens=3]]"};
   // One more byte every 250 ms, never the end of the headers.
   std::vector<bool> closed(n, false);
   int open = n;
@@ -173,15 +157,14 @@ TEST_CASE("http: 1,000 clients dribbling request headers (slowloris), half of th
     }
   }
   auto took = std::chrono::steady_clock::now() - t0;
-  dribbling = false;
-  chatter.join();
+  calm.stop();
   MESSAGE((n - open) << " of " << n << " slow clients cut off after "
                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-                     << " ms (request timeout 2 s); a user chatted " << chats
-                     << " times meanwhile, " << broken << " broken");
+                     << " ms (request timeout 2 s); a user chatted " << calm.chats()
+                     << " times meanwhile, " << calm.broken() << " broken");
   CHECK(open == 0);
-  CHECK(chats > 0);
-  CHECK(broken == 0);
+  CHECK(calm.chats() > 0);
+  CHECK(calm.broken() == 0);
   for (int fd : fds)
     ::close(fd);
   CHECK(http_request(svc.port, "GET", "/healthz").status == 200);

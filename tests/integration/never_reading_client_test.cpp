@@ -12,6 +12,7 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/integration/bystander.hpp"
 #include "tests/integration/harness.hpp"
 #include "tests/integration/raw_ws.hpp"
 
@@ -151,24 +152,7 @@ TEST_CASE("never-reading client: 1,000 replies stream to a client that never rea
     }};
 
     // Another user chats meanwhile.
-    int chats = 0, broken = 0;
-    std::thread other{[&] {
-      try {
-        ws_client ws;
-        REQUIRE(ws.connect(svc.port, svc.ws_path(unique_user())) == 101);
-        std::string conv;
-        while (streaming || chats == 0) {
-          ws.send_text(send_frame("other-" + std::to_string(chats), "hi [[mock tokens=4]]", conv));
-          auto ack = ws.read_until("ack");
-          conv = str(ack, "conversationId");
-          auto r = read_reply_of(ws, str(ack, "messageId"));
-          broken += !r.complete() || r.finish_reason != "stop";
-          ++chats;
-        }
-      } catch (...) {
-        ++broken;
-      }
-    }};
+    bystander other{svc, "other-", "hi [[mock tokens=4]]"};
 
     auto t0 = clock_type::now();
     std::vector<writer_result> results(conversations);
@@ -181,7 +165,7 @@ TEST_CASE("never-reading client: 1,000 replies stream to a client that never rea
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count();
     streaming = false;
     sampler.join();
-    other.join();
+    other.stop();
 
     int whole = 0;
     streamed = 0;
@@ -197,10 +181,10 @@ TEST_CASE("never-reading client: 1,000 replies stream to a client that never rea
                      << " MiB to the writers; chatd heap in use " << mib(heap0)
                      << " MiB before, peak " << mib(heap_peak) << " MiB; RSS " << mib(rss0)
                      << " MiB before, peak " << mib(rss_peak) << " MiB; another user chatted "
-                     << chats << " times, " << broken << " broken");
+                     << other.chats() << " times, " << other.broken() << " broken");
     CHECK(whole == conversations * replies_each);
-    CHECK(chats > 0);
-    CHECK(broken == 0);
+    CHECK(other.chats() > 0);
+    CHECK(other.broken() == 0);
   }
   CHECK(gauge(svc.port, "chat_connections_closed_slow_total") == 1);
   // The stalled client was sent at least what the writers got (the user
