@@ -387,7 +387,13 @@ conversation_self_actor::behavior_type serving(conversation* self) {
         pump_writes(self);
         arm_idle_check(self);
       },
-      [=](retry_unstored_atom, const std::string& message_id) { store_unstored(self, message_id); },
+      [=](retry_unstored_atom, const std::string& message_id) {
+        auto i = self->state.unstored.find(message_id);
+        if (i != self->state.unstored.end()) {
+          i->second.retry_armed = false;
+          store_unstored(self, message_id);
+        }
+      },
 
       [=](retry_store_atom, const std::string& message_id) {
         auto& st = self->state;

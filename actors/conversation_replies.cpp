@@ -197,7 +197,9 @@ void store_reply(conversation* self) {
             // The database stays away: the reply ends for its readers now
             // (its seq was made durable by the first checkpoint) and the
             // write goes on in the background; the next reply may start.
-            st.unstored[msg.id] = unstored_reply{msg, 0};
+            auto& u = st.unstored[msg.id];
+            u.message = msg;
+            u.retry_armed = true;
             self->delayed_send(self, backoff(st.cfg, 1), retry_unstored_atom::value, msg.id);
             close_reply(self, msg, true);
           });
@@ -206,8 +208,9 @@ void store_reply(conversation* self) {
 void store_unstored(conversation* self, const std::string& id) {
   auto& st = self->state;
   auto i = st.unstored.find(id);
-  if (i == st.unstored.end())
+  if (i == st.unstored.end() || i->second.in_flight)
     return;
+  i->second.in_flight = true;
   self->request(st.cfg.store, st.cfg.store_timeout, append_reply_atom::value, i->second.message,
                 st.epoch)
       .then(
@@ -222,6 +225,7 @@ void store_unstored(conversation* self, const std::string& id) {
             auto i = st.unstored.find(id);
             if (i == st.unstored.end())
               return;
+            i->second.in_flight = false;
             auto attempts = ++i->second.attempts;
             if (classify_store_error(err) == store_failure::fenced) {
               // The new owner closed it `interrupted`, keeping its checkpoint.
@@ -239,8 +243,21 @@ void store_unstored(conversation* self, const std::string& id) {
               arm_idle_check(self);
               return;
             }
-            self->delayed_send(self, backoff(st.cfg, attempts + 1), retry_unstored_atom::value, id);
+            if (!i->second.retry_armed) {
+              i->second.retry_armed = true;
+              self->delayed_send(self, backoff(st.cfg, attempts + 1), retry_unstored_atom::value,
+                                 id);
+            }
           });
+}
+
+void store_unstored_now(conversation* self) {
+  std::vector<std::string> ids;
+  for (auto& [id, u] : self->state.unstored)
+    if (!u.in_flight)
+      ids.push_back(id);
+  for (auto& id : ids)
+    store_unstored(self, id);
 }
 
 void finish_reply(conversation* self, generation_outcome outcome) {

@@ -239,6 +239,7 @@ void check_seq(conversation* self) {
               st.unknown.reset();
             }
             st.next_seq = std::max(c.last_seq, reserved_seq(self)) + 1;
+            store_unstored_now(self);
             st.seq_known = true;
             log::info("conversation_seq_checked",
                       {{"conversationId", st.id}, {"nextSeq", st.next_seq}});
@@ -310,6 +311,10 @@ void pump_writes(conversation* self) {
   // ack (see reply_state::awaiting_ack).
   if (may_start_early(self, p))
     start_early_reply(self, m, p.provider);
+  // Replies still written in the background hold earlier seqs: their
+  // writes go to the writer first (it keeps the order), not after a
+  // backoff grown during an outage, so the history has no gap for long.
+  store_unstored_now(self);
   self->request(st.cfg.store, st.cfg.store_timeout, append_user_atom::value, w)
       .then([=](append_result& res) { on_user_written(self, m, res); },
             [=](caf::error& err) { on_user_write_failed(self, m, err); });

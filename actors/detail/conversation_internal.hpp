@@ -37,6 +37,9 @@ void maybe_start_reply(conversation* self);
 void checkpoint(conversation* self);
 void store_reply(conversation* self);
 void store_unstored(conversation* self, const std::string& id);
+/// The database answered a write: every background reply goes again now,
+/// not after its backoff (grown during the outage).
+void store_unstored_now(conversation* self);
 void finish_reply(conversation* self, generation_outcome outcome);
 void fail_reply(conversation* self, const std::string& why);
 void abandon_reply(conversation* self, const std::string& why);

@@ -68,6 +68,8 @@ struct unknown_write {
 struct unstored_reply {
   stored_message message;
   int attempts = 0;
+  bool in_flight = false;   // a write of it is out
+  bool retry_armed = false; // its backoff timer is running (one at a time)
 };
 
 /// An acknowledged user message whose reply has not started yet.

@@ -425,14 +425,19 @@ void restart_under_load(bool immediate) {
   CHECK(missing == 0);
 
   // Replies that ended while the database was down are stored in the
-  // background once it is back; then every history is whole.
+  // background once it is back (their seqs stay reserved meanwhile, so a
+  // later message may land first); then every history is whole: no reply
+  // left unfinished, no seq missing.
   auto settled = wait_until(
       [&] {
         pqxx::read_transaction tx{db};
-        return tx.exec1("SELECT count(*) FROM messages WHERE role = 'assistant' AND "
-                        "finish_reason IS NULL")[0]
-                   .as<int64_t>()
-               == 0;
+        auto unfinished = tx.exec1("SELECT count(*) FROM messages WHERE role = 'assistant' AND "
+                                   "finish_reason IS NULL")[0]
+                              .as<int64_t>();
+        auto with_gaps = tx.exec1("SELECT count(*) FROM (SELECT conversation_id FROM messages "
+                                  "GROUP BY conversation_id HAVING max(seq) <> count(*)) g")[0]
+                             .as<int64_t>();
+        return unfinished == 0 && with_gaps == 0;
       },
       30s);
   CHECK(settled);
