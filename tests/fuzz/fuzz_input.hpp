@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string_view>
 
 namespace chat::fuzz {
@@ -49,7 +50,7 @@ private:
 #define CHAT_FUZZ_CHECK(cond)                                                                      \
   do {                                                                                             \
     if (!(cond)) {                                                                                 \
-      __builtin_printf("fuzz check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);              \
+      std::fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);          \
       __builtin_trap();                                                                            \
     }                                                                                              \
   } while (0)

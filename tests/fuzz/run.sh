@@ -12,7 +12,9 @@
 #
 # Inputs the fuzzer finds go to build-fuzz/corpus/TARGET (the seeds in
 # tests/fuzz/corpus/TARGET are only read); a crashing input is written to
-# build-fuzz/artifacts/TARGET/ and the script fails. Exit 77 (a CTest skip)
+# build-fuzz/artifacts/TARGET/ and the script fails (so is an input that runs
+# over 60 s: -timeout=60, as 10 s tripped once on an allocator stall of a
+# loaded machine). Exit 77 (a CTest skip)
 # when clang-14 or libFuzzer (libclang-rt-14-dev) is not installed.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -61,7 +63,7 @@ for t in "${targets[@]}"; do
   t0=$(date +%s)
   echo "fuzz: $t ${flags[*]}"
   # The found-inputs folder first (libFuzzer writes there), the seeds second.
-  if ! "$build/fuzz/$t" -artifact_prefix="$artifacts/" -timeout=10 -print_final_stats=1 \
+  if ! "$build/fuzz/$t" -artifact_prefix="$artifacts/" -timeout=60 -print_final_stats=1 \
        "${flags[@]}" "$corpus" "$src/tests/fuzz/corpus/$t" >"$build/$t.log" 2>&1; then
     tail -n 60 "$build/$t.log"
     echo "fuzz: $t FAILED; input in $artifacts/, log $build/$t.log" >&2
