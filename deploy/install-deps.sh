@@ -15,6 +15,9 @@ if [ "${CHAT_DEPS:-all}" != build ]; then
   # Running and testing: PostgreSQL; nginx and openssl for deploy/cluster.sh;
   # python3-yaml for the checks of the compose and Kubernetes files.
   packages+=(postgresql postgresql-client nginx openssl curl python3-yaml)
+  # The fuzz targets (tests/fuzz/run.sh, and the CTest smoke run of each):
+  # clang with libFuzzer and the sanitizer runtimes.
+  packages+=(clang-14 libclang-rt-14-dev)
   # The browser tests (tests/e2e): Node.js with npm for playwright-core, and
   # Debian's chromium. A machine that already has node (a newer one, say) or
   # chromium keeps it.

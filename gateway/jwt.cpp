@@ -200,6 +200,13 @@ std::string make_token(std::string_view user_id, std::string_view secret, int64_
                        int64_t ttl_seconds) {
   if (secret.empty())
     throw std::invalid_argument("make_token: empty secret");
+  // libjwt takes C strings: "alice\0x" would be signed as "alice", a token
+  // for another user than the one asked for.
+  if (user_id.find('\0') != std::string_view::npos)
+    throw std::invalid_argument("make_token: user id contains a NUL byte");
+  int64_t expires_at = 0;
+  if (__builtin_add_overflow(now_seconds, ttl_seconds, &expires_at))
+    throw std::invalid_argument("make_token: expiry out of range");
   jwt_t* raw = nullptr;
   if (jwt_new(&raw) != 0)
     throw std::bad_alloc();
@@ -210,7 +217,7 @@ std::string make_token(std::string_view user_id, std::string_view secret, int64_
           != 0
       || jwt_add_grant(jwt.get(), "sub", sub.c_str()) != 0
       || jwt_add_grant_int(jwt.get(), "iat", now_seconds) != 0
-      || jwt_add_grant_int(jwt.get(), "exp", now_seconds + ttl_seconds) != 0)
+      || jwt_add_grant_int(jwt.get(), "exp", expires_at) != 0)
     throw std::invalid_argument("make_token: cannot build token");
   c_string token{jwt_encode_str(jwt.get())};
   if (!token)

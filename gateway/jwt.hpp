@@ -49,7 +49,9 @@ std::variant<verified_token, token_error>
 verify_token(std::string_view token, std::string_view secret, int64_t now_seconds);
 
 /// Creates a signed HS256 token with `sub` = user_id, `iat` = now and
-/// `exp` = now + ttl. Throws std::invalid_argument on an empty secret.
+/// `exp` = now + ttl. Throws std::invalid_argument on an empty secret, a
+/// user id with a NUL byte (libjwt would cut it there) or invalid UTF-8, or
+/// an `exp` past int64.
 std::string make_token(std::string_view user_id, std::string_view secret, int64_t now_seconds,
                        int64_t ttl_seconds);
 

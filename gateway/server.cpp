@@ -13,6 +13,7 @@
 #include "common/metrics.hpp"
 #include "gateway/http_util.hpp"
 #include "gateway/jwt.hpp"
+#include "gateway/request_checks.hpp"
 #include "gateway/rest.hpp"
 #include "gateway/server_impl.hpp"
 #include "gateway/static_files.hpp"
@@ -50,13 +51,13 @@ public:
 private:
   void do_read() {
     parser_.emplace();
-    parser_->body_limit(server_->cfg.max_body_bytes);
+    limit_request_parser(*parser_, server_->cfg.max_body_bytes);
     // A whole request (headers and body) must arrive within the request
     // timeout: a client dribbling bytes (slowloris) holds a descriptor and
     // is cut off. A connection over the limit gets even less time.
-    stream_.expires_after(slot_ ? server_->cfg.request_timeout
-                                : std::min(server_->cfg.request_timeout,
-                                           std::chrono::milliseconds{1000}));
+    stream_.expires_after(
+        slot_ ? server_->cfg.request_timeout
+              : std::min(server_->cfg.request_timeout, std::chrono::milliseconds{1000}));
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&http_session::on_read, shared_from_this()));
   }
@@ -66,8 +67,7 @@ private:
       // Answered, not dropped: the client learns why (the rest of its body
       // is not read, so the connection ends after the answer).
       auto version = parser_->get().version();
-      return write(version, false,
-                   rest_error(413, "too_large", "request body too large"), false);
+      return write(version, false, rest_error(413, "too_large", "request body too large"), false);
     }
     if (ec) {
       stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
@@ -93,32 +93,13 @@ private:
     route(req, t);
   }
 
-  /// Whether a browser page at the request's Origin may open the
-  /// WebSocket: today tokens are not cookies, so another site's page could
-  /// not use a user's session anyway; the check closes that door before
-  /// anyone adds cookie sign-in.
-  bool origin_allowed(const http::request<http::string_body>& req) const {
-    auto origin = req[http::field::origin];
-    if (origin.empty())
-      return true; // not a browser
-    std::string_view o{origin.data(), origin.size()};
-    auto& allowed = server_->cfg.allowed_origins;
-    if (allowed.empty()) {
-      auto scheme_end = o.find("://");
-      auto host = req[http::field::host];
-      return scheme_end != std::string_view::npos && !host.empty()
-             && o.substr(scheme_end + 3) == std::string_view{host.data(), host.size()};
-    }
-    for (auto& a : allowed)
-      if (a == "*" || a == o)
-        return true;
-    return false;
-  }
-
   void upgrade(http::request<http::string_body> req, const target& t) {
     if (server_->draining)
       return write(req, rest_error(503, "unavailable", "server shutting down"));
-    if (!origin_allowed(req)) {
+    // Today tokens are not cookies, so another site's page could not use a
+    // user's session anyway; the check closes that door before anyone adds
+    // cookie sign-in.
+    if (!origin_allowed(req, server_->cfg.allowed_origins)) {
       auto origin = req[http::field::origin];
       log::info("upgrade_refused",
                 {{"reason", "origin"}, {"origin", std::string{origin.data(), origin.size()}}});
@@ -263,8 +244,8 @@ private:
   }
 
   beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  beast::flat_buffer buffer_{max_read_buffer_bytes}; // bounded: see request_checks.hpp
+  std::optional<request_parser> parser_;
   std::shared_ptr<server::impl> server_;
   connection_limits::slot slot_; // after server_: given back first
 };
@@ -304,9 +285,8 @@ void server::impl::sweep() {
   // connection only posts work to itself when something is due. A quarter
   // of the idle limit keeps the idle close within 25 % of it; a second at
   // most is plenty for token expiry (whole seconds).
-  auto period = std::clamp<std::chrono::milliseconds>(cfg.idle_timeout / 4,
-                                                      std::chrono::milliseconds{50},
-                                                      std::chrono::seconds{1});
+  auto period = std::clamp<std::chrono::milliseconds>(
+      cfg.idle_timeout / 4, std::chrono::milliseconds{50}, std::chrono::seconds{1});
   sweep_timer.expires_after(period);
   sweep_timer.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec)

@@ -3,7 +3,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/detail/hybi13.hpp>
-#include <boost/beast/websocket/error.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
@@ -50,41 +49,6 @@ bool quiet_error(error_code ec) {
 }
 
 } // namespace
-
-upgrade_refusal check_upgrade(const http::request<http::string_body>& req) {
-  // The checks and messages of Beast's websocket::stream::accept, which
-  // answered upgrades before.
-  auto refuse = [](websocket::error e) {
-    return upgrade_refusal{400, beast::error_code{e}.message()};
-  };
-  if (req.version() != 11)
-    return refuse(websocket::error::bad_http_version);
-  if (req.method() != http::verb::get)
-    return refuse(websocket::error::bad_method);
-  if (req.count(http::field::host) == 0)
-    return refuse(websocket::error::no_host);
-  auto conn = req.find(http::field::connection);
-  if (conn == req.end())
-    return refuse(websocket::error::no_connection);
-  if (!http::token_list{conn->value()}.exists("upgrade"))
-    return refuse(websocket::error::no_connection_upgrade);
-  auto upgrade = req.find(http::field::upgrade);
-  if (upgrade == req.end())
-    return refuse(websocket::error::no_upgrade);
-  if (!http::token_list{upgrade->value()}.exists("websocket"))
-    return refuse(websocket::error::no_upgrade_websocket);
-  auto key = req.find(http::field::sec_websocket_key);
-  if (key == req.end())
-    return refuse(websocket::error::no_sec_key);
-  if (key->value().size() > websocket::detail::sec_ws_key_type::max_size_n)
-    return refuse(websocket::error::bad_sec_key);
-  auto version = req.find(http::field::sec_websocket_version);
-  if (version == req.end())
-    return refuse(websocket::error::no_sec_version);
-  if (version->value() != "13")
-    return {426, beast::error_code{websocket::error::bad_sec_version}.message()};
-  return {};
-}
 
 websocket_session::websocket_session(socket_type socket, std::shared_ptr<server::impl> server,
                                      std::string user, int64_t token_expires_at,

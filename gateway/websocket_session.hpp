@@ -43,14 +43,6 @@ namespace chat::gateway {
 namespace http = boost::beast::http;
 namespace net = boost::asio;
 
-/// Why an upgrade request cannot be accepted (Beast's checks, with its
-/// messages): status 0 when it can.
-struct upgrade_refusal {
-  int status = 0; ///< 400, or 426 for a WebSocket version other than 13
-  std::string message;
-};
-upgrade_refusal check_upgrade(const http::request<http::string_body>& req);
-
 class websocket_session : public client_link,
                           public std::enable_shared_from_this<websocket_session> {
 public:

@@ -242,6 +242,28 @@ TEST_CASE("jwt: make_token refuses an empty secret") {
   CHECK_THROWS_AS(make_token("alice", "", now, 60), std::invalid_argument);
 }
 
+// Found by tests/fuzz/jwt_fuzz.cpp (input kept in tests/fuzz/corpus/jwt_fuzz/
+// crash-432897ae4d7dafa7804f02eda84d34a183eb8461): libjwt takes the user id as
+// a C string, so "of\x10\0...alice" was signed as "of\x10", a token for
+// another user.
+TEST_CASE("jwt: make_token refuses a user id with a NUL byte") {
+  using namespace std::string_literals;
+  CHECK_THROWS_AS(make_token("alice\0bob"s, secret, now, 60), std::invalid_argument);
+  CHECK_THROWS_AS(make_token("\0"s, secret, now, 60), std::invalid_argument);
+  CHECK_THROWS_AS(make_token("alice\0"s, secret, now, 60), std::invalid_argument);
+  CHECK(ok(make_token("alice", secret, now, 60)).user_id == "alice");
+}
+
+TEST_CASE("jwt: make_token refuses what no token can say") {
+  // Invalid UTF-8 (JSON text cannot hold it).
+  CHECK_THROWS_AS(make_token("al\xffice", secret, now, 60), std::invalid_argument);
+  // An expiry past int64 (was signed overflow).
+  CHECK_THROWS_AS(make_token("alice", secret, now, std::numeric_limits<int64_t>::max()),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(make_token("alice", secret, -now, std::numeric_limits<int64_t>::min()),
+                  std::invalid_argument);
+}
+
 TEST_CASE("jwt: to_string") {
   CHECK(std::string{to_string(token_error::missing)} == "missing");
   CHECK(std::string{to_string(token_error::malformed)} == "malformed");
