@@ -172,6 +172,7 @@ struct stats {
   // Soak: reconnects and resumes.
   int64_t cuts = 0, cuts_before_ack = 0, resumes = 0, resumed_whole = 0, reconnects = 0;
   int64_t new_conversations = 0, replay_verified = 0, lost = 0;
+  int64_t repeated_ends = 0; // a reply's done (or replay) again: see repeated_end()
   int64_t connect_failures = 0, conn_errors = 0, timeouts = 0;
   int64_t error_frames = 0, wrong = 0, missing = 0;
   std::map<std::string, int64_t> finish_reasons;
@@ -764,6 +765,8 @@ private:
       if (s_.opt.run_s > 0 && now >= s_.window_from && now < s_.window_to)
         ++st_->window_chunks;
     } else if (type == "done") {
+      if (repeated_end(d))
+        return;
       if (str(d, "replyTo") != cur_.message_id || !cur_.acked)
         return wrong("unexpected done", text);
       bool ok = true;
@@ -781,6 +784,8 @@ private:
     } else if (type == "message") {
       if (verifying_)
         return verify_replayed(d, text);
+      if (repeated_end(d))
+        return;
       // After a resubscription (the session followed the conversation to a
       // new node) a reply that ended meanwhile comes whole, as a `message`,
       // instead of its last chunks and done (PROTOCOL.md, subscribe).
@@ -817,6 +822,19 @@ private:
     }
   }
 
+  /// The end (`done`, or a `message` replaying it) of a reply that has ended
+  /// already: after a cut before the ack the client resends the send, whose
+  /// repeat attaches the connection to the reply (PROTOCOL.md, clientMsgId),
+  /// and subscribes on the ack (the reply may have ended, and then only a
+  /// subscribe brings it), so a reply still running then ends twice. Dropped,
+  /// like a repeated chunk.
+  bool repeated_end(const rapidjson::Document& d) {
+    if (last_reply_id_.empty() || str(d, "messageId") != last_reply_id_)
+      return false;
+    ++st_->repeated_ends;
+    return true;
+  }
+
   /// The current reply ended (`done`, or replayed whole as a `message`):
   /// the checks both share, then the next send or the end of the leg.
   void reply_ended(const rapidjson::Document& d, const std::string& text,
@@ -842,6 +860,7 @@ private:
     if (ok && cur_.resumes > 0)
       ++st_->resumed_whole;
     cur_.ended = true;
+    last_reply_id_ = str(d, "messageId");
     timer_.cancel();
     cut_timer_.cancel();
     if (s_.opt.reconnect_every > 0) { // what a clean reconnect must replay
@@ -938,6 +957,7 @@ private:
   std::vector<seen> history_; // since the last clean reconnect
   std::deque<std::shared_ptr<std::string>> outq_;
   std::deque<std::string> log_;
+  std::string last_reply_id_; // of the last reply that ended
   int dones_ = 0; // replies done on this leg
   reply cur_;
   bool writing_ = false;
@@ -1093,6 +1113,8 @@ void print_stats(stats& st, bool latencies, bool with_connect = true) {
     std::printf(", repeated chunks dropped %lld", static_cast<long long>(st.repeated_chunks));
   if (st.replayed_replies > 0)
     std::printf(", replies replayed whole %lld", static_cast<long long>(st.replayed_replies));
+  if (st.repeated_ends > 0)
+    std::printf(", repeated reply ends dropped %lld", static_cast<long long>(st.repeated_ends));
   std::printf("\n");
   if (st.cuts + st.reconnects > 0)
     std::printf("  soak: cuts %lld (before the ack %lld), resumes %lld, resumed replies whole "
