@@ -8,6 +8,12 @@
 // send->done; checks that every reply is complete and well-formed. Exits
 // non-zero if any reply was wrong or missing. Connects only to 127.0.0.1.
 //
+// Soak modes (bench/run_soak.sh): --cut-permille drops connections abruptly
+// mid-reply and resumes with `subscribe` (or the same send again, if not
+// acked); --reconnect-every closes cleanly and checks the replay of what was
+// acked and received since; --new-conversation. A reply not arriving whole
+// after a resume, or a replay that differs, counts as lost (frames to stderr).
+//
 // Cluster modes (bench/run_cluster_latency.sh uses them):
 //  --create-url URL   each client first creates its conversation over a
 //                     short connection to URL (one send, its reply, close),
@@ -34,6 +40,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -85,6 +92,14 @@ struct options {
   int ramp_ms = 0;  // connection i starts at i * ramp_ms / N: no thundering start
   int run_s = 0;    // >0: keep sending (up to --messages) until this many s after the start
   int warmup_s = 0; // with --run-s: chunks/s counted from here to --run-s
+  // Soak (bench/run_soak.sh): reconnects and resumes.
+  int cut_permille = 0;      // per send: drop the connection abruptly before the reply ends
+  int cut_window_ms = 500;   // the cut comes at a uniform time in [0, this] after the send
+  int reconnect_every = 0;   // >0: a clean close and reconnect after every K replies
+  bool new_conversation = false; // on a clean reconnect, 1 in 4 starts a new conversation
+  bool soak() const {
+    return cut_permille > 0 || reconnect_every > 0;
+  }
 };
 
 void usage(const char* argv0) {
@@ -94,7 +109,9 @@ void usage(const char* argv0) {
                "         [--timeout-ms T] [--connect-timeout-ms T] [--content TEXT] [--model ID]\n"
                "         [--create-url ws://127.0.0.1:PORT/api/v1/chat/ws]\n"
                "         [--failover-kill PID [--resend-ms T] [--ack-timeout-ms T]] [--verbose]\n"
-               "         [--think-ms T] [--ramp-ms T] [--run-s S [--warmup-s W]]\n\n"
+               "         [--think-ms T] [--ramp-ms T] [--run-s S [--warmup-s W]]\n"
+               "         [--cut-permille N [--cut-window-ms T]] [--reconnect-every K]\n"
+               "         [--new-conversation]\n\n"
                "Opens N WebSocket connections (token for user load-<i % U>, U defaults to N);\n"
                "each sends M messages in one conversation, each after the previous reply's\n"
                "done. Prints latency percentiles; exits 1 if any reply was wrong or missing,\n"
@@ -112,7 +129,18 @@ void usage(const char* argv0) {
                "--ramp-ms: connection i starts i*T/N ms after the first (spread the start).\n"
                "--run-s: no new send once S s have passed since the start (--messages is then\n"
                "a cap); replies in flight still complete and are checked. --warmup-s W: the\n"
-               "steady-state chunks/s is counted over [W, S] s.\n";
+               "steady-state chunks/s is counted over [W, S] s.\n"
+               "--cut-permille N: after each send, with probability N/1000, the connection is\n"
+               "dropped abruptly (no close frame) at a uniform time in [0, --cut-window-ms]\n"
+               "(default 500) unless the reply ended first; the client reconnects and resumes:\n"
+               "`subscribe` afterSeq = the acked user message's seq (or, if the send was not\n"
+               "acked, the same send again, then that subscribe). The reply must then arrive\n"
+               "whole (missing chunks, a wrong done.chunks or a timeout count as lost; the\n"
+               "user's recent frames are printed to stderr).\n"
+               "--reconnect-every K: after every K replies a clean close and reconnect, then\n"
+               "`subscribe` afterSeq = the seq before the messages of the last K sends: all of\n"
+               "them must be replayed, in order, exactly as acked and received (else lost).\n"
+               "--new-conversation: on 1 in 4 clean reconnects, start a new conversation.\n";
 }
 
 // -- statistics ------------------------------------------------------------------
@@ -141,6 +169,10 @@ struct stats {
   int64_t resent_unavailable = 0, resent_unacked = 0; // after a kill
   int64_t repeated_chunks = 0;                        // dropped, as a client does
   int64_t replayed_replies = 0; // ended by a `message` instead of chunks and done
+  // Soak: reconnects and resumes.
+  int64_t cuts = 0, cuts_before_ack = 0, resumes = 0, resumed_whole = 0, reconnects = 0;
+  int64_t new_conversations = 0, replay_verified = 0, lost = 0;
+  int64_t repeated_ends = 0; // a reply's done (or replay) again: see repeated_end()
   int64_t connect_failures = 0, conn_errors = 0, timeouts = 0;
   int64_t error_frames = 0, wrong = 0, missing = 0;
   std::map<std::string, int64_t> finish_reasons;
@@ -152,7 +184,7 @@ struct stats {
   }
   bool ok() const {
     return completed == expected && wrong == 0 && missing == 0 && connect_failures == 0
-           && conn_errors == 0 && timeouts == 0;
+           && conn_errors == 0 && timeouts == 0 && lost == 0;
   }
 };
 
@@ -190,6 +222,7 @@ struct shared_state {
   clock_type::time_point t0;                     // the start
   clock_type::time_point window_from, window_to; // steady-state window (--run-s)
   bool stopping = false;
+  std::mt19937_64 rng{std::random_device{}()};
   int finished = 0; // clients that ended (well or not)
   int settled = 0;  // clients past their measured sends (well or not)
   int ready = 0;    // of which with all replies, waiting for the kill
@@ -215,6 +248,8 @@ struct leg {
   bool keep_open = false; // stay connected after the last reply (a probe follows)
 };
 
+using ws_type = websocket::stream<beast::tcp_stream>;
+
 class connection : public std::enable_shared_from_this<connection> {
 public:
   /// Called once the leg's sends are over: `all_replied` if every one got
@@ -223,18 +258,22 @@ public:
 
   connection(net::io_context& ioc, shared_state& s, int id, leg l, std::string conversation,
              end_fn on_end)
-      : s_(s), id_(id), leg_(l), st_(l.st), on_end_(std::move(on_end)), ws_(ioc), timer_(ioc),
-        resend_timer_(ioc), think_timer_(ioc), conversation_(std::move(conversation)),
-        msg_(l.first - 1) {}
+      : s_(s), id_(id), leg_(l), st_(l.st), on_end_(std::move(on_end)), ioc_(ioc),
+        ws_(std::make_shared<ws_type>(ioc)), timer_(ioc),
+        resend_timer_(ioc), think_timer_(ioc), cut_timer_(ioc),
+        conversation_(std::move(conversation)), msg_(l.first - 1), conv_msgs_(l.first - 1) {}
 
   void start(const std::string& token) {
     token_ = token;
     t_connect_ = clock_type::now();
-    beast::get_lowest_layer(ws_).expires_after(
+    beast::get_lowest_layer(*ws_).expires_after(
         std::chrono::milliseconds{s_.opt.connect_timeout_ms});
     tcp::endpoint ep{net::ip::make_address("127.0.0.1"), leg_.ep->port};
-    beast::get_lowest_layer(ws_).async_connect(
-        ep, [self = shared_from_this()](beast::error_code ec) { self->on_connect(ec); });
+    beast::get_lowest_layer(*ws_).async_connect(
+        ep, [self = shared_from_this(), g = gen_](beast::error_code ec) {
+          if (g == self->gen_)
+            self->on_connect(ec);
+        });
   }
 
   /// --failover-kill: one more send on this still open connection, its
@@ -284,31 +323,211 @@ private:
   void on_connect(beast::error_code ec) {
     if (ec)
       return connect_failed("connect: " + ec.message());
-    ws_.set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
+    ws_->set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
       req.set(beast::http::field::user_agent, "chat_load");
     }));
-    ws_.read_message_max(16 << 20);
-    ws_.async_handshake(
+    ws_->read_message_max(16 << 20);
+    ws_->async_handshake(
         res_, leg_.ep->host + ":" + std::to_string(leg_.ep->port),
         leg_.ep->target + "?token=" + token_,
-        [self = shared_from_this()](beast::error_code ec) { self->on_handshake(ec); });
+        [self = shared_from_this(), g = gen_](beast::error_code ec) {
+          if (g == self->gen_)
+            self->on_handshake(ec);
+        });
   }
 
   void on_handshake(beast::error_code ec) {
     if (ec)
       return connect_failed("upgrade: " + ec.message() + " (HTTP "
                             + std::to_string(res_.result_int()) + ")");
-    beast::get_lowest_layer(ws_).expires_never();
+    beast::get_lowest_layer(*ws_).expires_never();
     // Beast answers the server's pings while a read is pending.
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds{10};
     t.idle_timeout = websocket::stream_base::none();
     t.keep_alive_pings = false;
-    ws_.set_option(t);
-    ws_.text(true);
+    ws_->set_option(t);
+    ws_->text(true);
     st_->connect.add(clock_type::now() - t_connect_);
     read();
-    send_next();
+    auto p = reconnecting_;
+    reconnecting_ = phase::none;
+    switch (p) {
+    case phase::none:
+      return send_next();
+    case phase::cut:
+      ++st_->resumes;
+      return resume();
+    case phase::clean:
+      ++st_->reconnects;
+      return after_clean_reconnect();
+    case phase::fresh:
+      return start_new_conversation();
+    }
+  }
+
+  // -- soak: cuts, resumes, clean reconnects ---------------------------------------
+
+  enum class phase { none, cut, clean, fresh };
+
+  /// The last frames of this connection (soak only), printed when something is lost.
+  void trace(const char* dir, const std::string& what) {
+    if (!s_.opt.soak())
+      return;
+    double t = std::chrono::duration<double, std::milli>(clock_type::now() - s_.t0).count();
+    char b[48];
+    std::snprintf(b, sizeof b, "%11.1f ms g%llu %s ", t, static_cast<unsigned long long>(gen_),
+                  dir);
+    log_.push_back(b + what.substr(0, 500));
+    if (log_.size() > 150)
+      log_.pop_front();
+  }
+
+  /// A loss: counted, described, and the user's recent frames to stderr.
+  void lost(const std::string& why) {
+    ++st_->lost;
+    std::string d = who() + " user load-" + std::to_string(id_ % s_.opt.users) + " conversation "
+                    + conversation_ + " user seq " + std::to_string(cur_.seq) + " clientMsgId "
+                    + cur_.client_msg_id + " (resumed " + std::to_string(cur_.resumes)
+                    + "x, chunks 0.." + std::to_string(cur_.chunks - 1) + " received): " + why;
+    st_->problem("LOST " + d);
+    std::cerr << "=== LOST: " << d << "\n    frames of this connection (ms since start, g = "
+              << "connection generation):\n";
+    for (auto& l : log_)
+      std::cerr << "    " << l << "\n";
+    std::cerr << "=== end of LOST report\n";
+  }
+
+  /// Replaces the socket by a new connection; `p` says what follows the upgrade.
+  void reconnect(phase p) {
+    reconnecting_ = p;
+    closing_ = false;
+    close_hard();
+    ++gen_;
+    writing_ = false;
+    outq_.clear();
+    // A read pending on the old socket may still fill its buffer: a new one.
+    buf_ = std::make_shared<beast::flat_buffer>();
+    ws_ = std::make_shared<ws_type>(ioc_);
+    trace("--", "reconnect");
+    start(token_);
+  }
+
+  /// --cut-permille: the connection drops (no close frame) before the reply ended.
+  void cut() {
+    ++st_->cuts;
+    if (!cur_.acked)
+      ++st_->cuts_before_ack;
+    ++cur_.resumes;
+    trace("--", std::string("CUT (") + (cur_.acked ? "acked" : "not acked") + ", "
+                    + std::to_string(cur_.chunks) + " chunks)");
+    reconnect(phase::cut);
+  }
+
+  /// After a cut: subscribe after the acked user message; not acked, the
+  /// same send again first (its ack then brings the subscribe).
+  void resume() {
+    if (!cur_.acked) {
+      cur_.resend_pending = true;
+      return write_frame(out_);
+    }
+    subscribe(cur_.seq);
+  }
+
+  void subscribe(int64_t after) {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w{sb};
+    w.StartObject();
+    w.Key("type");
+    w.String("subscribe");
+    w.Key("conversationId");
+    w.String(conversation_.c_str());
+    w.Key("afterSeq");
+    w.Int64(after);
+    w.EndObject();
+    write_frame(sb.GetString());
+  }
+
+  /// --reconnect-every: close cleanly, then reconnect.
+  void clean_reconnect() {
+    trace("--", "clean close");
+    closing_ = true;
+    ws_->async_close(websocket::close_code::normal,
+                     [self = shared_from_this(), g = gen_, ws = ws_](beast::error_code) {
+                       if (g == self->gen_ && !self->ended_)
+                         self->reconnect(phase::clean);
+                     });
+  }
+
+  /// After a clean reconnect: a new conversation (--new-conversation, 1 in
+  /// 4), or a subscribe that must replay every message since the previous
+  /// reconnect exactly as this client saw it.
+  void after_clean_reconnect() {
+    if (conversation_.empty()
+        || (s_.opt.new_conversation && std::uniform_int_distribution<int>(0, 3)(s_.rng) == 0))
+      return start_new_conversation();
+    if (history_.empty())
+      return think_then_send();
+    verify_after_ = history_.front().seq - 1;
+    verify_next_ = verify_after_ + 1;
+    verifying_ = true;
+    timer_.expires_after(std::chrono::milliseconds{s_.opt.timeout_ms});
+    timer_.async_wait([self = shared_from_this(), n = msg_](beast::error_code ec) {
+      if (!ec && self->msg_ == n && self->verifying_ && !self->ended_) {
+        ++self->st_->timeouts;
+        self->lost("replay after a clean reconnect incomplete: next expected seq "
+                   + std::to_string(self->verify_next_) + " of "
+                   + std::to_string(self->verify_after_ + 1) + ".."
+                   + std::to_string(self->history_.back().seq));
+        self->verifying_ = false;
+        self->reconnect(phase::fresh);
+      }
+    });
+    subscribe(verify_after_);
+  }
+
+  /// A `message` while verifying the replay after a clean reconnect.
+  void verify_replayed(const rapidjson::Document& d, const std::string& text) {
+    auto seq = num(d, "seq");
+    if (seq < verify_next_)
+      return lost("replayed seq " + std::to_string(seq) + " again or out of order: " + text);
+    if (seq > verify_next_)
+      lost("replay skipped seqs " + std::to_string(verify_next_) + ".." + std::to_string(seq - 1)
+           + ": " + text);
+    auto idx = static_cast<size_t>(seq - verify_after_ - 1);
+    if (idx >= history_.size())
+      return lost("replayed seq " + std::to_string(seq) + " beyond the last one seen: " + text);
+    auto& h = history_[idx];
+    if (str(d, "role") != h.role || str(d, "messageId") != h.id || str(d, "content") != h.content
+        || (h.role == "user" && str(d, "clientMsgId") != h.client_msg_id))
+      lost("replayed message differs from the one acked/received (" + h.role + " " + h.id
+           + ", " + std::to_string(h.content.size()) + " bytes): " + text);
+    verify_next_ = seq + 1;
+    if (idx + 1 == history_.size()) {
+      verifying_ = false;
+      st_->replay_verified += static_cast<int64_t>(history_.size());
+      history_.clear();
+      timer_.cancel();
+      think_then_send();
+    }
+  }
+
+  void start_new_conversation() {
+    ++st_->new_conversations;
+    conversation_.clear();
+    conv_msgs_ = 0;
+    history_.clear();
+    think_then_send();
+  }
+
+  void think_then_send() {
+    if (s_.opt.think_ms <= 0)
+      return send_next();
+    think_timer_.expires_after(std::chrono::milliseconds{s_.opt.think_ms});
+    think_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->ended_)
+        self->send_next();
+    });
   }
 
   void connect_failed(const std::string& why) {
@@ -326,6 +545,7 @@ private:
     if (s_.stopping)
       return;
     ++msg_;
+    ++conv_msgs_;
     cur_ = reply{};
     cur_.client_msg_id = s_.run_id + "-" + std::to_string(id_) + "-" + std::to_string(msg_);
     rapidjson::StringBuffer sb;
@@ -344,6 +564,7 @@ private:
       w.String(s_.opt.model.c_str());
     }
     std::string content = s_.opt.content + " " + std::to_string(id_) + " " + std::to_string(msg_);
+    cur_.content_sent = content;
     w.Key("content");
     w.String(content.c_str(), static_cast<rapidjson::SizeType>(content.size()));
     w.EndObject();
@@ -358,24 +579,61 @@ private:
     timer_.async_wait([self = shared_from_this(), n = msg_](beast::error_code ec) {
       if (!ec && self->msg_ == n && !self->ended_) {
         ++self->st_->timeouts;
-        self->fail_remaining("timeout waiting for the reply");
+        if (!self->s_.opt.soak())
+          return self->fail_remaining("timeout waiting for the reply");
+        // Soak: counted lost (and missing), then on in a new conversation.
+        ++self->st_->missing;
+        self->lost("timeout waiting for the reply");
+        self->reconnect(phase::fresh);
       }
     });
+    if (s_.opt.cut_permille > 0 && !probing_
+        && std::uniform_int_distribution<int>(0, 999)(s_.rng) < s_.opt.cut_permille) {
+      cut_timer_.expires_after(std::chrono::milliseconds{
+          std::uniform_int_distribution<int>(0, s_.opt.cut_window_ms)(s_.rng)});
+      cut_timer_.async_wait([self = shared_from_this(), n = msg_](beast::error_code ec) {
+        if (!ec && self->msg_ == n && !self->ended_ && !self->cur_.ended
+            && self->reconnecting_ == phase::none && !self->closing_)
+          self->cut();
+      });
+    }
     write_out();
   }
 
   /// Writes the current send. Beast allows one write at a time: a resend
   /// due while one is in flight is skipped (the next is planned already).
   void write_out() {
-    if (writing_)
+    if (writing_ && probing_)
+      return;
+    write_frame(out_);
+  }
+
+  /// Queues a frame; one write at a time, in order.
+  void write_frame(std::string f) {
+    trace("->", f);
+    outq_.push_back(std::make_shared<std::string>(std::move(f)));
+    pump();
+  }
+
+  void pump() {
+    if (writing_ || outq_.empty())
       return;
     writing_ = true;
-    ws_.async_write(net::buffer(out_), [self = shared_from_this()](beast::error_code ec, size_t) {
+    auto f = outq_.front();
+    ws_->async_write(net::buffer(*f), [self = shared_from_this(), g = gen_, f,
+                                       ws = ws_](beast::error_code ec, size_t) {
+      if (g != self->gen_)
+        return; // a socket replaced since
       self->writing_ = false;
+      if (!self->outq_.empty())
+        self->outq_.pop_front();
       if (ec && !self->ended_) {
+        if (self->closing_)
+          return;
         ++self->st_->conn_errors;
-        self->fail_remaining("write: " + ec.message());
+        return self->fail_remaining("write: " + ec.message());
       }
+      self->pump();
     });
   }
 
@@ -395,11 +653,16 @@ private:
   }
 
   void read() {
-    ws_.async_read(
-        buf_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    ws_->async_read(*buf_, [self = shared_from_this(), g = gen_, ws = ws_,
+                            b = buf_](beast::error_code ec, size_t) {
+      if (g == self->gen_)
+        self->on_read(ec);
+    });
   }
 
   void on_read(beast::error_code ec) {
+    if (ec && closing_)
+      return; // our clean close: the reconnect follows
     if (ec) {
       if (idle_) { // between the last reply and the kill; probe() counts it missing
         idle_ = false;
@@ -412,15 +675,15 @@ private:
         ++st_->conn_errors;
         std::string why = "read: " + ec.message();
         if (ec == websocket::error::closed)
-          why += " (close code " + std::to_string(ws_.reason().code) + " '"
-                 + std::string(ws_.reason().reason.c_str()) + "')";
+          why += " (close code " + std::to_string(ws_->reason().code) + " '"
+                 + std::string(ws_->reason().reason.c_str()) + "')";
         fail_remaining(why);
       }
       return;
     }
     auto now = clock_type::now();
-    std::string text = beast::buffers_to_string(buf_.data());
-    buf_.consume(buf_.size());
+    std::string text = beast::buffers_to_string(buf_->data());
+    buf_->consume(buf_->size());
     handle(text, now);
     if (!ended_)
       read();
@@ -428,12 +691,15 @@ private:
 
   void wrong(const std::string& why, const std::string& frame) {
     ++st_->wrong;
+    if (cur_.resumes > 0)
+      lost(why + ": " + frame.substr(0, 300));
     st_->problem(who() + " msg " + std::to_string(msg_) + ": " + why + ": " + frame.substr(0, 300));
   }
 
   void handle(const std::string& text, clock_type::time_point now) {
     if (s_.opt.verbose)
       std::cerr << who() << " <- " << text << "\n";
+    trace("<-", text);
     rapidjson::Document d;
     d.Parse(text.c_str(), text.size());
     if (d.HasParseError() || !d.IsObject())
@@ -455,9 +721,13 @@ private:
       else if (conv != conversation_)
         wrong("ack for another conversation", text);
       // Each earlier message of this conversation used two seqs.
-      int64_t want = 2 * (msg_ - 1) + 1;
+      int64_t want = 2 * (conv_msgs_ - 1) + 1;
       if (cur_.seq != want)
         wrong("ack seq " + std::to_string(cur_.seq) + ", expected " + std::to_string(want), text);
+      if (cur_.resend_pending) { // resumed before the ack: now the reply
+        cur_.resend_pending = false;
+        subscribe(cur_.seq);
+      }
     } else if (type == "chunk") {
       if (!cur_.acked)
         wrong("chunk before ack", text);
@@ -480,7 +750,9 @@ private:
           wrong("chunk messageId changed", text);
       }
       if (index != cur_.chunks)
-        wrong("chunk index " + std::to_string(index) + ", expected " + std::to_string(cur_.chunks),
+        wrong("chunk index " + std::to_string(index) + ", expected " + std::to_string(cur_.chunks)
+                  + " (chunks " + std::to_string(cur_.chunks) + ".."
+                  + std::to_string(index - 1) + " missing)",
               text);
       if (str(d, "delta").empty())
         wrong("empty delta", text);
@@ -493,6 +765,8 @@ private:
       if (s_.opt.run_s > 0 && now >= s_.window_from && now < s_.window_to)
         ++st_->window_chunks;
     } else if (type == "done") {
+      if (repeated_end(d))
+        return;
       if (str(d, "replyTo") != cur_.message_id || !cur_.acked)
         return wrong("unexpected done", text);
       bool ok = true;
@@ -508,6 +782,10 @@ private:
       }
       reply_ended(d, text, now, ok);
     } else if (type == "message") {
+      if (verifying_)
+        return verify_replayed(d, text);
+      if (repeated_end(d))
+        return;
       // After a resubscription (the session followed the conversation to a
       // new node) a reply that ended meanwhile comes whole, as a `message`,
       // instead of its last chunks and done (PROTOCOL.md, subscribe).
@@ -518,6 +796,9 @@ private:
           wrong("replayed reply does not start with the chunks received", text);
           ok = false;
         }
+        cur_.content = str(d, "content");
+        if (cur_.chunks == 0)
+          cur_.reply_id = str(d, "messageId");
         reply_ended(d, text, now, ok);
       }
       // Other messages (replays of earlier ones) are harmless.
@@ -539,6 +820,19 @@ private:
     } else {
       wrong("unknown frame type", text);
     }
+  }
+
+  /// The end (`done`, or a `message` replaying it) of a reply that has ended
+  /// already: after a cut before the ack the client resends the send, whose
+  /// repeat attaches the connection to the reply (PROTOCOL.md, clientMsgId),
+  /// and subscribes on the ack (the reply may have ended, and then only a
+  /// subscribe brings it), so a reply still running then ends twice. Dropped,
+  /// like a repeated chunk.
+  bool repeated_end(const rapidjson::Document& d) {
+    if (last_reply_id_.empty() || str(d, "messageId") != last_reply_id_)
+      return false;
+    ++st_->repeated_ends;
+    return true;
   }
 
   /// The current reply ended (`done`, or replayed whole as a `message`):
@@ -563,19 +857,29 @@ private:
     ++dones_;
     if (ok)
       ++st_->completed;
+    if (ok && cur_.resumes > 0)
+      ++st_->resumed_whole;
+    cur_.ended = true;
+    last_reply_id_ = str(d, "messageId");
     timer_.cancel();
+    cut_timer_.cancel();
+    if (s_.opt.reconnect_every > 0) { // what a clean reconnect must replay
+      if (history_.size() > 400)
+        history_.clear();
+      history_.push_back({cur_.seq, "user", cur_.message_id, cur_.client_msg_id,
+                          cur_.content_sent});
+      history_.push_back({cur_.seq + 1, "assistant", cur_.reply_id, "", cur_.content});
+    }
     // --run-s: the time is up, no new send (the leg ends as if complete).
     if (dones_ < leg_.count && s_.opt.run_s > 0 && !probing_
         && now - s_.t0 >= std::chrono::seconds{s_.opt.run_s})
       leg_.count = dones_;
     if (dones_ < leg_.count) {
-      if (s_.opt.think_ms <= 0 || probing_)
+      if (probing_)
         return send_next();
-      think_timer_.expires_after(std::chrono::milliseconds{s_.opt.think_ms});
-      return think_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-        if (!ec && !self->ended_)
-          self->send_next();
-      });
+      if (s_.opt.reconnect_every > 0 && dones_ % s_.opt.reconnect_every == 0)
+        return clean_reconnect();
+      return think_then_send();
     }
     if (leg_.keep_open) { // reading on, until probe()
       idle_ = true;
@@ -596,13 +900,13 @@ private:
 
   void finish() {
     end(true);
-    ws_.async_close(websocket::close_code::normal,
+    ws_->async_close(websocket::close_code::normal,
                     [self = shared_from_this()](beast::error_code) { self->close_hard(); });
   }
 
   void close_hard() {
     beast::error_code ec;
-    beast::get_lowest_layer(ws_).socket().close(ec);
+    beast::get_lowest_layer(*ws_).socket().close(ec);
   }
 
   void end(bool all_replied) {
@@ -612,13 +916,17 @@ private:
     timer_.cancel();
     resend_timer_.cancel();
     think_timer_.cancel();
+    cut_timer_.cancel();
     on_end_(all_replied);
   }
 
   struct reply {
-    std::string client_msg_id, message_id, reply_id, content;
+    std::string client_msg_id, message_id, reply_id, content, content_sent;
     int64_t seq = -1;
     int64_t chunks = 0;
+    int resumes = 0;             // cuts during this reply
+    bool resend_pending = false; // cut before the ack: resent, subscribe on the ack
+    bool ended = false;
     bool acked = false;
     clock_type::time_point t_send, t_base, t_last_chunk;
   };
@@ -628,13 +936,28 @@ private:
   leg leg_;
   stats* st_;
   end_fn on_end_;
-  websocket::stream<beast::tcp_stream> ws_;
-  net::steady_timer timer_, resend_timer_, think_timer_;
+  net::io_context& ioc_;
+  std::shared_ptr<ws_type> ws_; // replaced on a reconnect (--cut-permille, --reconnect-every)
+  net::steady_timer timer_, resend_timer_, think_timer_, cut_timer_;
   websocket::response_type res_;
-  beast::flat_buffer buf_;
+  std::shared_ptr<beast::flat_buffer> buf_ = std::make_shared<beast::flat_buffer>();
   std::string token_, out_, conversation_;
   clock_type::time_point t_connect_, t_probe_;
-  int msg_;       // number within the conversation of the current send
+  int msg_;       // number of the current send on this connection (clientMsgId)
+  int conv_msgs_; // sends in the current conversation, this one included
+  uint64_t gen_ = 0; // the socket's generation: handlers of replaced ones do nothing
+  phase reconnecting_ = phase::none;
+  bool closing_ = false;   // clean close in progress (--reconnect-every)
+  bool verifying_ = false; // waiting for the replay after a clean reconnect
+  int64_t verify_after_ = 0, verify_next_ = 0;
+  struct seen {
+    int64_t seq;
+    std::string role, id, client_msg_id, content;
+  };
+  std::vector<seen> history_; // since the last clean reconnect
+  std::deque<std::shared_ptr<std::string>> outq_;
+  std::deque<std::string> log_;
+  std::string last_reply_id_; // of the last reply that ended
   int dones_ = 0; // replies done on this leg
   reply cur_;
   bool writing_ = false;
@@ -790,7 +1113,17 @@ void print_stats(stats& st, bool latencies, bool with_connect = true) {
     std::printf(", repeated chunks dropped %lld", static_cast<long long>(st.repeated_chunks));
   if (st.replayed_replies > 0)
     std::printf(", replies replayed whole %lld", static_cast<long long>(st.replayed_replies));
+  if (st.repeated_ends > 0)
+    std::printf(", repeated reply ends dropped %lld", static_cast<long long>(st.repeated_ends));
   std::printf("\n");
+  if (st.cuts + st.reconnects > 0)
+    std::printf("  soak: cuts %lld (before the ack %lld), resumes %lld, resumed replies whole "
+                "%lld, clean reconnects %lld, new conversations %lld, replayed messages "
+                "verified %lld, lost %lld\n",
+                static_cast<long long>(st.cuts), static_cast<long long>(st.cuts_before_ack),
+                static_cast<long long>(st.resumes), static_cast<long long>(st.resumed_whole),
+                static_cast<long long>(st.reconnects), static_cast<long long>(st.new_conversations),
+                static_cast<long long>(st.replay_verified), static_cast<long long>(st.lost));
   if (latencies) {
     std::printf("  latency (ms):\n");
     if (with_connect)
@@ -853,7 +1186,7 @@ int main(int argc, char** argv) {
     else if (a == "--users")
       o.users = ival(1, 1000000);
     else if (a == "--duration-limit")
-      o.duration_limit_s = ival(1, 3600);
+      o.duration_limit_s = ival(1, 86400);
     else if (a == "--timeout-ms")
       o.timeout_ms = ival(1, 3600 * 1000);
     else if (a == "--connect-timeout-ms")
@@ -875,9 +1208,17 @@ int main(int argc, char** argv) {
     else if (a == "--ramp-ms")
       o.ramp_ms = ival(0, 600 * 1000);
     else if (a == "--run-s")
-      o.run_s = ival(0, 3600);
+      o.run_s = ival(0, 86400);
     else if (a == "--warmup-s")
-      o.warmup_s = ival(0, 3600);
+      o.warmup_s = ival(0, 86400);
+    else if (a == "--cut-permille")
+      o.cut_permille = ival(0, 1000);
+    else if (a == "--cut-window-ms")
+      o.cut_window_ms = ival(0, 60 * 1000);
+    else if (a == "--reconnect-every")
+      o.reconnect_every = ival(0, 1000000);
+    else if (a == "--new-conversation")
+      o.new_conversation = true;
     else if (a == "--help" || a == "-h") {
       usage(argv[0]);
       return 0;
