@@ -16,7 +16,9 @@
 #endif
 #endif
 #ifdef CHAT_SANITIZER_HEAP
-#include <sanitizer/allocator_interface.h>
+// <sanitizer/allocator_interface.h>, which gcc 12 does not ship; libasan
+// and libtsan both export it.
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 namespace chat::metrics {
