@@ -34,6 +34,19 @@
 #include "persistence/membership.hpp"
 #include "persistence/store.hpp"
 
+// Built with AddressSanitizer (CHAT_SANITIZE=address): std::_Exit skips the
+// exit-time leak check, so main runs it itself.
+#if defined(__SANITIZE_ADDRESS__)
+#define CHAT_LEAK_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHAT_LEAK_CHECK 1
+#endif
+#endif
+#ifdef CHAT_LEAK_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace {
 
 using namespace chat;
@@ -523,6 +536,10 @@ int cmd_serve(const settings& s) {
   // still holding proxies of actors on other nodes, could crash in their
   // destructors (seen on cluster nodes after SIGTERM), and nothing is
   // gained by running it.
+#ifdef CHAT_LEAK_CHECK
+  // Leaks found end the process here with ASan's exit code and a report.
+  __lsan_do_leak_check();
+#endif
   std::_Exit(0);
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -69,7 +70,33 @@ process::~process() {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
   }
+  check_sanitizers();
   unlink(log_path_.c_str());
+}
+
+void process::check_sanitizers() {
+  // Sanitizer builds (deploy/sanitizers/env.sh): ASan, LeakSanitizer and
+  // TSan write their reports to CHAT_SANITIZER_LOGS/report.<program>.<pid>;
+  // UBSan (next to ASan) writes to stderr, which is this log.
+  auto dir = std::getenv("CHAT_SANITIZER_LOGS");
+  if (dir == nullptr || pid_ <= 0)
+    return;
+  auto suffix = "." + std::to_string(pid_);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator{dir, ec}) {
+    auto name = entry.path().filename().string();
+    if (name.rfind("report.", 0) != 0 || name.size() <= suffix.size()
+        || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    std::ifstream in{entry.path()};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    CHECK_MESSAGE(ss.str().empty(), "sanitizer report of pid " << pid_ << " (" << entry.path().string()
+                                                               << "):\n" << ss.str());
+  }
+  auto text = log();
+  CHECK_MESSAGE(text.find(": runtime error: ") == std::string::npos,
+                "UBSan report in the log of pid " << pid_ << ":\n" << text);
 }
 
 std::string process::log() const {

@@ -42,6 +42,8 @@ public:
   }
 
 private:
+  /// Fails the test when a sanitizer build's process wrote a report.
+  void check_sanitizers();
   int pid_ = -1;
   std::string log_path_;
   bool exited_ = false;
