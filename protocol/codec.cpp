@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include <rapidjson/document.h>
 #include <rapidjson/memorystream.h>
@@ -438,7 +439,8 @@ std::string encode_chunk(std::string_view conversation_id, std::string_view mess
   string_out os{frame};
   alignas(16) char stack_buf[256]; // the writer's nesting stack: one level here
   rapidjson::MemoryPoolAllocator<> stack_alloc{stack_buf, sizeof stack_buf};
-  rapidjson::Writer<string_out, rapidjson::UTF8<>, rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>>
+  rapidjson::Writer<string_out, rapidjson::UTF8<>, rapidjson::UTF8<>,
+                    rapidjson::MemoryPoolAllocator<>>
       w{os, &stack_alloc, 4};
   auto str = [&](const char* k, size_t klen, std::string_view v) {
     w.Key(k, static_cast<SizeType>(klen));
@@ -532,7 +534,10 @@ int64_t completed_seq_of(std::string_view frame) {
   int64_t seq = 0;
   bool any = false;
   for (auto i = pos + key.size(); i < frame.size() && frame[i] >= '0' && frame[i] <= '9'; ++i) {
-    seq = seq * 10 + (frame[i] - '0');
+    int digit = frame[i] - '0';
+    if (seq > (std::numeric_limits<int64_t>::max() - digit) / 10)
+      return -1; // past int64: not a seq we wrote
+    seq = seq * 10 + digit;
     any = true;
   }
   return any ? seq : -1;

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -666,4 +667,15 @@ TEST_CASE("codec: completed_seq_of reads the seq of a message, a done or an ack,
   CHECK(completed_seq_of(encode(chunk_frame{"c1", "m2", "m1", 8, 0, "x"})) == -1);
   CHECK(completed_seq_of("") == -1);
   CHECK(completed_seq_of(R"({"type":"message",)") == -1);
+}
+
+// Found by tests/fuzz/protocol_codec_fuzz.cpp (input kept in
+// tests/fuzz/corpus/protocol_codec_fuzz/crash-b88dcef63b43e284a52a89d8ffb4034d41335b91):
+// a seq of more digits than int64 holds was a signed overflow.
+TEST_CASE("codec: completed_seq_of refuses a seq past int64") {
+  CHECK(completed_seq_of(R"({"type":"done",:184:18 y"seq":444674440440734144446744404)") == -1);
+  CHECK(completed_seq_of(R"({"type":"ack","seq":9223372036854775807})")
+        == std::numeric_limits<int64_t>::max());
+  CHECK(completed_seq_of(R"({"type":"ack","seq":9223372036854775808})") == -1);
+  CHECK(completed_seq_of(R"({"type":"ack","seq":99999999999999999999999})") == -1);
 }
