@@ -1,5 +1,6 @@
 #include "gateway/request_checks.hpp"
 
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/websocket/detail/hybi13.hpp>
 #include <boost/beast/websocket/error.hpp>
@@ -12,6 +13,23 @@ namespace websocket = boost::beast::websocket;
 void limit_request_parser(request_parser& p, size_t max_body_bytes) {
   p.header_limit(static_cast<std::uint32_t>(max_header_bytes));
   p.body_limit(max_body_bytes);
+}
+
+read_refusal refusal_for(const boost::system::error_code& ec) {
+  if (ec.category() != http::make_error_code(http::error::end_of_stream).category())
+    return {}; // the socket's own errors, the read deadline
+  switch (static_cast<http::error>(ec.value())) {
+    case http::error::end_of_stream:   // closed between requests
+    case http::error::partial_message: // closed mid-request
+      return {};
+    case http::error::body_limit:
+    case http::error::buffer_overflow: // a chunk header outgrew the read buffer
+      return {413, "too_large", "request body too large"};
+    case http::error::header_limit:
+      return {431, "too_large", "request headers too large"};
+    default: // the bytes are not an HTTP/1 request
+      return {400, "bad_request", "malformed HTTP request"};
+  }
 }
 
 bool origin_allowed(std::string_view origin, std::string_view host,

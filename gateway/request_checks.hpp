@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/system/error_code.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -39,6 +40,19 @@ using request_parser = http::request_parser<http::string_body>;
 /// Sets the limits every request is read with: `max_header_bytes` and the
 /// configured body limit (gateway_config::max_body_bytes).
 void limit_request_parser(request_parser& p, size_t max_body_bytes);
+
+/// The answer to a request that could not be read as one, by the error
+/// of the read (Beast's parser or the bounded buffer): 413 for a body over
+/// the limit (or a chunked body whose chunk header outgrows the buffer),
+/// 431 for headers over `max_header_bytes`, 400 for bytes that are not
+/// HTTP. Nothing (status 0) for a connection that ended or timed out,
+/// which nobody is there to read an answer: it is just closed.
+struct read_refusal {
+  int status = 0;
+  const char* code = "";
+  const char* message = "";
+};
+read_refusal refusal_for(const boost::system::error_code& ec);
 
 /// Whether a browser page at `origin` may open the WebSocket of a request
 /// sent to `host`: no Origin (not a browser) may; with `allowed` empty only

@@ -63,11 +63,16 @@ private:
   }
 
   void on_read(beast::error_code ec, size_t) {
-    if (ec == http::error::body_limit) {
-      // Answered, not dropped: the client learns why (the rest of its body
-      // is not read, so the connection ends after the answer).
-      auto version = parser_->get().version();
-      return write(version, false, rest_error(413, "too_large", "request body too large"), false);
+    if (auto refusal = refusal_for(ec); refusal.status != 0) {
+      // Answered, not dropped: the client learns why (the rest of its
+      // request is not read, so the connection ends after the answer).
+      metrics::global().http_requests++;
+      log::info("http_request_refused",
+                {{"status", static_cast<int64_t>(refusal.status)}, {"error", ec.message()}});
+      auto version = parser_->get().version() == 10 ? 10u : 11u;
+      return write(version, false,
+                   rest_error(static_cast<unsigned>(refusal.status), refusal.code, refusal.message),
+                   false);
     }
     if (ec) {
       stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);

@@ -175,3 +175,24 @@ TEST_CASE("request checks: headers and the read buffer are bounded") {
   REQUIRE_FALSE(o.ec);
   CHECK(o.req.body().size() == 60000);
 }
+
+TEST_CASE("request checks: a request that cannot be read is answered with why, a closed or "
+          "timed-out one is not") {
+  auto status_of
+      = [](const std::string& bytes) { return refusal_for(read_request(bytes).ec).status; };
+  CHECK(status_of("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + std::string(1 << 20, 'x')) == 431);
+  CHECK(status_of("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n"
+                  + std::string(1000000, '{'))
+        == 413);
+  CHECK(status_of("POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;a="
+                  + std::string(1 << 20, 'x'))
+        == 413);
+  CHECK(status_of("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 TLS, not HTTP\r\n\r\n") == 400);
+  CHECK(status_of("GET / HTTP/1.1\r\nHost t\r\n\r\n") == 400);            // no colon
+  CHECK(status_of("GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n") == 400); // bad length
+  // Nobody to answer: the peer closed mid-request, or before one.
+  CHECK(status_of("GET / HTTP/1.1\r\nHost: t\r\n") == 0);
+  CHECK(status_of("") == 0);
+  CHECK(refusal_for(boost::asio::error::connection_reset).status == 0);
+  CHECK(refusal_for(beast::error::timeout).status == 0);
+}

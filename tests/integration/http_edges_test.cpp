@@ -1,6 +1,7 @@
 // HTTP edge cases over a raw socket, as a client sends them: HEAD gets the
-// headers without the body, an oversized request body gets 413 instead of
-// a dropped connection, slow-header clients (slowloris) are cut off.
+// headers without the body, an oversized request body gets 413 and oversized
+// headers 431 instead of a dropped connection, bytes that are not HTTP get
+// 400, slow-header clients (slowloris) are cut off.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -49,6 +50,21 @@ TEST_CASE("http: a request body over the limit is answered 413 too_large") {
   CHECK(res.rfind("HTTP/1.1 413", 0) == 0);
   CHECK(res.find("\"too_large\"") != std::string::npos);
   // The node goes on serving.
+  CHECK(http_request(svc.port, "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("http: headers over the limit get 431, bytes that are not HTTP get 400, and the node "
+          "goes on serving") {
+  service svc;
+  auto big = raw_exchange(svc.port, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: "
+                                        + std::string(20 * 1024, 'x') + "\r\n\r\n");
+  CAPTURE(big.substr(0, 200));
+  CHECK(big.rfind("HTTP/1.1 431", 0) == 0);
+  CHECK(big.find("\"too_large\"") != std::string::npos);
+  auto garbage = raw_exchange(svc.port, "\x16\x03\x01\x02\x00 not HTTP at all\r\n\r\n");
+  CAPTURE(garbage.substr(0, 200));
+  CHECK(garbage.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(garbage.find("\"bad_request\"") != std::string::npos);
   CHECK(http_request(svc.port, "GET", "/healthz").status == 200);
 }
 
