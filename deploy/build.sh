@@ -12,6 +12,12 @@ if [ -n "${CHAT_SANITIZE:-}" ]; then
   # sanitizers' options too.
   source deploy/sanitizers/env.sh
   cmake_args=(-DCHAT_SANITIZE="$CHAT_SANITIZE" -DCHAT_TEST_PG_PORT="$pg_port")
+  if [ "$CHAT_SANITIZE" = thread ]; then
+    # CAF instrumented too, or TSan reports every message between actors
+    # (deploy/sanitizers/caf-tsan.sh says why).
+    deploy/sanitizers/caf-tsan.sh "$(pwd)/.data/caf-tsan"
+    cmake_args+=(-DCMAKE_PREFIX_PATH="$(pwd)/.data/caf-tsan")
+  fi
 fi
 generator=()
 command -v ninja >/dev/null && [ ! -f "$build_dir/Makefile" ] && generator=(-G Ninja)
