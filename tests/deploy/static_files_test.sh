@@ -31,8 +31,12 @@ done
 echo "ok:   chatd.service: TimeoutStopSec=${stop}s, restart, kill signal, limits, hardening"
 
 # The runtime image installs the packages runtime-packages.sh finds for the
-# built programs: it must find one for every library.
-if [ -x "$bin/chatd" ] && [ -x "$bin/mock_llm" ]; then
+# built programs: it must find one for every library. Not for a sanitizer
+# build: a TSan chatd links a CAF built from source (deploy/sanitizers/
+# caf-tsan.sh), which no package holds, and no image ships such a build.
+if [ -n "${CHAT_SANITIZE:-}" ]; then
+  echo "skip: runtime packages (a CHAT_SANITIZE=$CHAT_SANITIZE build)"
+elif [ -x "$bin/chatd" ] && [ -x "$bin/mock_llm" ]; then
   pkgs=$("$src/deploy/docker/runtime-packages.sh" "$bin/chatd" "$bin/mock_llm")
   echo "$pkgs" | grep -qx libpqxx-6.4 || { echo "runtime packages lack libpqxx: $pkgs"; exit 1; }
   if echo "$pkgs" | grep -q -- '-dev$'; then echo "a -dev package at runtime: $pkgs"; exit 1; fi
