@@ -93,9 +93,9 @@ struct options {
   int run_s = 0;    // >0: keep sending (up to --messages) until this many s after the start
   int warmup_s = 0; // with --run-s: chunks/s counted from here to --run-s
   // Soak (bench/run_soak.sh): reconnects and resumes.
-  int cut_permille = 0;      // per send: drop the connection abruptly before the reply ends
-  int cut_window_ms = 500;   // the cut comes at a uniform time in [0, this] after the send
-  int reconnect_every = 0;   // >0: a clean close and reconnect after every K replies
+  int cut_permille = 0;          // per send: drop the connection abruptly before the reply ends
+  int cut_window_ms = 500;       // the cut comes at a uniform time in [0, this] after the send
+  int reconnect_every = 0;       // >0: a clean close and reconnect after every K replies
   bool new_conversation = false; // on a clean reconnect, 1 in 4 starts a new conversation
   bool soak() const {
     return cut_permille > 0 || reconnect_every > 0;
@@ -259,9 +259,9 @@ public:
   connection(net::io_context& ioc, shared_state& s, int id, leg l, std::string conversation,
              end_fn on_end)
       : s_(s), id_(id), leg_(l), st_(l.st), on_end_(std::move(on_end)), ioc_(ioc),
-        ws_(std::make_shared<ws_type>(ioc)), timer_(ioc),
-        resend_timer_(ioc), think_timer_(ioc), cut_timer_(ioc),
-        conversation_(std::move(conversation)), msg_(l.first - 1), conv_msgs_(l.first - 1) {}
+        ws_(std::make_shared<ws_type>(ioc)), timer_(ioc), resend_timer_(ioc), think_timer_(ioc),
+        cut_timer_(ioc), conversation_(std::move(conversation)), msg_(l.first - 1),
+        conv_msgs_(l.first - 1) {}
 
   void start(const std::string& token) {
     token_ = token;
@@ -327,13 +327,12 @@ private:
       req.set(beast::http::field::user_agent, "chat_load");
     }));
     ws_->read_message_max(16 << 20);
-    ws_->async_handshake(
-        res_, leg_.ep->host + ":" + std::to_string(leg_.ep->port),
-        leg_.ep->target + "?token=" + token_,
-        [self = shared_from_this(), g = gen_](beast::error_code ec) {
-          if (g == self->gen_)
-            self->on_handshake(ec);
-        });
+    ws_->async_handshake(res_, leg_.ep->host + ":" + std::to_string(leg_.ep->port),
+                         leg_.ep->target + "?token=" + token_,
+                         [self = shared_from_this(), g = gen_](beast::error_code ec) {
+                           if (g == self->gen_)
+                             self->on_handshake(ec);
+                         });
   }
 
   void on_handshake(beast::error_code ec) {
@@ -353,16 +352,16 @@ private:
     auto p = reconnecting_;
     reconnecting_ = phase::none;
     switch (p) {
-    case phase::none:
-      return send_next();
-    case phase::cut:
-      ++st_->resumes;
-      return resume();
-    case phase::clean:
-      ++st_->reconnects;
-      return after_clean_reconnect();
-    case phase::fresh:
-      return start_new_conversation();
+      case phase::none:
+        return send_next();
+      case phase::cut:
+        ++st_->resumes;
+        return resume();
+      case phase::clean:
+        ++st_->reconnects;
+        return after_clean_reconnect();
+      case phase::fresh:
+        return start_new_conversation();
     }
   }
 
@@ -500,8 +499,8 @@ private:
     auto& h = history_[idx];
     if (str(d, "role") != h.role || str(d, "messageId") != h.id || str(d, "content") != h.content
         || (h.role == "user" && str(d, "clientMsgId") != h.client_msg_id))
-      lost("replayed message differs from the one acked/received (" + h.role + " " + h.id
-           + ", " + std::to_string(h.content.size()) + " bytes): " + text);
+      lost("replayed message differs from the one acked/received (" + h.role + " " + h.id + ", "
+           + std::to_string(h.content.size()) + " bytes): " + text);
     verify_next_ = seq + 1;
     if (idx + 1 == history_.size()) {
       verifying_ = false;
@@ -751,8 +750,8 @@ private:
       }
       if (index != cur_.chunks)
         wrong("chunk index " + std::to_string(index) + ", expected " + std::to_string(cur_.chunks)
-                  + " (chunks " + std::to_string(cur_.chunks) + ".."
-                  + std::to_string(index - 1) + " missing)",
+                  + " (chunks " + std::to_string(cur_.chunks) + ".." + std::to_string(index - 1)
+                  + " missing)",
               text);
       if (str(d, "delta").empty())
         wrong("empty delta", text);
@@ -866,8 +865,8 @@ private:
     if (s_.opt.reconnect_every > 0) { // what a clean reconnect must replay
       if (history_.size() > 400)
         history_.clear();
-      history_.push_back({cur_.seq, "user", cur_.message_id, cur_.client_msg_id,
-                          cur_.content_sent});
+      history_.push_back(
+          {cur_.seq, "user", cur_.message_id, cur_.client_msg_id, cur_.content_sent});
       history_.push_back({cur_.seq + 1, "assistant", cur_.reply_id, "", cur_.content});
     }
     // --run-s: the time is up, no new send (the leg ends as if complete).
@@ -901,7 +900,7 @@ private:
   void finish() {
     end(true);
     ws_->async_close(websocket::close_code::normal,
-                    [self = shared_from_this()](beast::error_code) { self->close_hard(); });
+                     [self = shared_from_this()](beast::error_code) { self->close_hard(); });
   }
 
   void close_hard() {
@@ -943,8 +942,8 @@ private:
   std::shared_ptr<beast::flat_buffer> buf_ = std::make_shared<beast::flat_buffer>();
   std::string token_, out_, conversation_;
   clock_type::time_point t_connect_, t_probe_;
-  int msg_;       // number of the current send on this connection (clientMsgId)
-  int conv_msgs_; // sends in the current conversation, this one included
+  int msg_;          // number of the current send on this connection (clientMsgId)
+  int conv_msgs_;    // sends in the current conversation, this one included
   uint64_t gen_ = 0; // the socket's generation: handlers of replaced ones do nothing
   phase reconnecting_ = phase::none;
   bool closing_ = false;   // clean close in progress (--reconnect-every)
@@ -958,7 +957,7 @@ private:
   std::deque<std::shared_ptr<std::string>> outq_;
   std::deque<std::string> log_;
   std::string last_reply_id_; // of the last reply that ended
-  int dones_ = 0; // replies done on this leg
+  int dones_ = 0;             // replies done on this leg
   reply cur_;
   bool writing_ = false;
   bool probing_ = false;

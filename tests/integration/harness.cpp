@@ -91,12 +91,14 @@ void process::check_sanitizers() {
     std::ifstream in{entry.path()};
     std::stringstream ss;
     ss << in.rdbuf();
-    CHECK_MESSAGE(ss.str().empty(), "sanitizer report of pid " << pid_ << " (" << entry.path().string()
-                                                               << "):\n" << ss.str());
+    CHECK_MESSAGE(ss.str().empty(), "sanitizer report of pid " << pid_ << " ("
+                                                               << entry.path().string() << "):\n"
+                                                               << ss.str());
   }
   auto text = log();
   CHECK_MESSAGE(text.find(": runtime error: ") == std::string::npos,
-                "UBSan report in the log of pid " << pid_ << ":\n" << text);
+                "UBSan report in the log of pid " << pid_ << ":\n"
+                                                  << text);
 }
 
 std::string process::log() const {
